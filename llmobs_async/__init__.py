@@ -1,0 +1,13 @@
+"""llmobs_async: an async-first client for the Datadog LLM Observability API.
+
+>>> async with LLMObsClient() as client:  # doctest: +SKIP
+...     exp = await client.experiments.update(exp_id, status="completed")
+"""
+
+from . import errors, models
+from ._client import LLMObsClient
+from ._config import SITES
+from ._version import __version__
+from .models import UNSET
+
+__all__ = ["SITES", "UNSET", "LLMObsClient", "__version__", "errors", "models"]

@@ -1,0 +1,249 @@
+"""LLMObsClient: configuration, views, and the one request loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final, TypeVar
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from . import _config
+from ._resources import Experiments, Projects, Records
+from ._retry import RetryPolicy
+from ._transport import SessionPool
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    ValidationError,
+    status_error,
+)
+
+logger = logging.getLogger("llmobs_async")
+
+USER_AGENT: Final = f"llmobs-async/{__version__} aiohttp/{aiohttp.__version__}"
+T = TypeVar("T")
+
+
+class LLMObsClient:
+    """Async client for the Datadog LLM Observability API.
+
+    Create one per process (or per tenant with :meth:`with_options`) and close
+    it with ``async with`` or :meth:`close`. Resources are namespaces:
+    ``client.experiments``, ``client.projects``, ``client.records``.
+
+    Args:
+        api_key: Datadog API key; default ``DD_API_KEY``.
+        app_key: application key; default ``DD_APP_KEY``, then ``DD_APPLICATION_KEY``.
+        site: Datadog site; default ``DD_SITE``, then ``datadoghq.com``.
+        base_url: overrides ``site``, e.g. ``http://127.0.0.1:8126`` for a local server.
+        max_concurrency: requests in flight at once, across all views.
+        max_retries: retries on 408, 429, 5xx, connection errors and timeouts.
+        timeout: seconds per attempt, or an ``aiohttp.ClientTimeout``.
+        session: an ``aiohttp.ClientSession`` of yours to send through; it is
+            used for every origin and never closed by the client.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        app_key: str | None = None,
+        site: str | None = None,
+        base_url: str | None = None,
+        max_concurrency: int = 16,
+        max_retries: int = 5,
+        timeout: float | aiohttp.ClientTimeout = 30.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValidationError("max_concurrency", "must be >= 1")
+        self._pool = SessionPool(max_concurrency=max_concurrency, session=session)
+        self._configure(
+            base_url=_config.resolve_base_url(site, base_url),
+            keys=_config.resolve_keys(api_key, app_key),
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries),
+        )
+
+    def _configure(
+        self,
+        *,
+        base_url: URL,
+        keys: tuple[_config.Secret | None, _config.Secret | None],
+        timeout: float | aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+    ) -> None:
+        api_key, app_key = keys
+        if api_key is None:
+            raise ValidationError("api_key", "missing: pass api_key= or set DD_API_KEY")
+        if app_key is None:
+            raise ValidationError("app_key", "missing: pass app_key= or set DD_APP_KEY")
+        self._base_url = base_url
+        self._origin = str(base_url)
+        self._keys = keys
+        self._retry = retry
+        self._timeout = _timeout(timeout)
+        self._gate = self._pool.gate(str(base_url.origin()))
+        # Built once per view: every request reuses the same header object.
+        self._headers = CIMultiDictProxy(
+            CIMultiDict(
+                {
+                    "DD-API-KEY": api_key.reveal(),
+                    "DD-APPLICATION-KEY": app_key.reveal(),
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                }
+            )
+        )
+        self.experiments = Experiments(self)
+        """Update experiments: ``await client.experiments.update(id, status="completed")``."""
+        self.projects = Projects(self)
+        """Update projects: ``await client.projects.update(id, description="...")``."""
+        self.records = Records(self)
+        """Update dataset records, one request or a streamed bulk job."""
+
+    @property
+    def base_url(self) -> str:
+        """The API origin this view sends to, e.g. ``https://api.datadoghq.com``."""
+        return self._origin
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt."""
+        return self._retry.max_retries
+
+    def with_options(
+        self,
+        *,
+        site: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        app_key: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> LLMObsClient:
+        """Return a view with other settings that shares this client's pool.
+
+        Cheap: no session is created. The view shares the sessions, the
+        concurrency limit and the per-site rate gates; closing any view closes
+        the shared pool. Keys not given are kept from this client (not re-read
+        from the environment).
+        """
+        view = object.__new__(LLMObsClient)
+        view._pool = self._pool
+        if site is None and base_url is None:
+            url = self._base_url
+        else:
+            url = _config.resolve_base_url(site, base_url)
+        current_api, current_app = self._keys
+        view._configure(
+            base_url=url,
+            keys=(
+                _config.Secret(api_key) if api_key else current_api,
+                _config.Secret(app_key) if app_key else current_app,
+            ),
+            timeout=self._timeout if timeout is None else timeout,
+            retry=self._retry if max_retries is None else RetryPolicy(max_retries=max_retries),
+        )
+        return view
+
+    async def close(self) -> None:
+        """Close the sessions the client opened. Safe to call twice."""
+        await self._pool.close()
+
+    async def __aenter__(self) -> LLMObsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"LLMObsClient(base_url={self._origin!r}, max_retries={self._retry.max_retries})"
+
+    async def _request(self, method: str, path: str, body: bytes, parse: Callable[[bytes], T]) -> T:
+        """Send one logical request (with retries) and parse the 2xx body.
+
+        ``path`` is already percent-encoded. This is the only place requests
+        are sent from: retries, the rate gate, the semaphore, timeouts and
+        error mapping all live here.
+        """
+        url = URL(self._origin + path, encoded=True)
+        data = await self._retry.call(lambda: self._attempt(method, url, body))
+        try:
+            return parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise APIResponseValidationError(
+                f"{method} {url.path}: the response body is not the documented shape "
+                f"({type(exc).__name__}: {exc})",
+                status=200,
+                method=method,
+                url=str(url),
+                body=data,
+            ) from exc
+
+    async def _attempt(self, method: str, url: URL, body: bytes) -> bytes:
+        await self._gate.wait()
+        async with self._pool.semaphore:
+            session = self._pool.session(self._origin)
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    # Redirects are not followed: the keys must not travel to
+                    # another origin, and the API does not redirect.
+                    allow_redirects=False,
+                ) as response:
+                    data = await response.read()
+                    status = response.status
+                    headers = response.headers
+            except TimeoutError as exc:
+                raise APITimeoutError(
+                    f"{method} {url.path} timed out", method=method, url=str(url)
+                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise APIConnectionError(
+                    f"{method} {url.path} failed: {type(exc).__name__}: {exc}",
+                    method=method,
+                    url=str(url),
+                ) from exc
+        self._gate.observe(status, headers)
+        if 200 <= status < 300:
+            return data
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s answered %d", method, url.path, status)
+        if 300 <= status < 400:
+            raise APIStatusError(
+                status=status,
+                errors=[],
+                method=method,
+                url=str(url),
+                headers=headers,
+                body=data,
+                message=f"{status} redirect from {method} {url.path} not followed "
+                "(the client never sends credentials through a redirect)",
+            )
+        raise status_error(status=status, method=method, url=str(url), headers=headers, body=data)
+
+
+def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValidationError("timeout", f"must be a positive number of seconds; got {value!r}")
+    return aiohttp.ClientTimeout(total=float(value))

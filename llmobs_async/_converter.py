@@ -1,0 +1,281 @@
+"""The one cattrs converter: request models to JSON bytes, JSON documents to models.
+
+Everything about the wire format lives here: the JSON:API envelope, UNSET
+omission, timestamps, the forward-compatible reading of responses, and the
+location of a value JSON cannot encode. It is configured once at import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from . import _json
+from .errors import ValidationError
+from .models import (
+    DatasetRecord,
+    Experiment,
+    ExperimentAuthor,
+    ExperimentStatus,
+    ExperimentUpdate,
+    Project,
+    ProjectUpdate,
+    RecordUpdate,
+)
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(detailed_validation=False)
+"""The library's converter. Hooks are registered below, once."""
+
+_EXTRA_KEY = "\x00extra"  # cannot collide with an API field name
+
+
+def _identity(value: Any, _: Any = None) -> Any:
+    return value
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            # More than microsecond precision ("...00.123456789Z"): keep 6 digits.
+            head, dot, tail = str(value).partition(".")
+            if not dot:
+                raise
+            digits = len(tail) - len(tail.lstrip("0123456789"))
+            parsed = datetime.fromisoformat(f"{head}.{tail[:6]}{tail[digits:]}")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _structure_status(value: Any, _: Any) -> ExperimentStatus | str | None:
+    if value is None:
+        return None
+    try:
+        return ExperimentStatus(value)
+    except ValueError:
+        return str(value)  # a status newer than this library: keep it
+
+
+def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _structure_optional_mapping(value: Any, _: Any) -> Mapping[str, Any] | None:
+    return None if value is None else _structure_mapping(value, _)
+
+
+converter.register_structure_hook(datetime, _structure_datetime)
+
+
+def _response_hook(cls: type[T], **overrides: Any) -> Callable[[dict[str, Any]], T]:
+    """Build a structure function for a flat response model that keeps unknown keys."""
+    fields = attrs.fields(cls)  # type: ignore[arg-type]
+    known = frozenset(a.name for a in fields if a.name != "extra")
+    for a in fields:
+        if a.name in ("config", "metadata") and a.name not in overrides:
+            overrides[a.name] = override(struct_hook=_structure_mapping)
+        elif a.name in ("input", "expected_output"):
+            overrides[a.name] = override(struct_hook=_identity)
+    generated = make_dict_structure_fn(
+        cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_identity), **overrides
+    )
+
+    def structure(obj: dict[str, Any]) -> T:
+        if not obj.keys() <= known:
+            obj = dict(obj)
+            obj[_EXTRA_KEY] = {k: obj.pop(k) for k in list(obj) if k not in known}
+        return generated(obj, cls)
+
+    return structure
+
+
+_author = _response_hook(ExperimentAuthor)
+converter.register_structure_hook(ExperimentAuthor, lambda v, _: _author(v))
+structure_experiment_attrs = _response_hook(
+    Experiment,
+    status=override(struct_hook=_structure_status),
+    aggregate_data=override(struct_hook=_structure_optional_mapping),
+)
+structure_project_attrs = _response_hook(Project)
+structure_record = _response_hook(DatasetRecord)
+
+
+def _flatten(doc: Any) -> dict[str, Any]:
+    data = doc["data"]
+    attributes = data.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise TypeError("data.attributes is not an object")
+    flat = dict(attributes)
+    flat["id"] = data["id"]
+    return flat
+
+
+def load_experiment(body: bytes) -> Experiment:
+    """Read an experiment response document."""
+    return structure_experiment_attrs(_flatten(_json.loads(body)))
+
+
+def load_project(body: bytes) -> Project:
+    """Read a project response document."""
+    return structure_project_attrs(_flatten(_json.loads(body)))
+
+
+def load_records(body: bytes) -> list[DatasetRecord]:
+    """Read a records response: ``{"data": [{"records": [...]}, ...]}``.
+
+    Also accepts ``data`` as a bare list of records, and JSON:API resource
+    objects, since the reference page describes ``data`` as the records.
+    """
+    data = _json.loads(body)["data"]
+    if isinstance(data, dict):
+        data = [data]
+    out: list[DatasetRecord] = []
+    for item in data:
+        if "records" in item:
+            out.extend(structure_record(rec) for rec in item["records"])
+        elif "attributes" in item:
+            out.append(structure_record(_flatten({"data": item})))
+        else:
+            out.append(structure_record(item))
+    return out
+
+
+# --- requests ---------------------------------------------------------------
+
+_unstructure_experiment = make_dict_unstructure_fn(
+    ExperimentUpdate,
+    converter,
+    _cattrs_omit_if_default=True,
+    metadata=override(unstruct_hook=_identity),
+)
+_unstructure_project = make_dict_unstructure_fn(
+    ProjectUpdate, converter, _cattrs_omit_if_default=True
+)
+_unstructure_record = make_dict_unstructure_fn(
+    RecordUpdate,
+    converter,
+    _cattrs_omit_if_default=True,
+    input=override(unstruct_hook=_identity),
+    expected_output=override(unstruct_hook=_identity),
+    metadata=override(unstruct_hook=_identity),
+)
+converter.register_unstructure_hook(ExperimentUpdate, _unstructure_experiment)
+converter.register_unstructure_hook(ProjectUpdate, _unstructure_project)
+converter.register_unstructure_hook(RecordUpdate, _unstructure_record)
+
+
+def _request_hook(cls: type[T], resource_type: str) -> Callable[..., T]:
+    """Structure a mapping (flat attributes, or a JSON:API envelope) into ``cls``."""
+    names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
+    required = tuple(a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING)  # type: ignore[arg-type]
+
+    def structure(value: Any, _: Any = None) -> T:
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                "body", f"must be a {cls.__name__} or a mapping; got {type(value).__name__}"
+            )
+        if value.keys() == {"data"} and isinstance(value["data"], Mapping):
+            value = _unwrap(value["data"], resource_type)
+        for key in value:
+            if key not in names:
+                raise ValidationError(
+                    str(key),
+                    f"unknown field for {cls.__name__}; expected one of {', '.join(names)}",
+                )
+        for key in required:
+            if key not in value:
+                raise ValidationError(key, "is required")
+        return cls(**value)
+
+    converter.register_structure_hook(cls, structure)
+    return structure
+
+
+def _unwrap(data: Mapping[str, Any], resource_type: str) -> Mapping[str, Any]:
+    if data.get("type", resource_type) != resource_type:
+        raise ValidationError("data.type", f"must be {resource_type!r}; got {data['type']!r}")
+    attributes = data.get("attributes", {})
+    if not isinstance(attributes, Mapping):
+        raise ValidationError("data.attributes", "must be a JSON object")
+    return attributes
+
+
+to_experiment_update = _request_hook(ExperimentUpdate, "experiments")
+to_project_update = _request_hook(ProjectUpdate, "projects")
+to_record_update = _request_hook(RecordUpdate, "records")
+
+
+def _envelope(resource_type: str, attributes: bytes) -> bytes:
+    return b'{"data":{"type":"%s","attributes":%s}}' % (resource_type.encode(), attributes)
+
+
+def encode_update(update: ExperimentUpdate | ProjectUpdate, resource_type: str) -> bytes:
+    """Encode a non-empty update as a JSON:API request body."""
+    attributes = converter.unstructure(update)
+    if not attributes:
+        names = ", ".join(a.name for a in attrs.fields(type(update)))
+        raise ValidationError("body", f"empty update: set at least one of {names}")
+    return _envelope(resource_type, encode_json(attributes))
+
+
+def encode_record(record: RecordUpdate | Mapping[str, Any]) -> bytes:
+    """Validate and encode one record update as a JSON object."""
+    return encode_json(converter.unstructure(to_record_update(record), RecordUpdate))
+
+
+def records_body(encoded: Iterable[bytes]) -> bytes:
+    """Join encoded records into the records request body."""
+    return _envelope("records", b'{"records":[%s]}' % b",".join(encoded))
+
+
+RECORDS_BODY_OVERHEAD = len(records_body([]))
+
+
+def encode_json(value: Any) -> bytes:
+    """Encode ``value`` as JSON, or raise ValidationError naming the bad field."""
+    try:
+        return _json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        found = _find_unencodable(value, "")
+        if found is None:  # pragma: no cover - the encoder and the walk disagree
+            raise ValidationError("body", f"cannot be encoded as JSON: {exc}") from None
+        field, reason = found
+        raise ValidationError(field or "body", reason) from None
+
+
+def _find_unencodable(value: Any, path: str) -> tuple[str, str] | None:
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"{value!r} is not valid JSON")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (path, f"object keys must be strings; got {key!r}")
+            found = _find_unencodable(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return (path, f"{type(value).__name__} is not a JSON value")

@@ -1,0 +1,158 @@
+"""Resource namespaces: ``client.experiments``, ``client.projects``, ``client.records``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from . import _converter
+from .errors import ValidationError
+from .models import (
+    UNSET,
+    DatasetRecord,
+    Experiment,
+    ExperimentStatus,
+    ExperimentUpdate,
+    JSONValue,
+    Project,
+    ProjectUpdate,
+    RecordUpdate,
+    Unset,
+)
+
+if TYPE_CHECKING:
+    from ._client import LLMObsClient
+
+_PREFIX = "/api/v2/llm-obs/v1"
+
+
+def segment(name: str, value: object) -> str:
+    """Percent-encode one path parameter, so an id can never reach another endpoint."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(name, f"must be a non-empty string; got {value!r}")
+    if value in (".", ".."):
+        raise ValidationError(name, f"{value!r} is not a valid id")
+    return quote(value, safe="")
+
+
+def _body(body: Any, fields: dict[str, Any], structure: Any) -> Any:
+    given = {k: v for k, v in fields.items() if v is not UNSET}
+    if body is None:
+        return structure(given)
+    if given:
+        raise ValidationError(
+            "body", f"pass a request model or keyword fields, not both (got {', '.join(given)})"
+        )
+    return structure(body)
+
+
+class _Resource:
+    __slots__ = ("_client",)
+
+    def __init__(self, client: LLMObsClient) -> None:
+        self._client = client
+
+
+class Experiments(_Resource):
+    """``PATCH /api/v2/llm-obs/v1/experiments/{experiment_id}``."""
+
+    __slots__ = ()
+
+    async def update(
+        self,
+        experiment_id: str,
+        body: ExperimentUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        dataset_id: str | Unset = UNSET,
+        status: ExperimentStatus | str | Unset = UNSET,
+        error: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+    ) -> Experiment:
+        """Partially update an experiment; fields not given are left unchanged.
+
+        Pass either keyword fields or a ready :class:`~llmobs_async.models.ExperimentUpdate`
+        (or a mapping of its fields) as ``body``. Raises ``ValidationError``
+        before sending if a field is invalid or nothing is to be updated.
+        """
+        path = f"{_PREFIX}/experiments/{segment('experiment_id', experiment_id)}"
+        update = _body(
+            body,
+            {
+                "name": name,
+                "description": description,
+                "dataset_id": dataset_id,
+                "status": status,
+                "error": error,
+                "metadata": metadata,
+            },
+            _converter.to_experiment_update,
+        )
+        payload = _converter.encode_update(update, "experiments")
+        return await self._client._request("PATCH", path, payload, _converter.load_experiment)
+
+
+class Projects(_Resource):
+    """``PATCH /api/v2/llm-obs/v1/projects/{project_id}``."""
+
+    __slots__ = ()
+
+    async def update(
+        self,
+        project_id: str,
+        body: ProjectUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+    ) -> Project:
+        """Partially update a project; fields not given are left unchanged."""
+        path = f"{_PREFIX}/projects/{segment('project_id', project_id)}"
+        update = _body(
+            body, {"name": name, "description": description}, _converter.to_project_update
+        )
+        payload = _converter.encode_update(update, "projects")
+        return await self._client._request("PATCH", path, payload, _converter.load_project)
+
+
+def records_path(project_id: str, dataset_id: str) -> str:
+    """Path of the records endpoint of one dataset."""
+    return (
+        f"{_PREFIX}/{segment('project_id', project_id)}"
+        f"/datasets/{segment('dataset_id', dataset_id)}/records"
+    )
+
+
+class Records(_Resource):
+    """``PATCH /api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}/records``."""
+
+    __slots__ = ()
+
+    async def update(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: Sequence[RecordUpdate | Mapping[str, Any]],
+    ) -> list[DatasetRecord]:
+        """Update records of a dataset in one request and return them as stored.
+
+        Each item is a :class:`~llmobs_async.models.RecordUpdate` or a mapping
+        with its fields (``id`` required). For more than a request's worth of
+        records use :meth:`update_many`.
+        """
+        path = records_path(project_id, dataset_id)
+        if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
+            raise ValidationError("records", "must be a sequence of records")
+        if not records:
+            raise ValidationError("records", "must not be empty")
+        encoded = []
+        for index, record in enumerate(records):
+            try:
+                encoded.append(_converter.encode_record(record))
+            except ValidationError as exc:
+                raise exc.prefixed(f"records[{index}]") from None
+        payload = _converter.records_body(encoded)
+        return await self._client._request("PATCH", path, payload, _converter.load_records)

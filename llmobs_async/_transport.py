@@ -1,0 +1,63 @@
+"""The session pool: one aiohttp session per API origin, shared by every client view."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from ._ratelimit import RateGate
+from .errors import LLMObsError
+
+
+class SessionPool:
+    """Sessions, the concurrency semaphore and the rate gates of one client family.
+
+    Sessions are created lazily inside the running loop (never at import or
+    construction time) and closed together by :meth:`close`. A session the
+    caller supplied is used for every origin and never closed here.
+    """
+
+    __slots__ = ("_closed", "_external", "_gates", "_sessions", "semaphore")
+
+    def __init__(self, *, max_concurrency: int, session: aiohttp.ClientSession | None) -> None:
+        self.semaphore = asyncio.Semaphore(max_concurrency)
+        self._external = session
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._gates: dict[str, RateGate] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    def session(self, origin: str) -> aiohttp.ClientSession:
+        """Return the session for ``origin``, creating it on first use."""
+        if self._external is not None:
+            return self._external
+        session = self._sessions.get(origin)
+        if session is None:
+            if self._closed:
+                raise LLMObsError("the client is closed; create a new LLMObsClient")
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                # Proxies from the environment are honoured, like curl does.
+                trust_env=True,
+            )
+            self._sessions[origin] = session
+        return session
+
+    def gate(self, origin: str) -> RateGate:
+        """Return the rate gate of ``origin``: one per site, shared by all views."""
+        gate = self._gates.get(origin)
+        if gate is None:
+            gate = self._gates[origin] = RateGate()
+        return gate
+
+    async def close(self) -> None:
+        """Close the sessions this pool created (not a caller-supplied one)."""
+        self._closed = True
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()

@@ -1,0 +1,341 @@
+"""Exceptions raised by llmobs_async.
+
+Every exception derives from :class:`LLMObsError`. HTTP failures are
+:class:`APIStatusError` subclasses chosen by status code and carry the parsed
+``errors`` array of the response; transport failures are
+:class:`APIConnectionError` with the original exception as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ErrorItem",
+    "ErrorSource",
+    "LLMObsError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitInfo",
+    "ServerError",
+    "UnprocessableEntityError",
+    "ValidationError",
+]
+
+
+@attrs.frozen(kw_only=True)
+class ErrorSource:
+    """Where in the request an API error points."""
+
+    pointer: str | None = None
+    """JSON pointer into the request body, e.g. ``/data/attributes/name``."""
+    parameter: str | None = None
+    """Query parameter that caused the error."""
+    header: str | None = None
+    """Request header that caused the error."""
+
+
+@attrs.frozen(kw_only=True)
+class ErrorItem:
+    """One entry of the API's ``errors`` array."""
+
+    title: str | None = None
+    detail: str | None = None
+    status: str | None = None
+    source: ErrorSource | None = None
+    meta: Mapping[str, Any] | None = None
+
+    def __str__(self) -> str:
+        text = ": ".join(p for p in (self.title, self.detail) if p)
+        if self.source is not None and self.source.pointer:
+            text += f" (at {self.source.pointer})"
+        return text or "(no detail)"
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitInfo:
+    """The ``X-RateLimit-*`` headers of a response, parsed.
+
+    ``reset`` is in seconds from when the response arrived (Datadog sends it
+    relative, not as an epoch timestamp).
+    """
+
+    limit: int | None = None
+    period: float | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
+        """Parse the rate-limit headers, or return ``None`` if there are none."""
+        limit = headers.get("X-RateLimit-Limit")
+        period = headers.get("X-RateLimit-Period")
+        remaining = headers.get("X-RateLimit-Remaining")
+        reset = headers.get("X-RateLimit-Reset")
+        name = headers.get("X-RateLimit-Name")
+        if limit is None and period is None and remaining is None and reset is None:
+            return None
+        return cls(
+            limit=_to_int(limit),
+            period=_to_float(period),
+            remaining=_to_int(remaining),
+            reset=_to_float(reset),
+            name=name,
+        )
+
+
+class LLMObsError(Exception):
+    """Base class of every exception this library raises."""
+
+
+class ValidationError(LLMObsError, ValueError):
+    """Input was rejected before any request was sent.
+
+    ``field`` names the offending field (``records[3].input``, ``status``,
+    ``site``); the message says what was wrong with it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+    def prefixed(self, prefix: str) -> ValidationError:
+        """Return a copy whose field is nested under ``prefix``."""
+        sep = "" if self.field.startswith("[") else "."
+        return ValidationError(f"{prefix}{sep}{self.field}", self.reason)
+
+
+class APIConnectionError(LLMObsError):
+    """The request could not be completed: refused, reset, DNS or TLS failure.
+
+    Raised after retries are exhausted; the transport exception is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt exceeded its timeout (after retries were exhausted)."""
+
+
+class APIResponseValidationError(LLMObsError):
+    """A 2xx response whose body could not be read as the documented shape."""
+
+    def __init__(self, message: str, *, status: int, method: str, url: str, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.body = body
+
+
+class APIStatusError(LLMObsError):
+    """The API answered with a non-2xx status.
+
+    Attributes:
+        status: HTTP status code.
+        errors: the parsed ``errors`` array (possibly empty).
+        method: HTTP method of the request.
+        url: URL of the request (no credentials are ever in it).
+        headers: response headers.
+        body: raw response body.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        errors: list[ErrorItem],
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        message: str | None = None,
+    ) -> None:
+        self.status = status
+        self.errors = errors
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        super().__init__(message or self._describe())
+
+    def _describe(self) -> str:
+        from urllib.parse import urlsplit
+
+        path = urlsplit(self.url).path or self.url
+        text = f"{self.status} {type(self).__name__}: {self.method} {path}"
+        if self.errors:
+            text += f": {self.errors[0]}"
+            if len(self.errors) > 1:
+                text += f" (and {len(self.errors) - 1} more)"
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request body or parameters."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing or invalid API or application key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the keys are valid but lack permission for this operation."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the experiment, project, dataset or record does not exist."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the current state of the resource."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the request body is too large."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but semantically invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: rate limited (after retries were exhausted).
+
+    Attributes:
+        retry_after: seconds the API asked to wait, or ``None``.
+        rate_limit: the parsed ``X-RateLimit-*`` headers, or ``None``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rate_limit = RateLimitInfo.from_headers(self.headers)
+        self.retry_after = _retry_after(self.headers, self.rate_limit)
+
+
+class ServerError(APIStatusError):
+    """5xx: the API failed; retried before this is raised."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error(
+    *, status: int, method: str, url: str, headers: Mapping[str, str], body: bytes
+) -> APIStatusError:
+    """Build the exception for a non-2xx response (library-internal helper)."""
+    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else APIStatusError)
+    return cls(
+        status=status,
+        errors=parse_errors(body),
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
+    )
+
+
+def parse_errors(body: bytes) -> list[ErrorItem]:
+    """Parse the ``errors`` array from any shape the API (or a proxy) sends.
+
+    Handles JSON:API objects, bare strings, an empty body and non-JSON (HTML)
+    bodies; never raises.
+    """
+    import json
+
+    if not body or not body.strip():
+        return []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return [ErrorItem(detail=_snippet(body))]
+    raw = doc.get("errors") if isinstance(doc, dict) else None
+    if raw is None:
+        return [ErrorItem(detail=_snippet(body))] if not isinstance(doc, dict) else []
+    if not isinstance(raw, list):
+        raw = [raw]
+    return [_error_item(entry) for entry in raw]
+
+
+def _error_item(entry: Any) -> ErrorItem:
+    if not isinstance(entry, dict):
+        return ErrorItem(detail=str(entry))
+    source = entry.get("source")
+    meta = entry.get("meta")
+    status = entry.get("status")
+    return ErrorItem(
+        title=_str_or_none(entry.get("title")),
+        detail=_str_or_none(entry.get("detail")),
+        status=None if status is None else str(status),
+        source=ErrorSource(
+            pointer=_str_or_none(source.get("pointer")),
+            parameter=_str_or_none(source.get("parameter")),
+            header=_str_or_none(source.get("header")),
+        )
+        if isinstance(source, dict)
+        else None,
+        meta=meta if isinstance(meta, dict) else None,
+    )
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = body.decode("utf-8", "replace")
+    if "<" in text and ">" in text:
+        # An HTML page from a proxy or load balancer: keep its title, if any.
+        lower = text.lower()
+        start, end = lower.find("<title>"), lower.find("</title>")
+        text = text[start + 7 : end] if 0 <= start < end else "non-JSON (HTML) response body"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _retry_after(headers: Mapping[str, str], info: RateLimitInfo | None) -> float | None:
+    if info is not None and info.reset is not None and info.reset >= 0:
+        return info.reset
+    value = _to_float(headers.get("Retry-After"))
+    return value if value is not None and value >= 0 else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _to_int(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value.strip())
+    except ValueError:
+        return None
+
+
+def _to_float(value: str | None) -> float | None:
+    try:
+        return None if value is None else float(value.strip())
+    except ValueError:
+        return None

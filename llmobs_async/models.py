@@ -1,0 +1,211 @@
+"""Request and response models of the LLM Observability API.
+
+All models are frozen, slotted, keyword-only attrs classes. Request models
+(``*Update``) validate on construction and raise
+:class:`~llmobs_async.errors.ValidationError` naming the field. Response
+models are flat (no JSON:API envelope) and read forward-compatibly: unknown
+fields land in ``extra``, an unknown experiment status is kept as a string.
+
+A request field left at :data:`UNSET` is absent from the JSON body; ``None``
+is sent as JSON ``null`` where the API allows it (``input`` and
+``expected_output`` of a record).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final, Literal, TypeAlias
+
+import attrs
+
+from .errors import ValidationError
+
+__all__ = [
+    "UNSET",
+    "DatasetRecord",
+    "Experiment",
+    "ExperimentAuthor",
+    "ExperimentStatus",
+    "ExperimentUpdate",
+    "JSONValue",
+    "Project",
+    "ProjectUpdate",
+    "RecordUpdate",
+    "Unset",
+]
+
+
+class Unset(enum.Enum):
+    """Type of :data:`UNSET`: the field is absent from the request body."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+
+UNSET: Final = Unset.UNSET
+"""Leave this field unchanged: it is omitted from the PATCH body."""
+
+JSONValue: TypeAlias = Any
+"""Any value JSON can encode: str, int, float (finite), bool, None, list, dict."""
+
+
+class ExperimentStatus(enum.StrEnum):
+    """Execution status of an experiment."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+_STATUS_VALUES = ", ".join(s.value for s in ExperimentStatus)
+
+
+def _to_status(value: object) -> object:
+    if value is UNSET or isinstance(value, ExperimentStatus):
+        return value
+    if isinstance(value, str):
+        try:
+            return ExperimentStatus(value)
+        except ValueError:
+            pass
+    raise ValidationError("status", f"must be one of {_STATUS_VALUES}; got {value!r}")
+
+
+def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not UNSET and not isinstance(value, str):
+        raise ValidationError(
+            attribute.name,
+            f"must be a string (or UNSET to leave it unchanged); got {type(value).__name__}",
+        )
+
+
+def _optional_mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is UNSET:
+        return
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            attribute.name, f"must be a JSON object (a mapping); got {type(value).__name__}"
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise ValidationError(attribute.name, f"keys must be strings; got {key!r}")
+
+
+def _record_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError("id", f"must be a non-empty string; got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ExperimentUpdate:
+    """Body of ``PATCH /api/v2/llm-obs/v1/experiments/{experiment_id}``."""
+
+    name: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    dataset_id: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    status: ExperimentStatus | Unset = attrs.field(default=UNSET, converter=_to_status)
+    error: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ProjectUpdate:
+    """Body of ``PATCH /api/v2/llm-obs/v1/projects/{project_id}``."""
+
+    name: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+
+
+@attrs.frozen(kw_only=True)
+class RecordUpdate:
+    """One record of ``PATCH .../{project_id}/datasets/{dataset_id}/records``.
+
+    ``input`` and ``expected_output`` take any JSON value, including ``None``
+    (sent as ``null``); leave them :data:`UNSET` to keep the stored value.
+    """
+
+    id: str = attrs.field(validator=_record_id)
+    input: JSONValue | Unset = UNSET
+    expected_output: JSONValue | Unset = UNSET
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ExperimentAuthor:
+    """The user who created an experiment (present with ``include[user_data]``)."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    handle: str | None = None
+    icon: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class Experiment:
+    """An LLM Observability experiment, as returned by the API."""
+
+    id: str
+    name: str
+    description: str
+    project_id: str
+    dataset_id: str
+    created_at: datetime
+    updated_at: datetime
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    status: ExperimentStatus | str | None = None
+    """An :class:`ExperimentStatus`, or the raw string for a status this version does not know."""
+    error: str | None = None
+    experiment: str | None = None
+    parent_experiment_id: str | None = None
+    dataset_name: str | None = None
+    dataset_version: int | None = None
+    run_count: int | None = None
+    deleted_at: datetime | None = None
+    author: ExperimentAuthor | None = None
+    aggregate_data: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class Project:
+    """An LLM Observability project, as returned by the API."""
+
+    id: str
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class DatasetRecord:
+    """A dataset record, as returned by the API after an update."""
+
+    id: str
+    dataset_id: str
+    created_at: datetime
+    updated_at: datetime
+    input: JSONValue = None
+    expected_output: JSONValue = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Fields the API sent that this version of the library does not know."""
