@@ -54,6 +54,7 @@ class RetryPolicy:
             on_backoff=_log_backoff,
             on_giveup=_log_giveup,
             raise_on_giveup=True,
+            logger=None,  # our own handlers log, without the noise of every 4xx
         )(_call)
         object.__setattr__(self, "_run", run)
 

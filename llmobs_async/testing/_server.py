@@ -1,0 +1,315 @@
+"""FakeLLMObsServer: the LLM Observability API on 127.0.0.1, in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from ._faults import (
+    HTML_PAGE,
+    Chaos,
+    Fault,
+    FixedWindowLimit,
+    RecordedRequest,
+    error_body,
+    rate_limit_fault,
+)
+from ._store import ApiFault, FakeStore
+
+_PREFIX = "/api/v2/llm-obs/v1"
+_REDACTED = "<redacted>"
+
+
+class FakeLLMObsServer:
+    """A fake of the Datadog LLM Observability API for tests, on a random loopback port.
+
+    It checks the ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (401 when
+    missing, 403 when wrong), validates bodies as the API does (400 with a
+    JSON pointer, 404 for unknown ids), applies PATCH semantics, records every
+    request, and injects faults on demand::
+
+        async with FakeLLMObsServer() as fake:
+            project_id = fake.add_project()
+            fake.inject(status=503, times=2)          # the next two requests fail
+            async with LLMObsClient(base_url=fake.base_url,
+                                    api_key=fake.api_key, app_key=fake.app_key) as client:
+                await client.projects.update(project_id, name="renamed")
+            assert fake.projects[project_id]["name"] == "renamed"
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "fake-api-key",
+        app_key: str = "fake-app-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit: tuple[int, float] | None = None,
+        max_body_bytes: int = 5 * 1024 * 1024 + 64 * 1024,
+    ) -> None:
+        self.api_key = api_key
+        self.app_key = app_key
+        self.store = FakeStore()
+        self.requests: list[RecordedRequest] = []
+        """Every request received, in arrival order."""
+        self.max_in_flight = 0
+        """The most requests the server was handling at once."""
+        self.max_body_bytes = max_body_bytes
+        """Bodies larger than this are answered 413."""
+        self.rate_limit: FixedWindowLimit | None = (
+            FixedWindowLimit(*rate_limit) if rate_limit else None
+        )
+        self.chaos: Chaos | None = None
+        self._faults: list[Fault] = []
+        self._in_flight = 0
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        """``http://127.0.0.1:PORT``, set once the server has started."""
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> FakeLLMObsServer:
+        """Start listening; ``base_url`` is set afterwards."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_patch(_PREFIX + "/experiments/{id}", self._experiment)
+        app.router.add_patch(_PREFIX + "/projects/{id}", self._project)
+        app.router.add_patch(_PREFIX + "/{project_id}/datasets/{dataset_id}/records", self._records)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        """Stop the server and drop its connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeLLMObsServer:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- state -------------------------------------------------------------------
+
+    @property
+    def projects(self) -> dict[str, dict[str, Any]]:
+        """Projects by id, as attribute dicts."""
+        return self.store.projects
+
+    @property
+    def experiments(self) -> dict[str, dict[str, Any]]:
+        """Experiments by id, as attribute dicts."""
+        return self.store.experiments
+
+    def add_project(self, **kwargs: Any) -> str:
+        """Seed a project (``id``, ``name``, ``description``); return its id."""
+        return self.store.add_project(**kwargs)
+
+    def add_experiment(self, **kwargs: Any) -> str:
+        """Seed an experiment (``project_id`` required); return its id."""
+        return self.store.add_experiment(**kwargs)
+
+    def add_dataset(
+        self,
+        *,
+        project_id: str,
+        id: str | None = None,
+        records: Iterable[Mapping[str, Any]] | int = (),
+    ) -> str:
+        """Seed a dataset with records (dicts, or a count to generate); return its id."""
+        return self.store.add_dataset(project_id=project_id, id=id, records=records)
+
+    def records(self, dataset_id: str) -> dict[str, dict[str, Any]]:
+        """The stored records of a dataset, by id."""
+        return self.store.datasets[dataset_id].records
+
+    def requests_to(self, path_part: str) -> list[RecordedRequest]:
+        """Recorded requests whose path contains ``path_part``."""
+        return [r for r in self.requests if path_part in r.path]
+
+    # --- faults --------------------------------------------------------------------
+
+    def inject(
+        self,
+        *,
+        status: int | None = None,
+        body: bytes | str | Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        times: int | None = 1,
+        match: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Fault:
+        """Misbehave on the next ``times`` matching requests (``None``: forever).
+
+        ``status`` without ``body`` sends a JSON:API error body for that status;
+        ``body`` may be bytes, text or a JSON-able mapping. Faults apply in the
+        order injected; a request takes at most one.
+        """
+        if isinstance(body, Mapping):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        if status is not None and body is None:
+            body = error_body(status, _title(status))
+        fault = Fault(
+            status=status,
+            body=body,
+            headers=dict(headers or {}),
+            delay=delay,
+            drop=drop,
+            times=times,
+            match=match,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def inject_rate_limit(self, *, times: int = 1, reset: float = 0.1) -> Fault:
+        """Answer 429 with ``X-RateLimit-*`` headers asking to wait ``reset`` seconds."""
+        fault = rate_limit_fault(reset=reset)
+        fault.times = times
+        self._faults.append(fault)
+        return fault
+
+    def inject_html(self, *, status: int = 502, times: int = 1) -> Fault:
+        """Answer an HTML error page, as a proxy or load balancer would."""
+        return self.inject(
+            status=status, body=HTML_PAGE, headers={"Content-Type": "text/html"}, times=times
+        )
+
+    def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
+        """Refuse, forever, every records request that contains ``record_id``."""
+        needle = json.dumps(record_id).encode()
+        return self.inject(
+            status=status,
+            body=error_body(status, _title(status), f"record {record_id} is invalid"),
+            times=None,
+            match=lambda r: r.path.endswith("/records") and needle in r.body,
+        )
+
+    def clear_faults(self) -> None:
+        """Forget injected faults and chaos."""
+        self._faults.clear()
+        self.chaos = None
+
+    # --- HTTP -------------------------------------------------------------------
+
+    async def _experiment(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(
+            request, lambda doc: self.store.update_experiment(request.match_info["id"], doc)
+        )
+
+    async def _project(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(
+            request, lambda doc: self.store.update_project(request.match_info["id"], doc)
+        )
+
+    async def _records(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        return await self._handle(
+            request,
+            lambda doc: self.store.update_records(info["project_id"], info["dataset_id"], doc),
+        )
+
+    async def _handle(
+        self, request: web.Request, apply: Callable[[Any], dict[str, Any]]
+    ) -> web.StreamResponse:
+        body = await request.read()
+        seen = RecordedRequest(
+            method=request.method,
+            path=request.raw_path,
+            headers=_redact(request.headers),
+            body=body,
+            status=0,
+        )
+        self._in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            response = await self._answer(request, seen, apply)
+        finally:
+            self._in_flight -= 1
+        self.requests.append(attrs.evolve(seen, status=response.status if response else 0))
+        if response is None:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never sent: the connection is gone
+        return response
+
+    async def _answer(
+        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Any]
+    ) -> web.Response | None:
+        fault = next((f for f in self._faults if f.take(seen)), None)
+        if fault is None and self.chaos is not None:
+            fault = self.chaos.draw()
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.drop:
+                return None
+            if fault.status is not None:
+                return _raw(fault.status, fault.body or b"", fault.headers)
+        limit_headers: Mapping[str, str] = {}
+        if self.rate_limit is not None:
+            allowed, limit_headers = self.rate_limit.admit()
+            if not allowed:
+                return _raw(429, b'{"errors":["Too many requests"]}', limit_headers)
+        try:
+            self._authenticate(request)
+            if len(seen.body) > self.max_body_bytes:
+                raise ApiFault(413, "Payload Too Large", "request body too large")
+            try:
+                doc = json.loads(seen.body)
+            except ValueError:
+                raise ApiFault(400, "Bad Request", "request body is not valid JSON") from None
+            answer = apply(doc)
+        except ApiFault as fault_:
+            return _raw(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
+        return _raw(200, json.dumps(answer).encode(), limit_headers)
+
+    def _authenticate(self, request: web.Request) -> None:
+        api_key = request.headers.get("DD-API-KEY")
+        app_key = request.headers.get("DD-APPLICATION-KEY")
+        if not api_key or not app_key:
+            raise ApiFault(401, "Unauthorized", "missing API key or application key")
+        if api_key != self.api_key or app_key != self.app_key:
+            raise ApiFault(403, "Forbidden", "invalid API key or application key")
+        if request.content_type != "application/json":
+            raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")
+
+
+def _raw(status: int, body: bytes, headers: Mapping[str, str]) -> web.Response:
+    response = web.Response(status=status, body=body, headers=headers)
+    if "Content-Type" not in headers:
+        response.content_type = "application/json"
+    return response
+
+
+def _redact(headers: Mapping[str, str]) -> dict[str, str]:
+    secret = {"dd-api-key", "dd-application-key"}
+    return {k: (_REDACTED if k.lower() in secret else v) for k, v in headers.items()}
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
