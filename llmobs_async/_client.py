@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Final, TypeVar
 
 import aiohttp
+import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -151,7 +152,9 @@ class LLMObsClient:
                 _config.Secret(app_key) if app_key else current_app,
             ),
             timeout=self._timeout if timeout is None else timeout,
-            retry=self._retry if max_retries is None else RetryPolicy(max_retries=max_retries),
+            retry=self._retry
+            if max_retries is None
+            else attrs.evolve(self._retry, max_retries=max_retries),
         )
         return view
 

@@ -165,9 +165,7 @@ class FakeStore:
         attributes = _attributes(doc, "experiments")
         _check_fields(attributes, EXPERIMENT_FIELDS)
         if "status" in attributes and attributes["status"] not in STATUSES:
-            raise bad_request(
-                f"invalid status {attributes['status']!r}", "/data/attributes/status"
-            )
+            raise bad_request(f"invalid status {attributes['status']!r}", "/data/attributes/status")
         stored.update(attributes)
         stored["updated_at"] = now_iso()
         return _single(experiment_id, "experiments", stored)
@@ -223,7 +221,7 @@ def _attributes(doc: Any, type_: str) -> dict[str, Any]:
     return attributes
 
 
-def _check_fields(attributes: dict[str, Any], fields: dict[str, type]) -> None:
+def _check_fields(attributes: dict[str, Any], fields: Mapping[str, type]) -> None:
     for key, value in attributes.items():
         expected = fields.get(key)
         pointer = f"/data/attributes/{key}"
