@@ -81,7 +81,15 @@ class FakeLLMObsServer:
         app.router.add_patch(_PREFIX + "/experiments/{id}", self._experiment)
         app.router.add_patch(_PREFIX + "/projects/{id}", self._project)
         app.router.add_patch(_PREFIX + "/{project_id}/datasets/{dataset_id}/records", self._records)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            # A handler whose client went away (cancelled, timed out) stops,
+            # and stop() does not wait for slow handlers: tests stay fast.
+            handler_cancellation=True,
+            shutdown_timeout=0.1,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -181,9 +189,15 @@ class FakeLLMObsServer:
         self._faults.append(fault)
         return fault
 
-    def inject_rate_limit(self, *, times: int = 1, reset: float = 0.1) -> Fault:
-        """Answer 429 with ``X-RateLimit-*`` headers asking to wait ``reset`` seconds."""
-        fault = rate_limit_fault(reset=reset)
+    def inject_rate_limit(
+        self, *, times: int = 1, reset: float = 0.1, limit: int = 60, period: float = 60.0
+    ) -> Fault:
+        """Answer 429 with ``X-RateLimit-*`` headers asking to wait ``reset`` seconds.
+
+        ``limit`` and ``period`` are the advertised limit: a client that paces
+        itself will keep to ``limit`` requests per ``period`` afterwards.
+        """
+        fault = rate_limit_fault(reset=reset, limit=limit, period=period)
         fault.times = times
         self._faults.append(fault)
         return fault
