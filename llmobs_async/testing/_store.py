@@ -103,7 +103,7 @@ class FakeStore:
         if project_id not in self.projects:
             raise KeyError(f"unknown project {project_id!r}")
         did = id or str(uuid.uuid4())
-        dataset = self.datasets[did] = FakeDataset(id=did, project_id=project_id)
+        self.datasets[did] = FakeDataset(id=did, project_id=project_id)
         if isinstance(records, int):
             records = ({"id": f"rec-{i}", "input": {"i": i}} for i in range(records))
         self.add_records(did, records)
