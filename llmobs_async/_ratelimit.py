@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from .errors import RateLimitInfo, retry_after_seconds
+
 
 class RateGate:
     """Holds requests to one site so the job stays under the API's rate limit.
@@ -56,41 +58,26 @@ class RateGate:
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response's rate-limit headers."""
-        remaining_raw = headers.get("X-RateLimit-Remaining")
-        reset_raw = headers.get("X-RateLimit-Reset")
+        info = RateLimitInfo.from_headers(headers)
         if status == 429:
-            wait = _float(reset_raw)
-            if wait is None:
-                wait = _float(headers.get("Retry-After"))
-            if wait is not None and wait >= 0:
+            wait = info.reset if info is not None else None
+            if wait is None or wait < 0:
+                wait = retry_after_seconds(headers.get("Retry-After"))
+            if wait is not None:
                 self.pause(wait)
-                self._set_nominal_interval(headers, wait)
+                self._set_nominal_interval(info, wait)
             return
-        if remaining_raw is None or reset_raw is None:
+        if info is None or info.remaining is None or info.reset is None or info.reset < 0:
             return
-        remaining, reset = _float(remaining_raw), _float(reset_raw)
-        if remaining is None or reset is None or reset < 0:
-            return
-        if remaining <= 0:
-            self.pause(reset)
-            self._set_nominal_interval(headers, reset)
+        if info.remaining <= 0:
+            self.pause(info.reset)
+            self._set_nominal_interval(info, info.reset)
         else:
-            self._interval = reset / remaining
-            self._interval_until = time.monotonic() + reset
+            self._interval = info.reset / info.remaining
+            self._interval_until = time.monotonic() + info.reset
 
-    def _set_nominal_interval(self, headers: Mapping[str, str], reset: float) -> None:
+    def _set_nominal_interval(self, info: RateLimitInfo | None, reset: float) -> None:
         # After a pause, leave at the limit's nominal rate rather than all at once.
-        limit = _float(headers.get("X-RateLimit-Limit"))
-        period = _float(headers.get("X-RateLimit-Period"))
-        if limit and period and limit > 0:
-            self._interval = period / limit
-            self._interval_until = time.monotonic() + reset + period
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+        if info is not None and info.limit and info.period:
+            self._interval = info.period / info.limit
+            self._interval_until = time.monotonic() + reset + info.period

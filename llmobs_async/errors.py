@@ -319,8 +319,25 @@ def _snippet(body: bytes, limit: int = 200) -> str:
 def _retry_after(headers: Mapping[str, str], info: RateLimitInfo | None) -> float | None:
     if info is not None and info.reset is not None and info.reset >= 0:
         return info.reset
-    value = _to_float(headers.get("Retry-After"))
-    return value if value is not None and value >= 0 else None
+    return retry_after_seconds(headers.get("Retry-After"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse ``Retry-After``: delta seconds or an HTTP date; ``None`` if absent or bad."""
+    if value is None:
+        return None
+    seconds = _to_float(value)
+    if seconds is None:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+        return max(seconds, 0.0)
+    return seconds if seconds >= 0 else None
 
 
 def _str_or_none(value: Any) -> str | None:
