@@ -5,9 +5,20 @@
 """
 
 from . import errors, models
+from ._bulk import BulkFailure, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
 from ._version import __version__
 from .models import UNSET
 
-__all__ = ["SITES", "UNSET", "LLMObsClient", "__version__", "errors", "models"]
+__all__ = [
+    "SITES",
+    "UNSET",
+    "BulkFailure",
+    "BulkProgress",
+    "BulkResult",
+    "LLMObsClient",
+    "__version__",
+    "errors",
+    "models",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -176,15 +176,34 @@ class LLMObsClient:
     def __repr__(self) -> str:
         return f"LLMObsClient(base_url={self._origin!r}, max_retries={self._retry.max_retries})"
 
-    async def _request(self, method: str, path: str, body: bytes, parse: Callable[[bytes], T]) -> T:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        parse: Callable[[bytes], T],
+        on_retry: Callable[[], None] | None = None,
+    ) -> T:
         """Send one logical request (with retries) and parse the 2xx body.
 
         ``path`` is already percent-encoded. This is the only place requests
         are sent from: retries, the rate gate, the semaphore, timeouts and
-        error mapping all live here.
+        error mapping all live here. ``on_retry`` is called before each retry.
         """
         url = URL(self._origin + path, encoded=True)
-        data = await self._retry.call(lambda: self._attempt(method, url, body))
+        if on_retry is None:
+            data = await self._retry.call(lambda: self._attempt(method, url, body))
+        else:
+            attempts = 0
+
+            def attempt() -> Awaitable[bytes]:
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1:
+                    on_retry()
+                return self._attempt(method, url, body)
+
+            data = await self._retry.call(attempt)
         try:
             return parse(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

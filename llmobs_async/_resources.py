@@ -22,6 +22,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from ._bulk import BulkResult, ProgressCallback, RecordSource
     from ._client import LLMObsClient
 
 _PREFIX = "/api/v2/llm-obs/v1"
@@ -156,3 +157,38 @@ class Records(_Resource):
                 raise exc.prefixed(f"records[{index}]") from None
         payload = _converter.records_body(encoded)
         return await self._client._request("PATCH", path, payload, _converter.load_records)
+
+    async def update_many(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: RecordSource,
+        *,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Stream any number of record updates in batches; lose none.
+
+        ``records`` is any iterable or async iterable of ``RecordUpdate`` or
+        dicts; it is read lazily, so memory stays bounded by ``batch_size`` x
+        the batches in flight (the client's ``max_concurrency``). Batches are
+        cut at ``batch_size`` records or ``max_batch_bytes`` of JSON, whichever
+        comes first; a 413 splits a batch in halves down to single records.
+        Invalid records are reported as failures without being sent.
+
+        Returns a :class:`~llmobs_async.BulkResult` where
+        ``applied + sum(len(f.records) for f in failed) == submitted``;
+        it does not raise for failed records (call ``raise_for_failures()``).
+        ``on_progress`` gets a :class:`~llmobs_async.BulkProgress` after each batch.
+        """
+        from ._bulk import update_many
+
+        return await update_many(
+            self._client,
+            records_path(project_id, dataset_id),
+            records,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+        )

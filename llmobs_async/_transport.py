@@ -18,9 +18,10 @@ class SessionPool:
     caller supplied is used for every origin and never closed here.
     """
 
-    __slots__ = ("_closed", "_external", "_gates", "_sessions", "semaphore")
+    __slots__ = ("_closed", "_external", "_gates", "_sessions", "max_concurrency", "semaphore")
 
     def __init__(self, *, max_concurrency: int, session: aiohttp.ClientSession | None) -> None:
+        self.max_concurrency = max_concurrency
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}

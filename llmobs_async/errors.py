@@ -20,6 +20,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkUpdateError",
     "ConflictError",
     "ErrorItem",
     "ErrorSource",
@@ -115,8 +116,22 @@ class ValidationError(LLMObsError, ValueError):
 
     def prefixed(self, prefix: str) -> ValidationError:
         """Return a copy whose field is nested under ``prefix``."""
-        sep = "" if self.field.startswith("[") else "."
+        sep = "" if not self.field or self.field.startswith("[") else "."
         return ValidationError(f"{prefix}{sep}{self.field}", self.reason)
+
+
+class BulkUpdateError(LLMObsError):
+    """Raised by ``BulkResult.raise_for_failures()``: carries every failure.
+
+    Attributes:
+        failures: the ``BulkFailure`` list (records, their ids, the typed error).
+        result: the whole ``BulkResult``.
+    """
+
+    def __init__(self, message: str, *, failures: list[Any], result: Any) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.result = result
 
 
 class APIConnectionError(LLMObsError):

@@ -75,13 +75,16 @@ class Chaos:
 
     Rates are fractions of requests: ``error_rate`` answers 503,
     ``rate_limit_rate`` answers 429 with a ``reset`` in the rate-limit
-    headers, ``drop_rate`` drops the connection.
+    headers (advertising ``limit`` requests per ``period`` seconds, which a
+    pacing client will keep to afterwards), ``drop_rate`` drops the connection.
     """
 
     error_rate: float = 0.0
     rate_limit_rate: float = 0.0
     drop_rate: float = 0.0
     reset: float = 0.05
+    limit: int = 1000
+    period: float = 1.0
     seed: int = 0
     _random: random.Random = attrs.field(init=False)
 
@@ -95,7 +98,7 @@ class Chaos:
             return Fault(drop=True)
         roll -= self.drop_rate
         if roll < self.rate_limit_rate:
-            return rate_limit_fault(reset=self.reset)
+            return rate_limit_fault(reset=self.reset, limit=self.limit, period=self.period)
         roll -= self.rate_limit_rate
         if roll < self.error_rate:
             return Fault(status=503, body=error_body(503, "Service Unavailable"))

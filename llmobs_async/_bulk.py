@@ -1,0 +1,285 @@
+"""``records.update_many``: stream record updates in batches, losing nothing.
+
+The input is read lazily and cut into batches by count and by encoded size;
+at most ``max_concurrency`` batches are in flight (the client's semaphore and
+rate gate govern the requests themselves), so memory is bounded by
+``batch_size x in-flight batches`` however long the input is. Every record
+read is either applied or reported in a :class:`BulkFailure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+
+from . import _converter
+from .errors import BulkUpdateError, LLMObsError, PayloadTooLargeError, ValidationError
+from .models import RecordUpdate
+
+if TYPE_CHECKING:
+    from ._client import LLMObsClient
+
+__all__ = ["BulkFailure", "BulkProgress", "BulkResult"]
+
+RecordItem: TypeAlias = RecordUpdate | Mapping[str, Any]
+RecordSource: TypeAlias = Iterable[RecordItem] | AsyncIterable[RecordItem]
+
+
+@attrs.frozen(kw_only=True)
+class BulkProgress:
+    """Where a bulk update stands; passed to ``on_progress`` after every batch."""
+
+    submitted: int
+    """Records read from the input so far."""
+    applied: int
+    """Records the API accepted."""
+    failed: int
+    """Records reported as failed (invalid, or their batch failed for good)."""
+    retries: int
+    """Requests retried so far (429, 5xx, dropped connections, timeouts)."""
+
+
+ProgressCallback: TypeAlias = Callable[[BulkProgress], None]
+
+
+@attrs.frozen(kw_only=True)
+class BulkFailure:
+    """Records that were not applied, and why."""
+
+    records: tuple[Any, ...]
+    """The input items exactly as given (a ``RecordUpdate`` or a dict each)."""
+    record_ids: tuple[str | None, ...]
+    """Their ids, ``None`` where an item had none."""
+    error: LLMObsError
+    """The typed exception: a ``ValidationError`` for bad input, else the API's answer."""
+
+
+@attrs.frozen(kw_only=True)
+class BulkResult:
+    """The outcome of :meth:`Records.update_many`: ``applied + failed == submitted``."""
+
+    submitted: int
+    applied: int
+    failed: list[BulkFailure]
+    retries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every submitted record was applied."""
+        return not self.failed
+
+    @property
+    def failed_count(self) -> int:
+        """How many records failed, across all failures."""
+        return sum(len(f.records) for f in self.failed)
+
+    @property
+    def failed_ids(self) -> list[str | None]:
+        """Ids of every failed record, in no particular order."""
+        return [rid for f in self.failed for rid in f.record_ids]
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`BulkUpdateError` if any record failed."""
+        if self.failed:
+            raise BulkUpdateError(
+                f"{self.failed_count} of {self.submitted} records failed "
+                f"({len(self.failed)} failure(s)); first: {self.failed[0].error}",
+                failures=self.failed,
+                result=self,
+            )
+
+
+def _record_id(item: Any) -> str | None:
+    if isinstance(item, RecordUpdate):
+        return item.id
+    rid = item.get("id") if isinstance(item, Mapping) else None
+    return rid if isinstance(rid, str) else None
+
+
+@attrs.define
+class _Batch:
+    items: list[Any] = attrs.field(factory=list)
+    encoded: list[bytes] = attrs.field(factory=list)
+    size: int = _converter.RECORDS_BODY_OVERHEAD
+
+    def body(self) -> bytes:
+        return _converter.records_body(self.encoded)
+
+    def halves(self) -> tuple[_Batch, _Batch]:
+        mid = len(self.items) // 2
+        return (
+            _Batch(self.items[:mid], self.encoded[:mid]),
+            _Batch(self.items[mid:], self.encoded[mid:]),
+        )
+
+
+def _ignore_body(_: bytes) -> None:
+    # A 2xx means the whole batch was applied (the API is all-or-nothing), so
+    # the echoed records are not decoded: that would cost more than the send.
+    return None
+
+
+class _Job:
+    """One run of update_many: the counters, the failures, the in-flight batches."""
+
+    def __init__(
+        self,
+        client: LLMObsClient,
+        path: str,
+        *,
+        batch_size: int,
+        max_batch_bytes: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.on_progress = on_progress
+        self.submitted = self.applied = self.failed_count = self.retries = 0
+        self.failures: list[BulkFailure] = []
+        self.slots = asyncio.Semaphore(client._pool.max_concurrency)
+
+    def result(self) -> BulkResult:
+        return BulkResult(
+            submitted=self.submitted,
+            applied=self.applied,
+            failed=self.failures,
+            retries=self.retries,
+        )
+
+    def report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                BulkProgress(
+                    submitted=self.submitted,
+                    applied=self.applied,
+                    failed=self.failed_count,
+                    retries=self.retries,
+                )
+            )
+
+    def fail(self, items: list[Any], error: LLMObsError) -> None:
+        self.failures.append(
+            BulkFailure(
+                records=tuple(items),
+                record_ids=tuple(_record_id(i) for i in items),
+                error=error,
+            )
+        )
+        self.failed_count += len(items)
+
+    def count_retry(self) -> None:
+        self.retries += 1
+
+    async def send(self, batch: _Batch) -> None:
+        try:
+            await self.client._request(
+                "PATCH", self.path, batch.body(), _ignore_body, self.count_retry
+            )
+        except PayloadTooLargeError as exc:
+            if len(batch.items) == 1:
+                self.fail(batch.items, exc)
+            else:
+                for half in batch.halves():
+                    await self.send(half)
+                return
+        except LLMObsError as exc:
+            self.fail(batch.items, exc)
+        else:
+            self.applied += len(batch.items)
+        self.report()
+
+    async def run(self, records: RecordSource) -> BulkResult:
+        source_error: Exception | None = None
+        async with asyncio.TaskGroup() as tasks:
+            batch = _Batch()
+            try:
+                async for item in _aiter(records):
+                    encoded = self.encode(item)
+                    if encoded is None:
+                        continue
+                    if batch.items and (
+                        len(batch.items) >= self.batch_size
+                        or batch.size + len(encoded) + 1 > self.max_batch_bytes
+                    ):
+                        await self._launch(tasks, batch)
+                        batch = _Batch()
+                    batch.items.append(item)
+                    batch.encoded.append(encoded)
+                    batch.size += len(encoded) + 1
+            except Exception as exc:
+                # The caller's iterable failed: what was read still goes out and
+                # the batches in flight finish, so the counts below are true.
+                source_error = exc
+            if batch.items:
+                await self._launch(tasks, batch)
+        if source_error is not None:
+            source_error.add_note(
+                f"update_many stopped reading its input after {self.submitted} records: "
+                f"{self.applied} applied, {self.failed_count} failed"
+            )
+            raise source_error
+        return self.result()
+
+    def encode(self, item: Any) -> bytes | None:
+        """Count, validate and encode one input item; a bad one becomes a failure."""
+        index = self.submitted
+        self.submitted += 1
+        try:
+            encoded = _converter.encode_record(item)
+            if len(encoded) + _converter.RECORDS_BODY_OVERHEAD > self.max_batch_bytes:
+                raise ValidationError("", f"is {len(encoded)} bytes as JSON, over max_batch_bytes")
+        except ValidationError as exc:
+            self.fail([item], exc.prefixed(f"records[{index}]"))
+            self.report()
+            return None
+        return encoded
+
+    async def _launch(self, tasks: asyncio.TaskGroup, batch: _Batch) -> None:
+        await self.slots.acquire()  # back-pressure: the input waits for a free slot
+        tasks.create_task(self._send_and_release(batch))
+
+    async def _send_and_release(self, batch: _Batch) -> None:
+        try:
+            await self.send(batch)
+        finally:
+            self.slots.release()
+
+
+async def _aiter(records: RecordSource) -> AsyncIterable[RecordItem]:
+    if isinstance(records, AsyncIterable):
+        async for item in records:
+            yield item
+    elif isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
+        raise ValidationError("records", "must be an iterable or async iterable of records")
+    else:
+        for item in records:
+            yield item
+
+
+async def update_many(
+    client: LLMObsClient,
+    path: str,
+    records: RecordSource,
+    *,
+    batch_size: int,
+    max_batch_bytes: int,
+    on_progress: ProgressCallback | None,
+) -> BulkResult:
+    """Run a bulk update job; see :meth:`Records.update_many`."""
+    if batch_size < 1:
+        raise ValidationError("batch_size", "must be >= 1")
+    if max_batch_bytes < 1024:
+        raise ValidationError("max_batch_bytes", "must be at least 1024")
+    job = _Job(
+        client,
+        path,
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        on_progress=on_progress,
+    )
+    return await job.run(records)
