@@ -206,7 +206,7 @@ class LLMObsClient:
             data = await self._retry.call(attempt)
         try:
             return parse(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise APIResponseValidationError(
                 f"{method} {url.path}: the response body is not the documented shape "
                 f"({type(exc).__name__}: {exc})",

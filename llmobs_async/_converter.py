@@ -78,7 +78,16 @@ def _structure_optional_mapping(value: Any, _: Any) -> Mapping[str, Any] | None:
     return None if value is None else _structure_mapping(value, _)
 
 
+def _structure_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a numeric id is still an id
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
 converter.register_structure_hook(datetime, _structure_datetime)
+converter.register_structure_hook(str, _structure_str)
 
 
 def _response_hook(cls: type[T], **overrides: Any) -> Callable[[dict[str, Any]], T]:
@@ -253,15 +262,25 @@ def encode_json(value: Any) -> bytes:
         return _json.dumps(value)
     except (TypeError, ValueError) as exc:
         found = _find_unencodable(value, "")
-        if found is None:  # pragma: no cover - the encoder and the walk disagree
+        if found is None:  # the encoder refused something the walk does not know
             raise ValidationError("body", f"cannot be encoded as JSON: {exc}") from None
         field, reason = found
         raise ValidationError(field or "body", reason) from None
 
 
 def _find_unencodable(value: Any, path: str) -> tuple[str, str] | None:
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return (path, "contains a lone surrogate, which is not valid UTF-8")
+        return None
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**64:
+            return None
+        return (path, "integer is outside the 64-bit range JSON parsers accept")
     if isinstance(value, float):
         return None if math.isfinite(value) else (path, f"{value!r} is not valid JSON")
     if isinstance(value, Mapping):

@@ -289,7 +289,7 @@ def parse_errors(body: bytes) -> list[ErrorItem]:
         return []
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested
         return [ErrorItem(detail=_snippet(body))]
     raw = doc.get("errors") if isinstance(doc, dict) else None
     if raw is None:

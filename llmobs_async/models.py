@@ -134,6 +134,8 @@ class RecordUpdate:
     (sent as ``null``); leave them :data:`UNSET` to keep the stored value.
     """
 
+    # Required without a default, so type checkers catch a missing id; a dict
+    # without one is refused with a ValidationError naming records[i].id.
     id: str = attrs.field(validator=_record_id)
     input: JSONValue | Unset = UNSET
     expected_output: JSONValue | Unset = UNSET
