@@ -17,16 +17,17 @@ HTML_PAGE = (
 )
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class RecordedRequest:
-    """A request the fake server received (credentials redacted)."""
+    """A request the fake server received (credentials redacted), recorded on arrival."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes
-    status: int
-    """Status answered; 0 when the connection was dropped."""
+    status: int = 0
+    """Status answered; 0 while unanswered, or when the connection was dropped or
+    the client went away before the answer."""
 
     def json(self) -> Any:
         """The request body, decoded."""

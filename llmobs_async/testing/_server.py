@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-import attrs
 from aiohttp import web
 
 from ._faults import (
@@ -81,6 +80,7 @@ class FakeLLMObsServer:
         app.router.add_patch(_PREFIX + "/experiments/{id}", self._experiment)
         app.router.add_patch(_PREFIX + "/projects/{id}", self._project)
         app.router.add_patch(_PREFIX + "/{project_id}/datasets/{dataset_id}/records", self._records)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -210,12 +210,11 @@ class FakeLLMObsServer:
 
     def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
         """Refuse, forever, every records request that contains ``record_id``."""
-        needle = json.dumps(record_id).encode()
         return self.inject(
             status=status,
             body=error_body(status, _title(status), f"record {record_id} is invalid"),
             times=None,
-            match=lambda r: r.path.endswith("/records") and needle in r.body,
+            match=lambda r: r.path.endswith("/records") and record_id in _record_ids(r.body),
         )
 
     def clear_faults(self) -> None:
@@ -251,20 +250,32 @@ class FakeLLMObsServer:
             path=request.raw_path,
             headers=_redact(request.headers),
             body=body,
-            status=0,
         )
+        self.requests.append(seen)
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
             response = await self._answer(request, seen, apply)
         finally:
             self._in_flight -= 1
-        self.requests.append(attrs.evolve(seen, status=response.status if response else 0))
         if response is None:
             assert request.transport is not None
             request.transport.close()
             return web.Response(status=500)  # never sent: the connection is gone
+        seen.status = response.status
         return response
+
+    async def _unknown(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.raw_path,
+                headers=_redact(request.headers),
+                body=await request.read(),
+                status=404,
+            )
+        )
+        return _raw(404, error_body(404, "Not Found", "no such endpoint"), {})
 
     async def _answer(
         self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Any]
@@ -310,9 +321,17 @@ class FakeLLMObsServer:
 
 def _raw(status: int, body: bytes, headers: Mapping[str, str]) -> web.Response:
     response = web.Response(status=status, body=body, headers=headers)
-    if "Content-Type" not in headers:
+    if not any(key.lower() == "content-type" for key in headers):
         response.content_type = "application/json"
     return response
+
+
+def _record_ids(body: bytes) -> set[str]:
+    try:
+        records = json.loads(body)["data"]["attributes"]["records"]
+        return {r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)}
+    except (ValueError, KeyError, TypeError):
+        return set()
 
 
 def _redact(headers: Mapping[str, str]) -> dict[str, str]:

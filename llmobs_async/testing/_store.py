@@ -188,7 +188,11 @@ class FakeStore:
         dataset = self.datasets.get(dataset_id)
         if dataset is None or dataset.project_id != project_id:
             raise not_found(f"dataset {dataset_id} not found")
-        records = _attributes(doc, "records").get("records")
+        attributes = _attributes(doc, "records")
+        for key in attributes:
+            if key != "records":
+                raise bad_request(f"unknown attribute {key!r}", f"/data/attributes/{_escape(key)}")
+        records = attributes.get("records")
         if not isinstance(records, list) or not records:
             raise bad_request("records must be a non-empty array", "/data/attributes/records")
         for index, rec in enumerate(records):
@@ -224,7 +228,7 @@ def _attributes(doc: Any, type_: str) -> dict[str, Any]:
 def _check_fields(attributes: dict[str, Any], fields: Mapping[str, type]) -> None:
     for key, value in attributes.items():
         expected = fields.get(key)
-        pointer = f"/data/attributes/{key}"
+        pointer = f"/data/attributes/{_escape(key)}"
         if expected is None:
             raise bad_request(f"unknown attribute {key!r}", pointer)
         if not isinstance(value, expected):
@@ -242,7 +246,7 @@ def _check_record(dataset: FakeDataset, index: int, rec: Any) -> None:
         raise bad_request("Missing required attribute in body", f"{pointer}/id")
     for key in rec:
         if key != "id" and key not in RECORD_FIELDS:
-            raise bad_request(f"unknown attribute {key!r}", f"{pointer}/{key}")
+            raise bad_request(f"unknown attribute {key!r}", f"{pointer}/{_escape(key)}")
     if "metadata" in rec and not isinstance(rec["metadata"], dict):
         raise bad_request("metadata must be an object", f"{pointer}/metadata")
     for key in RECORD_FIELDS:
@@ -252,12 +256,17 @@ def _check_record(dataset: FakeDataset, index: int, rec: Any) -> None:
         raise not_found(f"record {rid} not found in dataset {dataset.id}")
 
 
+def _escape(key: str) -> str:
+    """Escape a key for a JSON pointer (RFC 6901)."""
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
 def _check_json(value: Any, pointer: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise bad_request("not a valid JSON number", pointer)
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_json(item, f"{pointer}/{key}")
+            _check_json(item, f"{pointer}/{_escape(key)}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json(item, f"{pointer}/{index}")
