@@ -234,10 +234,14 @@ class _Job:
             if len(encoded) + _converter.RECORDS_BODY_OVERHEAD > self.max_batch_bytes:
                 raise ValidationError("", f"is {len(encoded)} bytes as JSON, over max_batch_bytes")
         except ValidationError as exc:
-            self.fail([item], exc.prefixed(f"records[{index}]"))
-            self.report()
-            return None
-        return encoded
+            error = exc.prefixed(f"records[{index}]")
+        except Exception as exc:  # anything else about one item stays that item's problem
+            error = ValidationError(f"records[{index}]", f"cannot be encoded: {exc!r}")
+        else:
+            return encoded
+        self.fail([item], error)
+        self.report()
+        return None
 
     async def _launch(self, tasks: asyncio.TaskGroup, batch: _Batch) -> None:
         await self.slots.acquire()  # back-pressure: the input waits for a free slot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -30,6 +31,7 @@ logger = logging.getLogger("llmobs_async")
 
 USER_AGENT: Final = f"llmobs-async/{__version__} aiohttp/{aiohttp.__version__}"
 T = TypeVar("T")
+_LARGE_BODY: Final = 1 << 20
 
 
 class LLMObsClient:
@@ -224,7 +226,9 @@ class LLMObsClient:
                 async with session.request(
                     method,
                     url,
-                    data=body,
+                    # aiohttp warns that large raw bytes may block the loop while
+                    # written; a fresh BytesIO per attempt is streamed instead.
+                    data=body if len(body) <= _LARGE_BODY else io.BytesIO(body),
                     headers=self._headers,
                     timeout=self._timeout,
                     # Redirects are not followed: the keys must not travel to

@@ -261,14 +261,19 @@ def encode_json(value: Any) -> bytes:
     try:
         return _json.dumps(value)
     except (TypeError, ValueError) as exc:
-        found = _find_unencodable(value, "")
+        found = _find_unencodable(value, "", 0)
         if found is None:  # the encoder refused something the walk does not know
             raise ValidationError("body", f"cannot be encoded as JSON: {exc}") from None
         field, reason = found
         raise ValidationError(field or "body", reason) from None
 
 
-def _find_unencodable(value: Any, path: str) -> tuple[str, str] | None:
+_MAX_DEPTH = 254  # orjson's nesting limit; also stops the walk on a cycle
+
+
+def _find_unencodable(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+    if depth > _MAX_DEPTH:
+        return (path, f"is nested deeper than {_MAX_DEPTH} levels (or contains itself)")
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -287,13 +292,13 @@ def _find_unencodable(value: Any, path: str) -> tuple[str, str] | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return (path, f"object keys must be strings; got {key!r}")
-            found = _find_unencodable(item, f"{path}.{key}" if path else key)
+            found = _find_unencodable(item, f"{path}.{key}" if path else key, depth + 1)
             if found:
                 return found
         return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _find_unencodable(item, f"{path}[{index}]")
+            found = _find_unencodable(item, f"{path}[{index}]", depth + 1)
             if found:
                 return found
         return None
