@@ -159,27 +159,11 @@ class FakeStore:
 
     def update_experiment(self, experiment_id: str, doc: Any) -> dict[str, Any]:
         """Apply an experiment PATCH body; return the response document."""
-        stored = self.experiments.get(experiment_id)
-        if stored is None:
-            raise not_found(f"experiment {experiment_id} not found")
-        attributes = _attributes(doc, "experiments")
-        _check_fields(attributes, EXPERIMENT_FIELDS)
-        if "status" in attributes and attributes["status"] not in STATUSES:
-            raise bad_request(f"invalid status {attributes['status']!r}", "/data/attributes/status")
-        stored.update(attributes)
-        stored["updated_at"] = now_iso()
-        return _single(experiment_id, "experiments", stored)
+        return _patch(self.experiments, experiment_id, doc, "experiments", EXPERIMENT_FIELDS)
 
     def update_project(self, project_id: str, doc: Any) -> dict[str, Any]:
         """Apply a project PATCH body; return the response document."""
-        stored = self.projects.get(project_id)
-        if stored is None:
-            raise not_found(f"project {project_id} not found")
-        attributes = _attributes(doc, "projects")
-        _check_fields(attributes, PROJECT_FIELDS)
-        stored.update(attributes)
-        stored["updated_at"] = now_iso()
-        return _single(project_id, "projects", stored)
+        return _patch(self.projects, project_id, doc, "projects", PROJECT_FIELDS)
 
     def update_records(self, project_id: str, dataset_id: str, doc: Any) -> dict[str, Any]:
         """Apply a records PATCH body (all or nothing); return the response document."""
@@ -209,8 +193,23 @@ class FakeStore:
         return {"data": [{"records": out}]}
 
 
-def _single(id: str, type_: str, attributes: dict[str, Any]) -> dict[str, Any]:
-    return {"data": {"id": id, "type": type_, "attributes": dict(attributes)}}
+def _patch(
+    table: dict[str, dict[str, Any]],
+    id: str,
+    doc: Any,
+    type_: str,
+    fields: Mapping[str, type],
+) -> dict[str, Any]:
+    stored = table.get(id)
+    if stored is None:
+        raise not_found(f"{type_[:-1]} {id} not found")
+    attributes = _attributes(doc, type_)
+    _check_fields(attributes, fields)
+    if attributes.get("status", STATUSES[0]) not in STATUSES:
+        raise bad_request(f"invalid status {attributes['status']!r}", "/data/attributes/status")
+    stored.update(attributes)
+    stored["updated_at"] = now_iso()
+    return {"data": {"id": id, "type": type_, "attributes": dict(stored)}}
 
 
 def _attributes(doc: Any, type_: str) -> dict[str, Any]:
