@@ -33,5 +33,8 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/run.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""CPU cost per request: plain aiohttp (floor) vs llmobs_async vs datadog-api-client.
+
+Usage: ``python benchmarks/run.py [--smoke] [--rounds N] [--scenarios a,b] [--clients x,y]``
+
+Starts the loopback server (``server.py``) in its own process, then for every
+round, scenario and client runs a fresh worker process (``_worker.py``) that
+measures its own CPU time over a timed batch. After each worker the server's
+counters are checked: every request arrived and was answered 200. Prints a
+Markdown table of medians over the rounds and, unless ``--smoke``, writes
+``benchmarks/results.json``. Exits 1 if any worker failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _report import Cell, render, to_json
+from _scenarios import BY_NAME, CLIENTS, REQUEST_KINDS, SCENARIOS, Scenario
+
+HERE = Path(__file__).resolve().parent
+# The server's port is chosen by the OS; urllib must not send loopback calls to a proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Server:
+    """The loopback server process: ``with Server() as server: server.url``."""
+
+    def __init__(self, cpu: int | None) -> None:
+        self._cpu = cpu
+        self.url = ""
+
+    def __enter__(self) -> Server:
+        self._process = subprocess.Popen(
+            [sys.executable, str(HERE / "server.py")], stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            self._process.kill()
+            raise RuntimeError(f"the server did not announce its port: {line!r}")
+        _pin(self._process.pid, self._cpu)
+        self.url = f"http://127.0.0.1:{line[1]}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+    def stats(self) -> dict[str, int]:
+        """The server's counters: requests per route, ``non_200``, ``records_received``."""
+        with _OPENER.open(self.url + "/_stats", timeout=10) as response:
+            stats: dict[str, int] = json.loads(response.read())
+        return stats
+
+
+def _pin(pid: int, cpu: int | None) -> None:
+    """Keep a process on one core (server and worker apart), where the OS allows it."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {cpu})
+
+
+def _cores() -> tuple[int | None, int | None]:
+    """The cores for the server and for the workers, or no pinning on one core."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    return (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
+
+
+def run_worker(server: Server, spec: dict[str, Any], cpu: int | None) -> dict[str, Any]:
+    """Run one worker process and check its traffic against the server's counters.
+
+    Returns the worker's JSON result; on any failure it has an ``error`` key.
+    """
+    scenario = BY_NAME[spec["scenario"]]
+    before = server.stats()
+    command = [sys.executable, str(HERE / "_worker.py"), json.dumps({**spec, "url": server.url})]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _pin(process.pid, cpu)
+    try:
+        stdout, stderr = process.communicate(timeout=spec["timeout"])
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return {"error": f"timed out after {spec['timeout']} s"}
+    lines = stdout.strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = stderr.strip().splitlines()[-3:]
+        return {"error": f"exit {process.returncode}, no result: {' / '.join(tail)}"}
+    if "error" in result or "na" in result:
+        return result
+    return _check_traffic(scenario, result, before, server.stats())
+
+
+def _check_traffic(
+    scenario: Scenario, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
+) -> dict[str, Any]:
+    delta = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    if delta.get("non_200", 0):
+        return {"error": f"the server answered {delta['non_200']} requests with non-200"}
+    if scenario.kind in REQUEST_KINDS:
+        arrived = sum(delta.get(route, 0) for route in ("experiments", "projects", "records"))
+        if arrived != result["sent"]:
+            return {"error": f"the worker sent {result['sent']}, the server saw {arrived}"}
+    elif delta.get("records_received", 0) < result["records"]:
+        return {"error": f"the server received {delta.get('records_received', 0)} records"}
+    return result
+
+
+def _plan(args: argparse.Namespace) -> list[Scenario]:
+    names = args.scenarios.split(",") if args.scenarios else [s.name for s in SCENARIOS]
+    unknown = [name for name in names if name not in BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(unknown)}")
+    return [BY_NAME[name] for name in names]
+
+
+def _spec(args: argparse.Namespace, scenario: Scenario, client: str) -> dict[str, Any]:
+    if args.smoke:
+        count, warmup, timeout = scenario.smoke_count, 0, 60
+    else:
+        count = max(1, int(scenario.count * args.scale))
+        warmup, timeout = max(1, int(scenario.warmup * args.scale)), 900
+    if scenario.kind not in REQUEST_KINDS and args.smoke:
+        warmup = 100  # update_many is exercised twice, but briefly
+    return {
+        "scenario": scenario.name,
+        "client": client,
+        "count": count,
+        "warmup": warmup,
+        "timeout": timeout,
+    }
+
+
+def _describe(cell: Cell, result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"ERROR {result['error']}"
+    if "na" in result:
+        return str(result["na"])
+    unit = "request" if cell.scenario.kind in REQUEST_KINDS else "record"
+    count = result[cell.unit_count_key]
+    return f"{result['cpu_s'] / count * 1e6:,.1f} µs CPU/{unit}, {count / result['wall_s']:,.0f}/s"
+
+
+def run(args: argparse.Namespace) -> dict[tuple[str, str], Cell]:
+    """Run every round of every scenario and client; return the cells."""
+    scenarios = _plan(args)
+    clients = args.clients.split(",") if args.clients else list(CLIENTS)
+    rounds = 1 if args.smoke else args.rounds
+    cells = {(s.name, c): Cell(s, c) for s in scenarios for c in s.clients if c in clients}
+    server_cpu, worker_cpu = _cores()
+    with Server(server_cpu) as server:
+        for index in range(rounds):
+            for cell in cells.values():
+                if cell.na or index >= (cell.scenario.rounds or rounds):
+                    continue
+                result = run_worker(server, _spec(args, cell.scenario, cell.client), worker_cpu)
+                if "error" in result:
+                    cell.errors.append(result["error"])
+                elif "na" in result:
+                    cell.na = result["na"]
+                else:
+                    cell.rounds.append(result)
+                label = f"round {index + 1}/{rounds} {cell.scenario.name} {cell.client}"
+                print(f"{label}: {_describe(cell, result)}", file=sys.stderr, flush=True)
+    return cells
+
+
+_QUIET: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
+
+
+def source_state() -> str:
+    """The checkout's commit, and whether llmobs_async/ has uncommitted changes."""
+    try:
+        git = ["git", "-C", str(HERE.parent)]
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **_QUIET).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "llmobs_async"], **_QUIET)
+    except OSError:
+        return "unknown"
+    return f"{commit or 'unknown'}{' (llmobs_async modified)' if dirty.stdout.strip() else ''}"
+
+
+def _meta(
+    args: argparse.Namespace, cells: dict[tuple[str, str], Cell], source: str
+) -> dict[str, Any]:
+    versions = {c.client: c.rounds[0]["version"] for c in cells.values() if c.rounds}
+    return {
+        "source": source,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "rounds": args.rounds,
+        "scale": args.scale,
+        "versions": versions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the benchmark, print the table; 1 if anything failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="1 tiny round; fail on any error")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per client and scenario")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the request counts")
+    parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--clients", help="comma-separated clients (default: all)")
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+    source = source_state()
+    cells = run(args)
+    if source_state() != source:
+        print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
+    print(render(cells))
+    failed = [f"{s} {c}: {cell.errors[-1]}" for (s, c), cell in cells.items() if cell.errors]
+    if not args.smoke:
+        document = to_json(cells, _meta(args, cells, source))
+        args.output.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nwrote {args.output}", file=sys.stderr)
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The benchmark runs end to end: every client, every scenario, every response 200."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_smoke_runs_all_three_clients() -> None:
+    """``benchmarks/run.py --smoke`` exits 0 and reports floor, llmobs_async and official."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    table = completed.stdout
+    for client in ("| floor |", "| llmobs_async |", "| official |"):
+        assert client in table, output
+    assert "error" not in table, output
