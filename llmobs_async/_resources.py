@@ -149,13 +149,17 @@ class Records(_Resource):
             raise ValidationError("records", "must be a sequence of records")
         if not records:
             raise ValidationError("records", "must not be empty")
-        encoded = []
+        wire = []
         for index, record in enumerate(records):
             try:
-                encoded.append(_converter.encode_record(record))
+                wire.append(_converter.record_wire(record))
             except ValidationError as exc:
                 raise exc.prefixed(f"records[{index}]") from None
-        payload = _converter.records_body(encoded)
+        try:
+            encoded = _converter.encode_json(wire)  # one encoder call for the whole list
+        except ValidationError as exc:
+            raise exc.prefixed("records") from None
+        payload = _converter.records_body(encoded[1:-1])
         return await self._client._request("PATCH", path, payload, _converter.load_records)
 
     async def update_many(
