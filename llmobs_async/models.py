@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
@@ -51,6 +52,9 @@ class Unset(enum.Enum):
 
 UNSET: Final = Unset.UNSET
 """Leave this field unchanged: it is omitted from the PATCH body."""
+
+NO_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
+"""``extra`` of a response without unknown fields: one shared, read-only, empty mapping."""
 
 JSONValue: TypeAlias = Any
 """Any value JSON can encode: str, int, float (finite), bool, None, list, dict."""
@@ -153,7 +157,7 @@ class ExperimentAuthor:
     email: str | None = None
     handle: str | None = None
     icon: str | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
 
 
@@ -181,7 +185,7 @@ class Experiment:
     deleted_at: datetime | None = None
     author: ExperimentAuthor | None = None
     aggregate_data: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
 
 
@@ -194,7 +198,7 @@ class Project:
     description: str
     created_at: datetime
     updated_at: datetime
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
 
 
@@ -209,5 +213,5 @@ class DatasetRecord:
     input: JSONValue = None
     expected_output: JSONValue = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
