@@ -12,7 +12,7 @@ import asyncio
 import enum
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ def to_jsonable(value: Any) -> Any:
             return v.isoformat()
         if isinstance(v, enum.Enum):
             return v.value
+        if isinstance(v, Mapping) and not isinstance(v, dict):
+            return dict(v)
         return v
 
     if isinstance(value, list):
