@@ -101,15 +101,35 @@ converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_structure_hook(str, _structure_str)
 
 
+def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
+    def structure(value: Any, type_: Any) -> T | None:
+        return None if value is None else hook(value, type_)
+
+    return structure
+
+
+# One call per optional field instead of cattrs' Optional dispatch and then ours.
+_OPTIONAL_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
+    str | None: _optional(_structure_str),
+    int | None: _optional(lambda v, _: v if type(v) is int else int(v)),
+    datetime | None: _optional(_structure_datetime),
+}
+
+
 def _response_hook(cls: type[T], **overrides: Any) -> Callable[[dict[str, Any]], T]:
     """Build a structure function for a flat response model that keeps unknown keys."""
+    attrs.resolve_types(cls)  # type: ignore[type-var]  # the hooks below match on real types
     fields = attrs.fields(cls)  # type: ignore[arg-type]
     known = frozenset(a.name for a in fields if a.name != "extra")
     for a in fields:
-        if a.name in ("config", "metadata") and a.name not in overrides:
+        if a.name in overrides:
+            continue
+        if a.name in ("config", "metadata"):
             overrides[a.name] = override(struct_hook=_structure_mapping)
         elif a.name in ("input", "expected_output"):
             overrides[a.name] = override(struct_hook=_identity)
+        elif a.type in _OPTIONAL_HOOKS:
+            overrides[a.name] = override(struct_hook=_OPTIONAL_HOOKS[a.type])
     generated = make_dict_structure_fn(
         cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_identity), **overrides
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from . import _converter
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._client import LLMObsClient
 
 _PREFIX = "/api/v2/llm-obs/v1"
+T = TypeVar("T")
 
 
 def segment(name: str, value: object) -> str:
@@ -37,10 +38,10 @@ def segment(name: str, value: object) -> str:
     return quote(value, safe="")
 
 
-def _body(body: Any, fields: dict[str, Any], structure: Any) -> Any:
+def _body(body: Any, fields: dict[str, Any], model: type[T], structure: Callable[..., T]) -> T:
     given = {k: v for k, v in fields.items() if v is not UNSET}
     if body is None:
-        return structure(given)
+        return model(**given)  # keyword names are known good: no key checks needed
     if given:
         raise ValidationError(
             "body", f"pass a request model or keyword fields, not both (got {', '.join(given)})"
@@ -90,6 +91,7 @@ class Experiments(_Resource):
                 "error": error,
                 "metadata": metadata,
             },
+            ExperimentUpdate,
             _converter.to_experiment_update,
         )
         payload = _converter.encode_update(update, "experiments")
@@ -113,7 +115,10 @@ class Projects(_Resource):
         """Partially update a project; fields not given are left unchanged."""
         path = f"{_PREFIX}/projects/{segment('project_id', project_id)}"
         update = _body(
-            body, {"name": name, "description": description}, _converter.to_project_update
+            body,
+            {"name": name, "description": description},
+            ProjectUpdate,
+            _converter.to_project_update,
         )
         payload = _converter.encode_update(update, "projects")
         return await self._client._request("PATCH", path, payload, _converter.load_project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Generator
@@ -38,54 +39,69 @@ class RetryPolicy:
     max_retries: int = 5
     initial: float = 0.5
     cap: float = 8.0
-    _run: Callable[..., Awaitable[Any]] = attrs.field(init=False, repr=False, eq=False)
+    _retries: Callable[..., Awaitable[Any]] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
             from .errors import ValidationError
 
             raise ValidationError("max_retries", "must be >= 0")
-        run = backoff.on_exception(
+        retries = backoff.on_exception(
             self._waits,
             LLMObsError,
-            max_tries=self.max_retries + 1,
+            max_tries=self.max_retries,
             jitter=None,  # the generator jitters; a server-given wait is not jittered
             giveup=lambda exc: not is_retryable(exc),
             on_backoff=_log_backoff,
             on_giveup=_log_giveup,
             raise_on_giveup=True,
             logger=None,  # our own handlers log, without the noise of every 4xx
-        )(_call)
-        object.__setattr__(self, "_run", run)
+            start=1,  # wait_gen keyword: the first retry's wait is paid below
+        )(_wait_then_call)
+        object.__setattr__(self, "_retries", retries)
 
     async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or retries run out."""
-        result: T = await self._run(attempt)
+        # The first attempt runs outside backoff, so a request that succeeds
+        # (nearly all of them) pays nothing for the retry machinery.
+        try:
+            return await attempt()
+        except LLMObsError as exc:
+            if not is_retryable(exc) or self.max_retries == 0:
+                _log_giveup({"tries": 0, "exception": exc})
+                raise
+            wait = self.wait(exc, 0)
+            _log_backoff({"tries": 0, "wait": wait, "exception": exc})
+        result: T = await self._retries([wait], attempt)
         return result
 
-    def _waits(self) -> Generator[float, BaseException | None, None]:
+    def wait(self, exc: BaseException | None, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based) after ``exc``."""
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            # The rate gate already holds every request to the site until the reset.
+            return 0.0
+        return random.uniform(0.0, min(self.cap, self.initial * 2**retry))
+
+    def _waits(self, start: int) -> Generator[float, BaseException | None, None]:
         exc = yield 0.0  # primed by backoff with None
-        attempt = 0
+        retry = start
         while True:
-            if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-                # The rate gate already holds every request until the reset.
-                wait = 0.0
-            else:
-                wait = random.uniform(0.0, min(self.cap, self.initial * 2**attempt))
-            attempt += 1
-            exc = yield wait
+            exc = yield self.wait(exc, retry)
+            retry += 1
 
 
-async def _call(attempt: Callable[[], Awaitable[T]]) -> T:
+async def _wait_then_call(pending: list[float], attempt: Callable[[], Awaitable[T]]) -> T:
+    if pending:
+        await asyncio.sleep(pending.pop())
     return await attempt()
 
 
 def _log_backoff(details: Any) -> None:
     exc = details["exception"]
     logger.debug(
-        "retrying after %s (attempt %d, waiting %.2fs)",
+        "retrying after %s (attempt %d failed, waiting %.2fs)",
         _describe(exc),
-        details["tries"],
+        details["tries"] + 1,  # backoff counts retries only: the first try ran before
         details["wait"],
     )
 
@@ -93,7 +109,7 @@ def _log_backoff(details: Any) -> None:
 def _log_giveup(details: Any) -> None:
     exc = details["exception"]
     if is_retryable(exc):
-        logger.warning("giving up after %d attempts: %s", details["tries"], _describe(exc))
+        logger.warning("giving up after %d attempts: %s", details["tries"] + 1, _describe(exc))
 
 
 def _describe(exc: BaseException) -> str:
