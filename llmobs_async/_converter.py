@@ -169,6 +169,7 @@ def structure_record(obj: dict[str, Any]) -> DatasetRecord:
     go to ``extra``, a missing or null required field raises.
     """
     rid, dataset_id = obj["id"], obj["dataset_id"]
+    created, updated = obj["created_at"], obj["updated_at"]
     metadata = obj.get("metadata")
     record = _new(DatasetRecord)
     _set(record, "id", rid if type(rid) is str else _structure_str(rid, str))
@@ -177,8 +178,16 @@ def structure_record(obj: dict[str, Any]) -> DatasetRecord:
         "dataset_id",
         dataset_id if type(dataset_id) is str else _structure_str(dataset_id, str),
     )
-    _set(record, "created_at", _structure_datetime(obj["created_at"], datetime))
-    _set(record, "updated_at", _structure_datetime(obj["updated_at"], datetime))
+    _set(
+        record,
+        "created_at",
+        _parse_datetime(created) if type(created) is str else _structure_datetime(created, None),
+    )
+    _set(
+        record,
+        "updated_at",
+        _parse_datetime(updated) if type(updated) is str else _structure_datetime(updated, None),
+    )
     _set(record, "input", obj.get("input"))
     _set(record, "expected_output", obj.get("expected_output"))
     _set(
