@@ -8,7 +8,6 @@ location of a value JSON cannot encode. It is configured once at import.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import _json
+from ._json import encode_json
 from .errors import ValidationError
 from .models import (
     NO_EXTRA,
@@ -365,52 +365,3 @@ def records_body(joined: bytes | bytearray) -> bytes:
 
 
 RECORDS_BODY_OVERHEAD = len(records_body(b""))
-
-
-def encode_json(value: Any) -> bytes:
-    """Encode ``value`` as JSON, or raise ValidationError naming the bad field."""
-    try:
-        return _json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        found = _find_unencodable(value, "", 0)
-        if found is None:  # the encoder refused something the walk does not know
-            raise ValidationError("body", f"cannot be encoded as JSON: {exc}") from None
-        field, reason = found
-        raise ValidationError(field or "body", reason) from None
-
-
-_MAX_DEPTH = 254  # orjson's nesting limit; also stops the walk on a cycle
-
-
-def _find_unencodable(value: Any, path: str, depth: int) -> tuple[str, str] | None:
-    if depth > _MAX_DEPTH:
-        return (path, f"is nested deeper than {_MAX_DEPTH} levels (or contains itself)")
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return (path, "contains a lone surrogate, which is not valid UTF-8")
-        return None
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**64:
-            return None
-        return (path, "integer is outside the 64-bit range JSON parsers accept")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, f"{value!r} is not valid JSON")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return (path, f"object keys must be strings; got {key!r}")
-            found = _find_unencodable(item, f"{path}.{key}" if path else key, depth + 1)
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _find_unencodable(item, f"{path}[{index}]", depth + 1)
-            if found:
-                return found
-        return None
-    return (path, f"{type(value).__name__} is not a JSON value")

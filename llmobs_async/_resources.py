@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from . import _converter
+from . import _converter, _json
 from .errors import ValidationError
 from .models import (
     UNSET,
@@ -161,7 +161,7 @@ class Records(_Resource):
             except ValidationError as exc:
                 raise exc.prefixed(f"records[{index}]") from None
         try:
-            encoded = _converter.encode_json(wire)  # one encoder call for the whole list
+            encoded = _json.encode_json(wire)  # one encoder call for the whole list
         except ValidationError as exc:
             raise exc.prefixed("records") from None
         payload = _converter.records_body(encoded[1:-1])
