@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 
 from llmobs_async import LLMObsClient
 from llmobs_async.testing import FakeLLMObsServer
+
+from .fakehttp import Env
 
 
 @attrs.frozen
@@ -52,3 +55,10 @@ async def client(fake: FakeLLMObsServer) -> AsyncIterator[LLMObsClient]:
     """A client against ``fake``, closed after the test."""
     async with client_for(fake) as c:
         yield c
+
+
+@pytest.fixture
+async def env(fake: FakeLLMObsServer, seeded: Seeded) -> AsyncIterator[Env]:
+    """``fake`` and ``seeded`` with a raw aiohttp session, for what the client never sends."""
+    async with aiohttp.ClientSession() as http:
+        yield Env(fake, seeded, http)

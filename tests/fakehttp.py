@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
 
 from llmobs_async.testing import FakeLLMObsServer
 
-from .conftest import Seeded
+if TYPE_CHECKING:
+    from .conftest import Seeded
 
 PREFIX = "/api/v2/llm-obs/v1"
 KEYS = {"DD-API-KEY": "fake-api-key", "DD-APPLICATION-KEY": "fake-app-key"}

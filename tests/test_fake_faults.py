@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,7 +13,7 @@ import pytest
 from llmobs_async import LLMObsClient, errors
 from llmobs_async.testing import Chaos, FakeLLMObsServer
 
-from .conftest import Seeded, client_for
+from .conftest import client_for
 from .fakehttp import (
     JSON,
     PREFIX,
@@ -26,13 +25,6 @@ from .fakehttp import (
     pick,
     send,
 )
-
-
-@pytest.fixture
-async def env(fake: FakeLLMObsServer, seeded: Seeded) -> AsyncIterator[Env]:
-    async with aiohttp.ClientSession() as http:
-        yield Env(fake, seeded, http)
-
 
 # --- faults -------------------------------------------------------------------------------------
 

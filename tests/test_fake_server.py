@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -31,13 +31,6 @@ from .fakehttp import (
     recs,
     send,
 )
-
-
-@pytest.fixture
-async def env(fake: FakeLLMObsServer, seeded: Seeded) -> AsyncIterator[Env]:
-    async with aiohttp.ClientSession() as http:
-        yield Env(fake, seeded, http)
-
 
 # --- lifecycle and auth -------------------------------------------------------------------------
 
