@@ -165,6 +165,7 @@ class _Job:
         self.submitted = self.applied = self.failed_count = self.retries = 0
         self.failures: list[BulkFailure] = []
         self.slots = asyncio.Semaphore(client._pool.max_concurrency)
+        self.callback_error: Exception | None = None
 
     def result(self) -> BulkResult:
         return BulkResult(
@@ -175,7 +176,9 @@ class _Job:
         )
 
     def report(self) -> None:
-        if self.on_progress is not None:
+        if self.on_progress is None:
+            return
+        try:
             self.on_progress(
                 BulkProgress(
                     submitted=self.submitted,
@@ -184,6 +187,11 @@ class _Job:
                     retries=self.retries,
                 )
             )
+        except Exception as exc:
+            # The caller's callback failed: stop calling it, but let every batch
+            # finish so nothing is left half-sent; the error is raised at the end.
+            self.on_progress = None
+            self.callback_error = exc
 
     def fail(self, items: list[Any], error: LLMObsError) -> None:
         self.failures.append(
@@ -217,6 +225,22 @@ class _Job:
         self.report()
 
     async def run(self, records: RecordSource) -> BulkResult:
+        try:
+            return await self._run(records)
+        except BaseExceptionGroup as group:
+            # A batch task failed in a way no batch should (a bug, not an API
+            # error): raise it as itself rather than wrapped in a group.
+            first = group.exceptions[0]
+            first.add_note(self._summary("update_many stopped"))
+            raise first from None
+
+    def _summary(self, what: str) -> str:
+        return (
+            f"{what} after {self.submitted} records: "
+            f"{self.applied} applied, {self.failed_count} failed"
+        )
+
+    async def _run(self, records: RecordSource) -> BulkResult:
         source_error: Exception | None = None
         async with asyncio.TaskGroup() as tasks:
             batch = _Batch()
@@ -238,12 +262,13 @@ class _Job:
                 source_error = exc
             if batch.items:
                 await self._launch(tasks, batch)
-        if source_error is not None:
-            source_error.add_note(
-                f"update_many stopped reading its input after {self.submitted} records: "
-                f"{self.applied} applied, {self.failed_count} failed"
-            )
-            raise source_error
+        for error, what in (
+            (source_error, "update_many stopped reading its input"),
+            (self.callback_error, "update_many's on_progress raised; every batch was still sent"),
+        ):
+            if error is not None:
+                error.add_note(self._summary(what))
+                raise error
         return self.result()
 
     def encode(self, item: Any) -> bytes | None:

@@ -31,11 +31,6 @@ class RateGate:
         self._interval = 0.0
         self._interval_until = 0.0
 
-    @property
-    def paused_for(self) -> float:
-        """Seconds until the gate reopens (0 when open)."""
-        return max(0.0, self._paused_until - time.monotonic())
-
     async def wait(self) -> None:
         """Wait for this request's turn to leave."""
         while True:

@@ -423,3 +423,27 @@ async def test_exception_from_the_input_propagates_after_sending_what_was_read(
     assert counts(seen[-1])[:3] == (250, 250, 0)
     assert_stored(fake, dataset_id, range(250))
     assert_stored(fake, dataset_id, range(250, 500), updated=False)
+
+
+async def test_a_failing_progress_callback_surfaces_after_every_batch_was_sent(
+    fake: FakeLLMObsServer,
+) -> None:
+    project_id, dataset_id = seed(fake, 1_000)
+    failure = RuntimeError("my progress bar broke")
+
+    def on_progress(progress: BulkProgress) -> None:
+        raise failure
+
+    async with client_for(fake, max_concurrency=4) as client:
+        with pytest.raises(RuntimeError) as info:
+            await client.records.update_many(
+                project_id,
+                dataset_id,
+                updates(range(1_000)),
+                batch_size=100,
+                on_progress=on_progress,
+            )
+    assert info.value is failure
+    assert "every batch was still sent" in "".join(info.value.__notes__)
+    stored = fake.records(dataset_id)
+    assert all(stored[f"rec-{i}"]["expected_output"] == f"new-{i}" for i in range(1_000))
