@@ -18,7 +18,15 @@ class SessionPool:
     caller supplied is used for every origin and never closed here.
     """
 
-    __slots__ = ("_closed", "_external", "_gates", "_sessions", "max_concurrency", "semaphore")
+    __slots__ = (
+        "_closed",
+        "_external",
+        "_gates",
+        "_loop",
+        "_sessions",
+        "max_concurrency",
+        "semaphore",
+    )
 
     def __init__(self, *, max_concurrency: int, session: aiohttp.ClientSession | None) -> None:
         self.max_concurrency = max_concurrency
@@ -27,6 +35,7 @@ class SessionPool:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._gates: dict[str, RateGate] = {}
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def closed(self) -> bool:
@@ -37,6 +46,15 @@ class SessionPool:
         """Return the session for ``origin``, creating it on first use."""
         if self._external is not None:
             return self._external
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                # aiohttp sessions belong to the loop that created them.
+                raise LLMObsError(
+                    "this client was first used in another event loop; "
+                    "create one client per event loop (inside it)"
+                )
+            self._loop = loop
         session = self._sessions.get(origin)
         if session is None:
             if self._closed:

@@ -304,3 +304,23 @@ def test_bad_options_are_refused(option: str, value: int) -> None:
     with pytest.raises(errors.ValidationError) as info:
         LLMObsClient(api_key="k", app_key="a", **{option: value})
     assert info.value.field == option
+
+
+def test_a_client_is_bound_to_the_event_loop_that_first_used_it() -> None:
+    first = asyncio.new_event_loop()
+    try:
+        fake = first.run_until_complete(FakeLLMObsServer().start())
+        project_id = fake.add_project()
+        client = client_for(fake)
+        first.run_until_complete(client.projects.update(project_id, name="first loop"))
+
+        async def from_another_loop() -> None:
+            with pytest.raises(errors.LLMObsError, match="another event loop"):
+                await client.projects.update(project_id, name="second loop")
+
+        asyncio.run(from_another_loop())
+        first.run_until_complete(client.close())
+        first.run_until_complete(fake.stop())
+    finally:
+        first.close()
+    assert fake.projects[project_id]["name"] == "first loop"
