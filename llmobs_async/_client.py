@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, TypeVar
@@ -15,6 +17,7 @@ from yarl import URL
 
 from . import _config
 from ._resources import Experiments, Projects, Records
+from ._ratelimit import WaitTooLong, key_fingerprint
 from ._retry import RetryPolicy
 from ._transport import SessionPool
 from ._version import __version__
@@ -23,6 +26,7 @@ from .errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    RateLimitError,
     ValidationError,
     status_error,
 )
@@ -51,6 +55,9 @@ class LLMObsClient:
         timeout: seconds per attempt, or an ``aiohttp.ClientTimeout``.
         session: an ``aiohttp.ClientSession`` of yours to send through; it is
             used for every origin and never closed by the client.
+        max_rate_limit_wait: the longest server-given wait (``Retry-After``,
+            ``X-RateLimit-Reset``) honoured, in seconds; a longer one raises
+            ``RateLimitError`` with ``retry_after`` set instead of parking the call.
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class LLMObsClient:
         max_retries: int = 5,
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
+        max_rate_limit_wait: float = 60.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValidationError("max_concurrency", "must be >= 1")
@@ -72,7 +80,9 @@ class LLMObsClient:
             base_url=_config.resolve_base_url(site, base_url),
             keys=_config.resolve_keys(api_key, app_key),
             timeout=timeout,
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=RetryPolicy(
+                max_retries=max_retries, max_rate_limit_wait=_wait_cap(max_rate_limit_wait)
+            ),
         )
 
     def _configure(
@@ -93,7 +103,7 @@ class LLMObsClient:
         self._keys = keys
         self._retry = retry
         self._timeout = _timeout(timeout)
-        self._gate = self._pool.gate(str(base_url.origin()))
+        self._limits = self._pool.limits(str(base_url.origin()), key_fingerprint(api_key.reveal()))
         # Built once per view: every request reuses the same header object.
         self._headers = CIMultiDictProxy(
             CIMultiDict(
@@ -132,6 +142,7 @@ class LLMObsClient:
         app_key: str | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
     ) -> LLMObsClient:
         """Return a view with other settings that shares this client's pool.
 
@@ -154,9 +165,15 @@ class LLMObsClient:
                 _config.Secret(app_key) if app_key else current_app,
             ),
             timeout=self._timeout if timeout is None else timeout,
-            retry=self._retry
-            if max_retries is None
-            else attrs.evolve(self._retry, max_retries=max_retries),
+            retry=attrs.evolve(
+                self._retry,
+                **({} if max_retries is None else {"max_retries": max_retries}),
+                **(
+                    {}
+                    if max_rate_limit_wait is None
+                    else {"max_rate_limit_wait": _wait_cap(max_rate_limit_wait)}
+                ),
+            ),
         )
         return view
 
@@ -185,16 +202,19 @@ class LLMObsClient:
         body: bytes,
         parse: Callable[[bytes], T],
         on_retry: Callable[[], None] | None = None,
+        route: str | None = None,
     ) -> T:
         """Send one logical request (with retries) and parse the 2xx body.
 
         ``path`` is already percent-encoded. This is the only place requests
         are sent from: retries, the rate gate, the semaphore, timeouts and
         error mapping all live here. ``on_retry`` is called before each retry.
+        ``route`` names the endpoint for the rate gate (default: method and path).
         """
         url = URL(self._origin + path, encoded=True)
+        route = route or f"{method} {path}"
         if on_retry is None:
-            data = await self._retry.call(lambda: self._attempt(method, url, body))
+            data = await self._retry.call(lambda: self._attempt(method, url, body, route))
         else:
             attempts = 0
 
@@ -203,7 +223,7 @@ class LLMObsClient:
                 attempts += 1
                 if attempts > 1:
                     on_retry()
-                return self._attempt(method, url, body)
+                return self._attempt(method, url, body, route)
 
             data = await self._retry.call(attempt)
         try:
@@ -218,9 +238,31 @@ class LLMObsClient:
                 body=data,
             ) from exc
 
-    async def _attempt(self, method: str, url: URL, body: bytes) -> bytes:
-        await self._gate.wait()
-        async with self._pool.semaphore:
+    async def _attempt(self, method: str, url: URL, body: bytes, route: str) -> bytes:
+        limits, semaphore = self._limits, self._pool.semaphore
+        bucket = limits.bucket(route)
+        cap = self._retry.max_rate_limit_wait
+        loop = asyncio.get_running_loop()
+        requeue = False
+        while True:
+            # The gate is passed at send time: a grant that went stale while
+            # waiting for a concurrency slot (a 429 arrived) queues again, first.
+            try:
+                ticket = await bucket.acquire(cap, front=requeue)
+            except WaitTooLong as exc:
+                raise _waited_too_long(method, url, exc.wait) from None
+            try:
+                await semaphore.acquire()
+            except BaseException:
+                bucket.unsend(ticket)
+                raise
+            if ticket.current:
+                break
+            semaphore.release()
+            bucket.unsend(ticket)
+            requeue = True
+        answered = False
+        try:
             session = self._pool.session(self._origin)
             try:
                 async with session.request(
@@ -248,7 +290,15 @@ class LLMObsClient:
                     method=method,
                     url=str(url),
                 ) from exc
-        self._gate.observe(status, headers)
+            bucket.observe(ticket, status, headers, loop.time())
+            answered = True
+        finally:
+            semaphore.release()
+            if not answered:
+                bucket.abandon(ticket)
+        name = headers.get("X-RateLimit-Name")
+        if name is not None:
+            limits.learn(route, bucket, name)
         if 200 <= status < 300:
             return data
         if logger.isEnabledFor(logging.DEBUG):
@@ -273,3 +323,27 @@ def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValidationError("timeout", f"must be a positive number of seconds; got {value!r}")
     return aiohttp.ClientTimeout(total=float(value))
+
+
+def _wait_cap(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        0 <= value < math.inf
+    ):
+        raise ValidationError(
+            "max_rate_limit_wait", f"must be a finite number of seconds >= 0; got {value!r}"
+        )
+    return float(value)
+
+
+def _waited_too_long(method: str, url: URL, wait: float) -> RateLimitError:
+    """The error for a request the gate would have held past ``max_rate_limit_wait``."""
+    return RateLimitError(
+        status=429,
+        errors=[],
+        method=method,
+        url=str(url),
+        headers={"Retry-After": f"{wait:.3f}"},
+        body=b"",
+        message=f"429 RateLimitError: {method} {url.path}: the rate limit asks to wait "
+        f"{wait:.1f}s, longer than max_rate_limit_wait; not sent",
+    )

@@ -1,78 +1,385 @@
-"""The per-site rate gate: one shared cooldown on 429, and pacing from rate-limit headers."""
+"""The rate gate: one FIFO queue per (origin, API key, named limit) that spends what the API allows.
+
+Datadog limits are per organization and per named limit, fixed windows of
+``X-RateLimit-Period`` seconds, reported on every answer as ``-Limit``,
+``-Remaining``, ``-Reset`` (whole seconds to the window's end) and ``-Name``.
+A :class:`Bucket` turns those answers into a plan that is revised on every
+response:
+
+* **Credit.** ``Remaining`` is spent as soon as it is known: requests leave at
+  once while the answers say there is room, counting our own requests that
+  the server may not have counted yet.
+* **Probes.** When nothing is known (first use, or a window that should have
+  reset) a single request goes alone, and its answer says what is left.
+  Sixteen requests are never sent blind.
+* **Wake-ups.** With no credit left the head of the queue waits for the
+  earliest moment room can appear: the window's end (``Reset``, an upper
+  bound however it is rounded) or the moment one of our own requests leaves a
+  sliding window (its answer's arrival plus ``Period``), whichever is sooner.
+* **Sharing.** When the answers show others spending the same budget (other
+  processes with the same keys), a bucket takes only its measured share of
+  what is left, so several processes do not all spend the whole window.
+
+Requests leave in arrival order; a cancelled waiter leaves the queue and a
+cancelled grant gives its turn back. Waits the server asks for are honoured up
+to a cap; a longer one fails the waiting requests with :class:`WaitTooLong`,
+which the client turns into ``RateLimitError``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import bisect
+import hashlib
+import math
+from collections import deque
 from collections.abc import Mapping
+from typing import Final
 
 from .errors import RateLimitInfo, retry_after_seconds
 
+_UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
+_FIRST_WAVE: Final = 2
+"""Requests sent after a first probe before the answers show whether others share the limit."""
+_PROBE_PATIENCE: Final = 1.0
+"""Seconds the first request of a new bucket may hold the others before they go anyway:
+a slow first answer must not stall a web app's concurrent calls."""
+_FALLBACK_WAIT: Final = 1.0
+_MIN_SHARE: Final = 0.05
+"""Seconds to wait for room when the answers say none is left but not when it comes back."""
 
-class RateGate:
-    """Holds requests to one site so the job stays under the API's rate limit.
 
-    Two mechanisms, both driven by the ``X-RateLimit-*`` headers of every
-    response:
+class WaitTooLong(Exception):
+    """The gate would have to hold a request longer than ``max_rate_limit_wait``."""
 
-    * **Pause**: a 429 (or ``X-RateLimit-Remaining: 0``) closes the gate for
-      everybody until the window resets, so concurrent requests share one
-      cooldown instead of each retrying into the limit.
-    * **Pacing**: with ``Remaining`` requests left for ``Reset`` seconds,
-      requests leave at most one per ``Reset / Remaining`` seconds, which
-      spreads the budget over the window instead of spending it at once.
-    """
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the rate limit asks to wait {wait:.1f}s")
+        self.wait = wait
 
-    __slots__ = ("_interval", "_interval_until", "_next_slot", "_paused_until")
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, non-reversible name for an API key: limits are per org, keyed by it."""
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class Ticket:
+    """One request's passage through a bucket, from its grant to its answer."""
+
+    __slots__ = ("bucket", "epoch", "probe", "seq")
+
+    def __init__(self, bucket: Bucket, seq: int, probe: bool) -> None:
+        self.bucket = bucket
+        self.seq = seq
+        self.probe = probe
+        self.epoch = bucket.epoch
+
+    @property
+    def current(self) -> bool:
+        """False once a 429 or pause made the grant stale: the request must queue again."""
+        return self.epoch == self.bucket.epoch
+
+
+class Bucket:
+    """The plan for one named limit of one org on one origin (see the module docstring)."""
 
     def __init__(self) -> None:
+        self.epoch = 0
+        """Bumped by every 429 or pause: grants made before it must queue again."""
+        self._waiters: deque[tuple[asyncio.Future[Ticket], float]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._state = _UNKNOWN
+        self._seq = 0
+        self._base_seq = 0  # answers to requests sent before the base carry stale counts
+        self._base_probe = False
+        self._in_flight = 0
+        self._uncounted = 0  # ours that the latest count may not include yet
+        self._sent_since_base = 0
+        self._answered_since_base = 0
+        self._r_base = 0
+        self._r_min = 0
+        self._limit = 0
+        self._period = 0.0
+        self._share: float | None = None  # our part of the org's use, from past windows
+        self._share_now: float | None = None  # the same, measured in the current window
+        self._reset_at = math.inf  # when the newest answer says room comes back
+        self._reset_seq = 0
+        self._frees: list[float] = []  # when each of our counted requests leaves a sliding window
         self._paused_until = 0.0
-        self._next_slot = 0.0
-        self._interval = 0.0
-        self._interval_until = 0.0
+        self._probe_out = False
+        self._probe_sent_at = 0.0
 
-    async def wait(self) -> None:
-        """Wait for this request's turn to leave."""
-        while True:
-            now = time.monotonic()
-            interval = self._interval if now < self._interval_until else 0.0
-            slot = max(now, self._next_slot, self._paused_until)
-            self._next_slot = slot + interval
-            if slot <= now:
+    # --- the queue ------------------------------------------------------------------
+
+    async def acquire(self, max_wait: float, *, front: bool = False) -> Ticket:
+        """Wait for this request's turn and return its ticket (first in, first out).
+
+        Raises :class:`WaitTooLong` if the turn is more than ``max_wait`` seconds away.
+        ``front`` puts back at the head a request whose grant went stale.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._waiters:
+            kind = self._may_go(loop.time())
+            if kind is not None:
+                return self._grant(kind)
+        waiter: asyncio.Future[Ticket] = loop.create_future()
+        if front:
+            self._waiters.appendleft((waiter, max_wait))
+        else:
+            self._waiters.append((waiter, max_wait))
+        self._dispatch()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.unsend(waiter.result())  # granted as we were cancelled: give it back
+            else:
+                self._forget(waiter)
+            raise
+
+    def unsend(self, ticket: Ticket) -> None:
+        """Give back a grant whose request was never sent."""
+        self._in_flight -= 1
+        self._uncounted = max(0, self._uncounted - 1)
+        if ticket.seq > self._base_seq:
+            self._sent_since_base -= 1
+        if ticket.probe:
+            self._probe_out = False
+        self._dispatch()
+
+    def abandon(self, ticket: Ticket) -> None:
+        """The request was sent but no answer came (dropped, timed out, cancelled)."""
+        self._in_flight -= 1
+        if ticket.probe:
+            self._probe_out = False
+        self._dispatch()
+
+    def _forget(self, waiter: asyncio.Future[Ticket]) -> None:
+        for entry in self._waiters:
+            if entry[0] is waiter:
+                self._waiters.remove(entry)
+                break
+        self._dispatch()
+
+    def _may_go(self, now: float) -> str | None:
+        if now < self._paused_until:
+            return None
+        if self._state == _OPEN:
+            return "credit"
+        if self._state == _UNKNOWN:
+            if not self._probe_out:
+                return "probe"
+            return "credit" if now >= self._probe_sent_at + _PROBE_PATIENCE else None
+        if self._credit() > 0:
+            return "credit"
+        if not self._probe_out and now >= self._wake():
+            return "probe"
+        return None
+
+    def _grant(self, kind: str) -> Ticket:
+        self._seq += 1
+        self._in_flight += 1
+        self._uncounted += 1
+        self._sent_since_base += 1
+        probe = kind == "probe"
+        if probe:
+            self._probe_out = True
+            self._probe_sent_at = asyncio.get_running_loop().time()
+        return Ticket(self, self._seq, probe)
+
+    def _credit(self) -> int:
+        room = self._r_min - self._uncounted
+        share = self._share if self._share is not None else self._share_now
+        if share is None:
+            # Nobody's share is known yet: a small first wave, whose answers measure it.
+            return min(room, _FIRST_WAVE - self._sent_since_base)
+        if share >= 1.0:
+            return room
+        # Others spend the same budget: keep to our share of the window, so that the
+        # first to wake does not take it all and the others' requests bounce.
+        sent = self._sent_since_base + (1 if self._base_probe else 0)
+        return min(room, math.floor(share * self._limit + 1e-9) - sent)
+
+    def _wake(self) -> float:
+        wake = self._reset_at
+        if self._frees and self._frees[0] < wake:
+            wake = self._frees[0]
+        return wake
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._waiters:
+            waiter = self._waiters[0][0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            kind = self._may_go(now)
+            if kind is None:
+                break
+            self._waiters.popleft()
+            waiter.set_result(self._grant(kind))
+        if not self._waiters:
+            return
+        if now < self._paused_until:
+            at = self._paused_until
+        elif self._state == _UNKNOWN and self._probe_out:
+            at = self._probe_sent_at + _PROBE_PATIENCE
+        elif self._probe_out or self._state != _LIMITED:
+            return  # an answer is on its way and will dispatch again
+        else:
+            at = self._wake()
+            if at == math.inf:
+                at = self._reset_at = now + (self._period or _FALLBACK_WAIT)
+        wait = at - now
+        if any(cap < wait for _, cap in self._waiters):
+            self._give_up(wait)
+            if not self._waiters:
                 return
-            await asyncio.sleep(slot - now)
-            if self._paused_until <= time.monotonic():
-                return
-            # A 429 closed the gate while we slept: queue again behind the pause.
+        self._timer = loop.call_at(at, self._dispatch)
+
+    def _give_up(self, wait: float) -> None:
+        keep: deque[tuple[asyncio.Future[Ticket], float]] = deque()
+        for waiter, cap in self._waiters:
+            if cap >= wait:
+                keep.append((waiter, cap))
+            elif not waiter.done():
+                waiter.set_exception(WaitTooLong(wait))
+        self._waiters = keep
+        if not keep:
+            # Forget the plan: the next request asks the server again instead of
+            # failing for as long as one answer said.
+            self._state = _UNKNOWN
+            self._paused_until = 0.0
+            self._reset_at = math.inf
+            self._frees.clear()
+
+    # --- what the answers say -------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:
-        """Close the gate for ``seconds`` (extends, never shortens, a pause)."""
-        until = time.monotonic() + seconds
+        """Hold every request for ``seconds`` (a ``Retry-After`` without rate-limit headers)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
         if until > self._paused_until:
             self._paused_until = until
+            self.epoch += 1
+        self._dispatch()
 
-    def observe(self, status: int, headers: Mapping[str, str]) -> None:
-        """Learn from a response's rate-limit headers."""
+    def observe(self, ticket: Ticket, status: int, headers: Mapping[str, str], now: float) -> None:
+        """Revise the plan from one answer (``now`` is when it arrived)."""
+        self._in_flight -= 1
+        if ticket.probe:
+            self._probe_out = False
         info = RateLimitInfo.from_headers(headers)
-        if status == 429:
-            wait = info.reset if info is not None else None
-            if wait is None or wait < 0:
+        if info is None or info.remaining is None:
+            if status != 429:
+                self._state = _OPEN  # this limit reports nothing: nothing to pace by
+            else:
                 wait = retry_after_seconds(headers.get("Retry-After"))
-            if wait is not None:
-                self.pause(wait)
-                self._set_nominal_interval(info, wait)
+                if wait is not None:
+                    self.pause(wait)
+            self._dispatch()
             return
-        if info is None or info.remaining is None or info.reset is None or info.reset < 0:
-            return
-        if info.remaining <= 0:
-            self.pause(info.reset)
-            self._set_nominal_interval(info, info.reset)
+        if info.limit:
+            self._limit = info.limit
+        if info.period:
+            self._period = info.period
+        wait = info.reset
+        if wait is None and status == 429:
+            wait = retry_after_seconds(headers.get("Retry-After"))
+        reset_at = now + wait if wait is not None else math.inf
+        if self._state != _LIMITED or ticket.probe or status == 429:
+            self._rebase(ticket, info.remaining, reset_at, status, now)
+        elif ticket.seq < self._base_seq:
+            # Counted before the latest base: its count is old news.
+            self._uncounted = max(0, self._uncounted - 1)
         else:
-            self._interval = info.reset / info.remaining
-            self._interval_until = time.monotonic() + info.reset
+            if info.remaining < self._r_min:
+                self._r_min = info.remaining
+                self._uncounted = self._in_flight
+            else:
+                self._uncounted = max(0, self._uncounted - 1)
+            self._answered_since_base += 1
+            if ticket.seq > self._reset_seq:
+                # The newest count's reset: an older one may promise room that our
+                # own later requests have taken again (a sliding window).
+                self._reset_seq = ticket.seq
+                self._reset_at = reset_at
+            self._measure_share()
+            self._prune(info.remaining, now)
+        if status != 429 and self._period:
+            bisect.insort(self._frees, now + self._period)
+        self._dispatch()
 
-    def _set_nominal_interval(self, info: RateLimitInfo | None, reset: float) -> None:
-        # After a pause, leave at the limit's nominal rate rather than all at once.
-        if info is not None and info.limit and info.period:
-            self._interval = info.period / info.limit
-            self._interval_until = time.monotonic() + reset + info.period
+    def _rebase(
+        self, ticket: Ticket, remaining: int, reset_at: float, status: int, now: float
+    ) -> None:
+        previous_reset = self._reset_at
+        self._state = _LIMITED
+        self._base_seq = ticket.seq
+        self._base_probe = ticket.probe
+        self._r_base = self._r_min = remaining
+        self._uncounted = self._in_flight
+        self._sent_since_base = 0
+        self._answered_since_base = 0
+        if self._share_now is not None:
+            past = self._share
+            self._share = self._share_now if past is None else (past + self._share_now) / 2
+        self._share_now = None
+        self._reset_at = reset_at
+        self._reset_seq = ticket.seq
+        if status == 429:
+            self._r_min = 0
+            del self._frees[: bisect.bisect_left(self._frees, reset_at)]
+            if reset_at != math.inf and reset_at > self._paused_until:
+                self._paused_until = reset_at
+            self.epoch += 1
+        elif (
+            previous_reset != math.inf
+            and reset_at - previous_reset >= self._period / 2
+            and remaining >= self._limit / 2
+        ):
+            # A fixed window turned over: every earlier request's room came back at once.
+            self._frees.clear()
+        else:
+            self._prune(remaining, now)
+
+    def _prune(self, remaining: int, now: float) -> None:
+        """Forget wake-ups for room this answer's count already shows as free again."""
+        del self._frees[: bisect.bisect_right(self._frees, now)]
+        if self._limit:
+            # At most limit - remaining of ours are still counted (this one among them):
+            # the earliest of the others have left the window, and were reused.
+            keep = max(0, self._limit - remaining - 1)
+            del self._frees[: max(0, len(self._frees) - keep)]
+
+    def _measure_share(self) -> None:
+        consumed = self._r_base + (1 if self._base_probe else 0) - self._r_min
+        ours = self._answered_since_base + (1 if self._base_probe else 0)
+        if consumed >= _FIRST_WAVE and ours > 0:
+            self._share_now = max(_MIN_SHARE, min(1.0, ours / consumed))
+
+
+class Limits:
+    """The buckets of one (origin, API key): one per named limit, learned per route."""
+
+    __slots__ = ("_named", "_routes")
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Bucket] = {}
+        self._named: dict[str, Bucket] = {}
+
+    def bucket(self, route: str) -> Bucket:
+        """The bucket requests to ``route`` queue at."""
+        bucket = self._routes.get(route)
+        if bucket is None:
+            bucket = self._routes[route] = Bucket()
+        return bucket
+
+    def learn(self, route: str, bucket: Bucket, name: str) -> None:
+        """Record that ``route`` is under the limit called ``name``."""
+        named = self._named.setdefault(name, bucket)
+        if named is not bucket:
+            self._routes[route] = named

@@ -39,6 +39,8 @@ class RetryPolicy:
     max_retries: int = 5
     initial: float = 0.5
     cap: float = 8.0
+    max_rate_limit_wait: float = 60.0
+    """A 429 asking to wait longer than this is raised, not waited out."""
     _retries: Callable[..., Awaitable[Any]] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -51,7 +53,7 @@ class RetryPolicy:
             LLMObsError,
             max_tries=self.max_retries,
             jitter=None,  # the generator jitters; a server-given wait is not jittered
-            giveup=lambda exc: not is_retryable(exc),
+            giveup=lambda exc: not self.should_retry(exc),
             on_backoff=_log_backoff,
             on_giveup=_log_giveup,
             raise_on_giveup=True,
@@ -67,13 +69,19 @@ class RetryPolicy:
         try:
             return await attempt()
         except LLMObsError as exc:
-            if not is_retryable(exc) or self.max_retries == 0:
+            if not self.should_retry(exc) or self.max_retries == 0:
                 _log_giveup({"tries": 0, "exception": exc})
                 raise
             wait = self.wait(exc, 0)
             _log_backoff({"tries": 0, "wait": wait, "exception": exc})
         result: T = await self._retries([wait], attempt)
         return result
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Retryable, and not a 429 whose wait is longer than ``max_rate_limit_wait``."""
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            return exc.retry_after <= self.max_rate_limit_wait
+        return is_retryable(exc)
 
     def wait(self, exc: BaseException | None, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0-based) after ``exc``."""

@@ -6,12 +6,12 @@ import asyncio
 
 import aiohttp
 
-from ._ratelimit import RateGate
+from ._ratelimit import Limits
 from .errors import LLMObsError
 
 
 class SessionPool:
-    """Sessions, the concurrency semaphore and the rate gates of one client family.
+    """Sessions, the concurrency semaphore and the rate limits of one client family.
 
     Sessions are created lazily inside the running loop (never at import or
     construction time) and closed together by :meth:`close`. A session the
@@ -21,7 +21,7 @@ class SessionPool:
     __slots__ = (
         "_closed",
         "_external",
-        "_gates",
+        "_limits",
         "_loop",
         "_sessions",
         "max_concurrency",
@@ -33,7 +33,7 @@ class SessionPool:
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self._gates: dict[str, RateGate] = {}
+        self._limits: dict[tuple[str, str], Limits] = {}
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -68,12 +68,13 @@ class SessionPool:
             self._sessions[origin] = session
         return session
 
-    def gate(self, origin: str) -> RateGate:
-        """Return the rate gate of ``origin``: one per site, shared by all views."""
-        gate = self._gates.get(origin)
-        if gate is None:
-            gate = self._gates[origin] = RateGate()
-        return gate
+    def limits(self, origin: str, key_fingerprint: str) -> Limits:
+        """The rate-limit buckets of one org (API key) on one origin, shared by all views."""
+        key = (origin, key_fingerprint)
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = Limits()
+        return limits
 
     async def close(self) -> None:
         """Close the sessions this pool created (not a caller-supplied one)."""

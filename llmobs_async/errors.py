@@ -8,6 +8,7 @@ Every exception derives from :class:`LLMObsError`. HTTP failures are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -332,27 +333,31 @@ def _snippet(body: bytes, limit: int = 200) -> str:
 
 
 def _retry_after(headers: Mapping[str, str], info: RateLimitInfo | None) -> float | None:
-    if info is not None and info.reset is not None and info.reset >= 0:
+    if info is not None and info.reset is not None:
         return info.reset
     return retry_after_seconds(headers.get("Retry-After"))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """Parse ``Retry-After``: delta seconds or an HTTP date; ``None`` if absent or bad."""
+    """Parse ``Retry-After``: delta seconds or an HTTP date; ``None`` if absent or bad.
+
+    A date without a zone (``-0000``) is read as UTC, as HTTP dates are.
+    """
     if value is None:
         return None
     seconds = _to_float(value)
-    if seconds is None:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
+    if seconds is not None:
+        return seconds
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-        return max(seconds, 0.0)
-    return seconds if seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -361,13 +366,16 @@ def _str_or_none(value: Any) -> str | None:
 
 def _to_int(value: str | None) -> int | None:
     try:
-        return None if value is None else int(value.strip())
+        number = None if value is None else int(value.strip())
     except ValueError:
         return None
+    return number if number is not None and number >= 0 else None
 
 
 def _to_float(value: str | None) -> float | None:
+    """A finite, non-negative number of seconds, or ``None``: anything else counts as absent."""
     try:
-        return None if value is None else float(value.strip())
+        number = None if value is None else float(value.strip())
     except ValueError:
         return None
+    return number if number is not None and 0 <= number < math.inf else None

@@ -293,12 +293,19 @@ async def test_input_is_streamed_not_materialized(fake: FakeLLMObsServer) -> Non
             pulled += 1
             yield {"id": f"rec-{i % 1000}", "expected_output": i}
 
-    at_arrival: list[int] = []
+    finished = 0  # records whose batch has been answered
+    at_arrival: list[int] = []  # records read but not yet answered, as each request arrives
     at_first_progress: list[int] = []
     # The first requests are slow: the reader must wait for them, not run ahead.
-    fake.inject(delay=0.2, times=concurrency, match=lambda _: at_arrival.append(pulled) is None)
+    fake.inject(
+        delay=0.2,
+        times=concurrency,
+        match=lambda _: at_arrival.append(pulled - finished) is None,
+    )
 
-    def progress(_: BulkProgress) -> None:
+    def progress(p: BulkProgress) -> None:
+        nonlocal finished
+        finished = p.applied + p.failed
         if not at_first_progress:
             at_first_progress.append(pulled)
 
