@@ -273,8 +273,14 @@ def _flatten(doc: Any) -> dict[str, Any]:
     return flat
 
 
-def load_experiment(body: bytes) -> Experiment:
-    """Read an experiment response document."""
+def load_experiment(body: bytes, experiment_id: str | None = None) -> Experiment:
+    """Read an experiment response document.
+
+    The live API may answer an experiment PATCH with an empty 200: given the
+    ``experiment_id`` that was sent, that reads as an experiment with only its id.
+    """
+    if experiment_id is not None and not body.strip():
+        return Experiment(id=experiment_id)
     return structure_experiment_attrs(_flatten(_json.loads(body)))
 
 

@@ -133,6 +133,27 @@ async def test_the_client_reads_answers_without_description(fake, seeded: Seeded
     assert (experiment.id, experiment.description) == ("9d015796-…", None)
 
 
+@pytest.mark.parametrize("body", [b"", b"\n"], ids=["empty", "newline"])
+async def test_an_empty_200_to_an_experiment_patch_is_the_experiment_id(
+    fake, seeded: Seeded, client, body: bytes
+) -> None:
+    # The live API answers a status change with an empty 200 (API-REFERENCE 2.4).
+    fake.inject(status=200, body=body)
+    experiment = await client.experiments.update(seeded.experiment_id, status="completed")
+    assert experiment == Experiment(id=seeded.experiment_id)
+    assert len(fake.requests) == 1
+
+
+async def test_an_empty_200_to_a_project_or_records_patch_is_still_refused(
+    fake, seeded: Seeded, client
+) -> None:
+    fake.inject(status=200, body=b"", times=2)
+    with pytest.raises(errors.APIResponseValidationError):
+        await client.projects.update(seeded.project_id, name="x")
+    with pytest.raises(errors.APIResponseValidationError):
+        await client.records.update(seeded.project_id, seeded.dataset_id, [{"id": "rec-1"}])
+
+
 # --- every field but id may be missing or null -----------------------------------------------
 
 

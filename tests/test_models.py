@@ -350,10 +350,17 @@ BAD_BODIES = {
 }
 
 
-@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
-@pytest.mark.parametrize(
-    "call", [_exp(name="x"), _proj(name="x"), _recs([{"id": "rec-0"}])], ids=["exp", "proj", "recs"]
-)
+CALLS = {"exp": _exp(name="x"), "proj": _proj(name="x"), "recs": _recs([{"id": "rec-0"}])}
+# An empty experiment answer is the live API's own (see test_live_bodies): not a bad body.
+BAD_ANSWERS = [
+    pytest.param(call, body, id=f"{call_id}-{body_id}")
+    for call_id, call in CALLS.items()
+    for body_id, body in BAD_BODIES.items()
+    if (call_id, body_id) != ("exp", "empty")
+]
+
+
+@pytest.mark.parametrize(("call", "body"), BAD_ANSWERS)
 async def test_undocumented_2xx_body_is_a_response_validation_error(
     fake, seeded, client, body, call
 ):
