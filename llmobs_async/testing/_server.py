@@ -30,7 +30,9 @@ class FakeLLMObsServer:
 
     It checks the ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (401 when
     missing, 403 when wrong), validates bodies as the API does (400 with a
-    JSON pointer, 404 for unknown ids), applies PATCH semantics, records every
+    JSON pointer, 404 for unknown ids), applies PATCH semantics, answers in
+    the live API's shapes (empty fields left out, records as ``datasets``
+    resources with ``tags``, ``canonical_id`` and ``version``), records every
     request, and injects faults on demand::
 
         async with FakeLLMObsServer() as fake:

@@ -49,7 +49,8 @@ OMITTED_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
         "deleted_at": (None,),
     },
 }
-"""Attributes the live API leaves out of an answer, and the values it leaves out."""
+"""By resource type (a record's is ``datasets``): the attributes the live API
+leaves out of its answers, and the values for which it does."""
 
 
 class ApiFault(Exception):
