@@ -119,7 +119,7 @@ class Floor(BenchClient):
 
         async def call() -> int:
             document = await self._patch(url, body)
-            return len(document["data"][0]["records"])
+            return len(document["data"])  # record resources, as the live API answers
 
         return call
 
@@ -251,7 +251,9 @@ class Official(BenchClient):
             response = await api.update_llm_obs_dataset_records(
                 project_id=PROJECT_ID, dataset_id=DATASET_ID, body=body
             )
-            return len(response.data[0].records)
+            # The live API's record resources are not the spec's {"records": [...]}
+            # items: the generated client keeps each as an UnparsedObject.
+            return len(response.data)
 
         return call
 

@@ -22,6 +22,7 @@ from aiohttp import web
 
 PREFIX = "/api/v2/llm-obs/v1"
 STAMP = "2024-01-15T10:30:00Z"
+AUTHOR = {"id": "00000000-0000-4000-8000-0000000000aa"}
 JSON = "application/json"
 STATS: collections.Counter[str] = collections.Counter()
 
@@ -94,21 +95,25 @@ async def update_records(request: web.Request) -> web.Response:
     records = attributes.get("records")
     if not isinstance(records, list) or not records or not all("id" in r for r in records):
         return _reply("records", {"errors": ["records must be a non-empty list with ids"]}, 400)
+    # The live API's shape: JSON:API record resources, empty fields left out.
     dataset_id = request.match_info["dataset_id"]
-    stored = [
-        {
-            "id": record["id"],
+    stored = []
+    for index, record in enumerate(records):
+        attributes = {
+            "author": AUTHOR,
+            "canonical_id": f"00000000-0000-4000-8000-{index:012d}",
+            "created_at": STAMP,
             "dataset_id": dataset_id,
             "input": record.get("input"),
-            "expected_output": record.get("expected_output"),
-            "metadata": record.get("metadata") or {},
-            "created_at": STAMP,
             "updated_at": STAMP,
+            "version": 2,
         }
-        for record in records
-    ]
+        for key in ("expected_output", "metadata", "tags"):
+            if record.get(key) not in (None, {}, []):
+                attributes[key] = record[key]
+        stored.append({"id": record["id"], "type": "datasets", "attributes": attributes})
     STATS["records_received"] += len(records)
-    return _reply("records", {"data": [{"records": stored}]})
+    return _reply("records", {"data": stored})
 
 
 async def stats(_: web.Request) -> web.Response:

@@ -22,9 +22,9 @@ from .errors import ValidationError
 from .models import (
     NO_EXTRA,
     UNSET,
+    Author,
     DatasetRecord,
     Experiment,
-    ExperimentAuthor,
     ExperimentStatus,
     ExperimentUpdate,
     Project,
@@ -108,16 +108,23 @@ def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
     return structure
 
 
+def _structure_int(value: Any, _: Any = None) -> int:
+    return value if type(value) is int else int(value)
+
+
 # One call per optional field instead of cattrs' Optional dispatch and then ours.
 _OPTIONAL_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
     str | None: _optional(_structure_str),
-    int | None: _optional(lambda v, _: v if type(v) is int else int(v)),
+    int | None: _optional(_structure_int),
     datetime | None: _optional(_structure_datetime),
 }
 
 
 def _response_hook(cls: type[T], **overrides: Any) -> Callable[[dict[str, Any]], T]:
-    """Build a structure function for a flat response model that keeps unknown keys."""
+    """Build a structure function for a flat response model that keeps unknown keys.
+
+    Only fields without a default are required: in the models that is ``id``.
+    """
     attrs.resolve_types(cls)  # type: ignore[type-var]  # the hooks below match on real types
     fields = attrs.fields(cls)  # type: ignore[arg-type]
     known = frozenset(a.name for a in fields if a.name != "extra")
@@ -144,8 +151,9 @@ def _response_hook(cls: type[T], **overrides: Any) -> Callable[[dict[str, Any]],
     return structure
 
 
-_author = _response_hook(ExperimentAuthor)
-converter.register_structure_hook(ExperimentAuthor, lambda v, _: _author(v))
+_author = _response_hook(Author)
+converter.register_structure_hook(Author, lambda v, _: _author(v))
+_OPTIONAL_HOOKS[Author | None] = _optional(lambda v, _: _author(v))
 structure_experiment_attrs = _response_hook(
     Experiment,
     status=override(struct_hook=_structure_status),
@@ -156,49 +164,94 @@ _RECORD_KNOWN = frozenset(a.name for a in attrs.fields(DatasetRecord) if a.name 
 
 
 _new = object.__new__
-_set = object.__setattr__
+# The slots' own setters: calling one costs a third less than object.__setattr__,
+# which looks the name up first. The frozen class's __setattr__ is bypassed
+# only here, while the instance is being built.
+_slot_setters = {
+    a.name: DatasetRecord.__dict__[a.name].__set__ for a in attrs.fields(DatasetRecord)
+}
+_set_id, _set_dataset_id = _slot_setters["id"], _slot_setters["dataset_id"]
+_set_created_at, _set_updated_at = _slot_setters["created_at"], _slot_setters["updated_at"]
+_set_input, _set_expected_output = _slot_setters["input"], _slot_setters["expected_output"]
+_set_metadata, _set_tags = _slot_setters["metadata"], _slot_setters["tags"]
+_set_canonical_id, _set_version = _slot_setters["canonical_id"], _slot_setters["version"]
+_set_author, _set_deleted_at = _slot_setters["author"], _slot_setters["deleted_at"]
+_set_extra = _slot_setters["extra"]
+
+
+@functools.lru_cache(maxsize=256)
+def _author_with_id(author_id: str) -> Author:
+    # The records of one answer mostly share an author sent as {"id": ...}:
+    # one frozen instance per id instead of one per record.
+    return Author(id=author_id)
+
+
+def _record_author(value: Any) -> Author:
+    if type(value) is dict and len(value) == 1:
+        author_id = value.get("id")
+        if type(author_id) is str:
+            return _author_with_id(author_id)
+    return _author(value)
+
+
+def _record_tags(value: Any) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise TypeError(f"a record's tags must be a list, got {type(value).__name__}")
+    return tuple(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _structure_str(value, str)
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    return None if value is None else _structure_datetime(value, None)
 
 
 def structure_record(obj: dict[str, Any]) -> DatasetRecord:
-    """Structure one record of a records response.
+    """Structure one record: a flat object, or a JSON:API resource with ``attributes``.
 
     Written out by hand because a 1,000-record response runs it 1,000 times:
-    it fills the frozen instance's slots directly, which costs a third less
-    than the generated ``__init__`` (DatasetRecord has no validators to skip;
-    tests round-trip every field). Same rules as the other hooks: unknown keys
-    go to ``extra``, a missing or null required field raises.
+    it fills the frozen instance's slots through their own setters, about
+    half the cost of the generated ``__init__`` (DatasetRecord has no
+    validators to skip; tests round-trip every field). The common types are
+    checked inline; the rest (null, numeric ids) go through the shared hooks.
+    Same rules as the other models: only ``id`` is required, unknown
+    attributes go to ``extra``, a resource's ``type`` is dropped.
     """
-    rid, dataset_id = obj["id"], obj["dataset_id"]
-    created, updated = obj["created_at"], obj["updated_at"]
-    metadata = obj.get("metadata")
+    fields = obj.get("attributes")
+    if fields is None:
+        fields = obj
+    elif type(fields) is not dict:
+        raise TypeError("a record's attributes are not an object")
+    get = fields.get
+    rid = obj["id"]
+    dataset_id, created, updated = get("dataset_id"), get("created_at"), get("updated_at")
+    metadata, tags, canonical_id = get("metadata"), get("tags"), get("canonical_id")
+    version, author, deleted_at = get("version"), get("author"), get("deleted_at")
     record = _new(DatasetRecord)
-    _set(record, "id", rid if type(rid) is str else _structure_str(rid, str))
-    _set(
-        record,
-        "dataset_id",
-        dataset_id if type(dataset_id) is str else _structure_str(dataset_id, str),
+    _set_id(record, rid if type(rid) is str else _structure_str(rid, str))
+    _set_dataset_id(record, dataset_id if type(dataset_id) is str else _optional_str(dataset_id))
+    _set_created_at(
+        record, _parse_datetime(created) if type(created) is str else _optional_datetime(created)
     )
-    _set(
-        record,
-        "created_at",
-        _parse_datetime(created) if type(created) is str else _structure_datetime(created, None),
+    _set_updated_at(
+        record, _parse_datetime(updated) if type(updated) is str else _optional_datetime(updated)
     )
-    _set(
-        record,
-        "updated_at",
-        _parse_datetime(updated) if type(updated) is str else _structure_datetime(updated, None),
+    _set_input(record, get("input"))
+    _set_expected_output(record, get("expected_output"))
+    _set_metadata(
+        record, metadata if type(metadata) is dict else _structure_mapping(metadata, None)
     )
-    _set(record, "input", obj.get("input"))
-    _set(record, "expected_output", obj.get("expected_output"))
-    _set(
-        record,
-        "metadata",
-        metadata if type(metadata) is dict else _structure_mapping(metadata, None),
+    _set_tags(record, () if tags is None else _record_tags(tags))
+    _set_canonical_id(
+        record, canonical_id if type(canonical_id) is str else _optional_str(canonical_id)
     )
-    _set(
-        record,
-        "extra",
-        NO_EXTRA if obj.keys() <= _RECORD_KNOWN else _unknown(obj, _RECORD_KNOWN),
+    _set_version(record, version if version is None else _structure_int(version))
+    _set_author(record, author if author is None else _record_author(author))
+    _set_deleted_at(record, deleted_at if deleted_at is None else _optional_datetime(deleted_at))
+    _set_extra(
+        record, NO_EXTRA if _RECORD_KNOWN.issuperset(fields) else _unknown(fields, _RECORD_KNOWN)
     )
     return record
 
@@ -220,8 +273,14 @@ def _flatten(doc: Any) -> dict[str, Any]:
     return flat
 
 
-def load_experiment(body: bytes) -> Experiment:
-    """Read an experiment response document."""
+def load_experiment(body: bytes, experiment_id: str | None = None) -> Experiment:
+    """Read an experiment response document.
+
+    The live API may answer an experiment PATCH with an empty 200: given the
+    ``experiment_id`` that was sent, that reads as an experiment with only its id.
+    """
+    if experiment_id is not None and not body.strip():
+        return Experiment(id=experiment_id)
     return structure_experiment_attrs(_flatten(_json.loads(body)))
 
 
@@ -231,10 +290,12 @@ def load_project(body: bytes) -> Project:
 
 
 def load_records(body: bytes) -> list[DatasetRecord]:
-    """Read a records response: ``{"data": [{"records": [...]}, ...]}``.
+    """Read a records response in any shape the API uses.
 
-    Also accepts ``data`` as a bare list of records, and JSON:API resource
-    objects, since the reference page describes ``data`` as the records.
+    ``data`` is a list of record resources (``{"id", "type", "attributes"}``,
+    what the live API's ``batch_update`` and records list answer), of flat
+    records, or of ``{"records": [...]}`` groups (the specification's
+    mutation response); a single record or group is read as a list of one.
     """
     data = _json.loads(body)["data"]
     if isinstance(data, dict):
@@ -243,8 +304,6 @@ def load_records(body: bytes) -> list[DatasetRecord]:
     for item in data:
         if "records" in item:
             out.extend(structure_record(rec) for rec in item["records"])
-        elif "attributes" in item:
-            out.append(structure_record(_flatten({"data": item})))
         else:
             out.append(structure_record(item))
     return out

@@ -79,6 +79,8 @@ class Experiments(_Resource):
         Pass either keyword fields or a ready :class:`~llmobs_async.models.ExperimentUpdate`
         (or a mapping of its fields) as ``body``. Raises ``ValidationError``
         before sending if a field is invalid or nothing is to be updated.
+        The live API may answer with an empty body (it does for a status
+        change): the result then has only ``id``, every other field ``None``.
         """
         path = f"{_PREFIX}/experiments/{segment('experiment_id', experiment_id)}"
         update = _body(
@@ -95,7 +97,9 @@ class Experiments(_Resource):
             _converter.to_experiment_update,
         )
         payload = _converter.encode_update(update, "experiments")
-        return await self._client._request("PATCH", path, payload, _converter.load_experiment)
+        return await self._client._request(
+            "PATCH", path, payload, lambda body: _converter.load_experiment(body, experiment_id)
+        )
 
 
 class Projects(_Resource):

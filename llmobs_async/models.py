@@ -2,9 +2,14 @@
 
 All models are frozen, slotted, keyword-only attrs classes. Request models
 (``*Update``) validate on construction and raise
-:class:`~llmobs_async.errors.ValidationError` naming the field. Response
-models are flat (no JSON:API envelope) and read forward-compatibly: unknown
-fields land in ``extra``, an unknown experiment status is kept as a string.
+:class:`~llmobs_async.errors.ValidationError` naming the field.
+
+Response models are flat (no JSON:API envelope) and read the way the live API
+answers, not the way its specification describes it: only ``id`` is required.
+The API leaves out empty fields, so any other field may be missing or null:
+it reads as ``None``, except the collections, which read as empty (``config``
+and ``metadata`` as ``{}``, a record's ``tags`` as ``()``). Unknown fields
+land in ``extra``, an unknown experiment status is kept as a string.
 
 A request field left at :data:`UNSET` is absent from the JSON body; ``None``
 is sent as JSON ``null`` where the API allows it (``input`` and
@@ -25,6 +30,7 @@ from .errors import ValidationError
 
 __all__ = [
     "UNSET",
+    "Author",
     "DatasetRecord",
     "Experiment",
     "ExperimentAuthor",
@@ -149,8 +155,11 @@ class RecordUpdate:
 
 
 @attrs.frozen(kw_only=True)
-class ExperimentAuthor:
-    """The user who created an experiment (present with ``include[user_data]``)."""
+class Author:
+    """The user who created a project, an experiment or a record.
+
+    The API sends only ``id`` unless user data is asked for (``include[user_data]``).
+    """
 
     id: str | None = None
     name: str | None = None
@@ -161,29 +170,40 @@ class ExperimentAuthor:
     """Fields the API sent that this version of the library does not know."""
 
 
+ExperimentAuthor: TypeAlias = Author
+"""Former name of :class:`Author`, kept as an alias."""
+
+
 @attrs.frozen(kw_only=True)
 class Experiment:
-    """An LLM Observability experiment, as returned by the API."""
+    """An LLM Observability experiment, as returned by the API.
+
+    Only ``id`` is always present; see the module docstring for missing fields.
+    """
 
     id: str
-    name: str
-    description: str
-    project_id: str
-    dataset_id: str
-    created_at: datetime
-    updated_at: datetime
+    name: str | None = None
+    """The run name (with ``ensure_unique``, the API appends a timestamp to it)."""
+    description: str | None = None
+    project_id: str | None = None
+    dataset_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     config: Mapping[str, Any] = attrs.field(factory=dict)
+    """``{}`` when the API leaves it out or sends null."""
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    """``{}`` when the API leaves it out or sends null."""
     status: ExperimentStatus | str | None = None
     """An :class:`ExperimentStatus`, or the raw string for a status this version does not know."""
     error: str | None = None
     experiment: str | None = None
+    """The logical experiment name shared by its runs."""
     parent_experiment_id: str | None = None
     dataset_name: str | None = None
     dataset_version: int | None = None
     run_count: int | None = None
     deleted_at: datetime | None = None
-    author: ExperimentAuthor | None = None
+    author: Author | None = None
     aggregate_data: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
@@ -191,27 +211,46 @@ class Experiment:
 
 @attrs.frozen(kw_only=True)
 class Project:
-    """An LLM Observability project, as returned by the API."""
+    """An LLM Observability project, as returned by the API.
+
+    Only ``id`` is always present: the API leaves out an empty ``description``.
+    """
 
     id: str
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
+    name: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    author: Author | None = None
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""
 
 
 @attrs.frozen(kw_only=True)
 class DatasetRecord:
-    """A dataset record, as returned by the API after an update."""
+    """A dataset record, as returned by the API.
+
+    Read from either shape the API uses: a flat object, or a JSON:API resource
+    (``{"id", "type", "attributes": {...}}``, what the live API sends). Only
+    ``id`` is always present: the API leaves out an empty ``expected_output``,
+    ``metadata`` or ``tags``.
+    """
 
     id: str
-    dataset_id: str
-    created_at: datetime
-    updated_at: datetime
+    dataset_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     input: JSONValue = None
     expected_output: JSONValue = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    """``{}`` when the API leaves it out or sends null."""
+    tags: tuple[str, ...] = ()
+    """The record's tags (``"key:value"`` strings); ``()`` when it has none."""
+    canonical_id: str | None = None
+    """The API's own id for the record (``id`` may be one the user chose)."""
+    version: int | None = None
+    """The dataset version this change created (in answers to a mutation)."""
+    author: Author | None = None
+    deleted_at: datetime | None = None
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""

@@ -24,6 +24,8 @@ VALID = {
 }
 TIMESTAMPS = {"created_at", "updated_at"}
 RECORD_KEYS = {"id", "dataset_id", "input", "expected_output", "metadata", *TIMESTAMPS}
+RECORD_KEYS |= {"tags", "canonical_id", "author", "version"}
+"""Every key of a record the fake answers (``id`` beside ``attributes``, the rest inside)."""
 RATE_HEADERS = [f"X-RateLimit-{h}" for h in ("Limit", "Period", "Remaining", "Reset", "Name")]
 Reply = tuple[int, Any, bytes]
 

@@ -128,6 +128,18 @@ async def test_inject_rate_limit_answers_429_with_rate_limit_headers(
     assert all(isinstance(e, str) for e in json.loads(body)["errors"])
 
 
+async def test_inject_rate_limit_applies_only_to_requests_it_matches(env: Env) -> None:
+    env.fake.inject_rate_limit(times=2, match=lambda r: "/experiments/" in r.path)
+    finish = jsonapi("experiments", VALID["experiments"])
+    order = ["projects", "experiments", "projects", "experiments", "experiments"]
+    statuses = [
+        (await env.patch(kind, finish if kind == "experiments" else name_doc("x")))[0]
+        for kind in order
+    ]
+    assert statuses == [200, 429, 200, 429, 200]
+    assert env.fake.requests[1].status == 429 and "/experiments/" in env.fake.requests[1].path
+
+
 REJECTIONS = {
     "id-in-batch": ("rec-3", [{"id": "rec-1", "input": 1}, {"id": "rec-3", "input": 3}], 400),
     "other-status": ("rec-3", [{"id": "rec-3", "input": 3}], 422),

@@ -15,6 +15,7 @@ import pytest
 
 from llmobs_async import LLMObsClient, errors, models
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
+from llmobs_async.testing._store import AUTHOR_ID
 
 from .conftest import Seeded, client_for
 from .fakehttp import (
@@ -189,7 +190,7 @@ async def test_absent_fields_are_untouched_and_null_sets_null(
 
 
 @pytest.mark.parametrize("kind", ["experiments", "projects", "records"])
-async def test_success_responses_have_the_reference_shape_and_a_new_updated_at(
+async def test_success_responses_have_the_live_shape_and_a_new_updated_at(
     env: Env, kind: str
 ) -> None:
     fake, (pid, did, eid) = env.fake, attrs.astuple(env.seeded)
@@ -201,22 +202,69 @@ async def test_success_responses_have_the_reference_shape_and_a_new_updated_at(
     doc = json.loads(body)
     assert set(doc) == {"data"}
     if kind == "records":
-        assert len(doc["data"]) == 1 and set(doc["data"][0]) == {"records"}
-        [got] = doc["data"][0]["records"]
-        assert set(got) == RECORD_KEYS and fake.records(did)["rec-1"] == got
-        assert pick(got, "id", "dataset_id", "expected_output") == ("rec-1", did, "yes")
+        [resource] = doc["data"]
+        assert set(resource) == {"id", "type", "attributes"}
+        assert pick(resource, "id", "type") == ("rec-1", "datasets")
+        got = resource["attributes"]
+        stored = fake.records(did)["rec-1"]
+        assert set(got) == RECORD_KEYS - {"id", "metadata", "tags"}  # empty: left out
+        assert got == {**{k: stored[k] for k in got if k != "version"}, "version": 2}
+        assert pick(got, "dataset_id", "expected_output") == (did, "yes")
+        assert fake.store.datasets[did].version == 2  # seeded as 1, then this change
+        assert got["author"] == {"id": AUTHOR_ID}
     else:
         assert set(doc["data"]) == {"id", "type", "attributes"} and doc["data"]["type"] == kind
         assert doc["data"]["id"] == {"projects": pid, "experiments": eid}[kind]
         got = doc["data"]["attributes"]
+        assert got["author"] == {"id": AUTHOR_ID}
         if kind == "projects":
-            assert set(got) == {"name", "description", *TIMESTAMPS}
+            assert set(got) == {"author", "name", *TIMESTAMPS}  # the empty description is left out
             assert got["name"] == "renamed"
         else:
-            required = "config created_at dataset_id description metadata name project_id"
+            required = "config created_at dataset_id metadata name project_id"
             assert set(required.split()) <= set(got) and got["status"] == "completed"
+            assert "description" not in got and "error" not in got
     assert got["updated_at"] != old and got["updated_at"] >= got["created_at"]
     assert got["updated_at"].endswith("Z")
+
+
+EMPTY_LEFT_OUT = {
+    "expected_output": (None, "yes"),
+    "metadata": ({}, {"k": 1}),
+    "tags": ([], ["team:ml"]),
+}
+
+
+@pytest.mark.parametrize("key", EMPTY_LEFT_OUT)
+async def test_records_leave_out_empty_fields_and_keep_the_others(
+    env: Env, client: LLMObsClient, key: str
+) -> None:
+    pid, did = env.seeded.project_id, env.seeded.dataset_id
+    empty, full = EMPTY_LEFT_OUT[key]
+    env.fake.store.add_records(did, [{"id": "e", key: empty}, {"id": "f", key: full}])
+    status, _, body = await env.patch("records", recs({"id": "e"}, {"id": "f"}))
+    [e, f] = (r["attributes"] for r in json.loads(body)["data"])
+    assert status == 200 and key not in e and f[key] == full
+    assert "input" in e and e["input"] is None  # input is always sent, even null
+    [rec_e, rec_f] = await client.records.update(pid, did, [{"id": "e"}, {"id": "f"}])
+    assert getattr(rec_f, key) == (tuple(full) if key == "tags" else full)
+    assert getattr(rec_e, key) == {"expected_output": None, "metadata": {}, "tags": ()}[key]
+
+
+async def test_records_carry_canonical_id_and_each_change_makes_a_new_version(
+    env: Env, client: LLMObsClient
+) -> None:
+    pid, did = env.seeded.project_id, env.seeded.dataset_id
+    env.fake.store.add_records(did, [{"id": "mine", "canonical_id": "c-1", "tags": ["a:b"]}])
+    version = env.fake.store.datasets[did].version
+    [first] = await client.records.update(pid, did, [{"id": "mine", "input": 1}])
+    [second] = await client.records.update(pid, did, [{"id": "mine", "input": 2}])
+    assert (first.canonical_id, first.tags, first.version) == ("c-1", ("a:b",), version + 1)
+    assert second.version == version + 2
+    generated = env.fake.records(did)["rec-1"]["canonical_id"]
+    assert generated != env.fake.records(did)["rec-2"]["canonical_id"]
+    [rec_1] = await client.records.update(pid, did, [{"id": "rec-1"}])
+    assert rec_1.canonical_id == generated and rec_1.author == models.Author(id=AUTHOR_ID)
 
 
 # --- recording ----------------------------------------------------------------------------------

@@ -93,4 +93,6 @@ def test_any_experiment_update_changes_exactly_the_fields_set(fields, as_model):
     del before["updated_at"], after["updated_at"]  # the only field the server itself changes
     assert _canon(after) == _canon({**before, **wanted})
     for key, value in wanted.items():
+        if value == "" and key == "description":
+            value = None  # the API leaves an empty description out of its answer
         assert _canon(getattr(exp, key)) == _canon(value), key

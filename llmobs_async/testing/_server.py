@@ -30,7 +30,9 @@ class FakeLLMObsServer:
 
     It checks the ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (401 when
     missing, 403 when wrong), validates bodies as the API does (400 with a
-    JSON pointer, 404 for unknown ids), applies PATCH semantics, records every
+    JSON pointer, 404 for unknown ids), applies PATCH semantics, answers in
+    the live API's shapes (empty fields left out, records as ``datasets``
+    resources with ``tags``, ``canonical_id`` and ``version``), records every
     request, and injects faults on demand::
 
         async with FakeLLMObsServer() as fake:
@@ -190,15 +192,24 @@ class FakeLLMObsServer:
         return fault
 
     def inject_rate_limit(
-        self, *, times: int = 1, reset: float = 0.1, limit: int = 60, period: float = 60.0
+        self,
+        *,
+        times: int | None = 1,
+        reset: float = 0.1,
+        limit: int = 60,
+        period: float = 60.0,
+        match: Callable[[RecordedRequest], bool] | None = None,
     ) -> Fault:
         """Answer 429 with ``X-RateLimit-*`` headers asking to wait ``reset`` seconds.
 
         ``limit`` and ``period`` are the advertised limit: a client that paces
         itself will keep to ``limit`` requests per ``period`` afterwards.
+        ``times`` and ``match`` work as in :meth:`inject`: the next ``times``
+        requests for which ``match`` is true (``None``: every request) get it.
         """
         fault = rate_limit_fault(reset=reset, limit=limit, period=period)
         fault.times = times
+        fault.match = match
         self._faults.append(fault)
         return fault
 

@@ -1,8 +1,12 @@
 """The fake API's state and its PATCH semantics, independent of HTTP.
 
-Objects are kept as plain JSON-ready dicts of their attributes, exactly as
-the API would answer them. Every method validates the way the API does and
-raises :class:`ApiFault` (status plus ``errors`` array) when it would refuse.
+Objects are kept as plain JSON-ready dicts of all their attributes, empty
+ones included, so tests can read any of them. Answers are written the way
+the live API writes them: empty fields left out (see :data:`OMITTED_WHEN`),
+an ``author`` on everything, records as JSON:API resources of type
+``datasets`` with ``tags``, ``canonical_id`` and the dataset ``version``.
+Every method validates the way the API does and raises :class:`ApiFault`
+(status plus ``errors`` array) when it would refuse.
 """
 
 from __future__ import annotations
@@ -26,6 +30,27 @@ EXPERIMENT_FIELDS = {
 }
 PROJECT_FIELDS = {"name": str, "description": str}
 RECORD_FIELDS = ("input", "expected_output", "metadata")
+AUTHOR_ID = "00000000-0000-4000-8000-00000000a0a0"
+"""Id of the user the fake says created everything (``author: {"id": ...}``)."""
+OMITTED_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
+    "projects": {"description": ("", None)},
+    "experiments": {
+        "description": ("", None),
+        "error": (None,),
+        "parent_experiment_id": (None,),
+        "dataset_name": (None,),
+        "deleted_at": (None,),
+        "aggregate_data": (None,),
+    },
+    "datasets": {
+        "expected_output": (None,),
+        "metadata": ({}, None),
+        "tags": ([], None),
+        "deleted_at": (None,),
+    },
+}
+"""By resource type (a record's is ``datasets``): the attributes the live API
+leaves out of its answers, and the values for which it does."""
 
 
 class ApiFault(Exception):
@@ -62,6 +87,8 @@ class FakeDataset:
     id: str
     project_id: str
     records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    version: int = 0
+    """The current version: each change to the records creates a new one."""
 
 
 @attrs.define
@@ -81,6 +108,7 @@ class FakeStore:
         pid = id or str(uuid.uuid4())
         ts = now_iso()
         self.projects[pid] = {
+            "author": {"id": AUTHOR_ID},
             "name": name,
             "description": description,
             "created_at": ts,
@@ -110,19 +138,31 @@ class FakeStore:
         return did
 
     def add_records(self, dataset_id: str, records: Iterable[Mapping[str, Any]]) -> None:
-        """Add records to a dataset (``input``/``expected_output`` default to null)."""
+        """Add records to a dataset, as a new version if there are any.
+
+        Each record needs an ``id``; ``input``/``expected_output`` default to
+        null, ``metadata`` to ``{}``, ``tags`` to ``[]``, ``canonical_id`` to
+        a new UUID.
+        """
         dataset = self.datasets[dataset_id]
         ts = now_iso()
+        added = False
         for rec in records:
+            added = True
             dataset.records[rec["id"]] = {
                 "id": rec["id"],
+                "author": {"id": AUTHOR_ID},
+                "canonical_id": rec.get("canonical_id") or str(uuid.uuid4()),
                 "dataset_id": dataset_id,
                 "input": rec.get("input"),
                 "expected_output": rec.get("expected_output"),
                 "metadata": dict(rec.get("metadata") or {}),
+                "tags": list(rec.get("tags") or ()),
                 "created_at": ts,
                 "updated_at": ts,
             }
+        if added:
+            dataset.version += 1
 
     def add_experiment(
         self,
@@ -139,6 +179,7 @@ class FakeStore:
         eid = id or str(uuid.uuid4())
         ts = now_iso()
         self.experiments[eid] = {
+            "author": {"id": AUTHOR_ID},
             "name": name,
             "description": "",
             "project_id": project_id,
@@ -182,6 +223,7 @@ class FakeStore:
         for index, rec in enumerate(records):
             _check_record(dataset, index, rec)
         ts = now_iso()
+        dataset.version += 1
         out = []
         for rec in records:
             stored = dataset.records[rec["id"]]
@@ -189,8 +231,29 @@ class FakeStore:
                 if key in rec:
                     stored[key] = rec[key]
             stored["updated_at"] = ts
-            out.append(dict(stored))
-        return {"data": [{"records": out}]}
+            out.append(record_resource(stored, version=dataset.version))
+        return {"data": out}
+
+
+def answer_attributes(kind: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """``attributes`` as the live API answers them: without the empty ones."""
+    omitted = OMITTED_WHEN[kind]
+    return {
+        key: value
+        for key, value in attributes.items()
+        if key not in omitted or not any(value == empty for empty in omitted[key])
+    }
+
+
+def record_resource(stored: Mapping[str, Any], *, version: int | None = None) -> dict[str, Any]:
+    """A stored record as the live API answers it: a ``datasets`` resource.
+
+    Answers to a change carry the new dataset ``version``; listings do not.
+    """
+    attributes = answer_attributes("datasets", {k: v for k, v in stored.items() if k != "id"})
+    if version is not None:
+        attributes["version"] = version
+    return {"id": stored["id"], "type": "datasets", "attributes": attributes}
 
 
 def _patch(
@@ -209,7 +272,7 @@ def _patch(
         raise bad_request(f"invalid status {attributes['status']!r}", "/data/attributes/status")
     stored.update(attributes)
     stored["updated_at"] = now_iso()
-    return {"data": {"id": id, "type": type_, "attributes": dict(stored)}}
+    return {"data": {"id": id, "type": type_, "attributes": answer_attributes(type_, stored)}}
 
 
 def _attributes(doc: Any, type_: str) -> dict[str, Any]:
