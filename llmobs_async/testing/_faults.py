@@ -28,6 +28,9 @@ class RecordedRequest:
     status: int = 0
     """Status answered; 0 while unanswered, or when the connection was dropped or
     the client went away before the answer."""
+    at: float = attrs.field(factory=time.monotonic)
+    """When the request arrived (its body read), in ``time.monotonic()`` seconds: the
+    clock asyncio's default loop uses, so tests can compare it with ``loop.time()``."""
 
     def json(self) -> Any:
         """The request body, decoded."""

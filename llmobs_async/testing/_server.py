@@ -29,7 +29,8 @@ class FakeLLMObsServer:
     """A fake of the Datadog LLM Observability API for tests, on a random loopback port.
 
     It checks the ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (401 when
-    missing, 403 when wrong), validates bodies as the API does (400 with a
+    missing, 403 when wrong; :meth:`add_keys` accepts more pairs, e.g. one per
+    tenant), validates bodies as the API does (400 with a
     JSON pointer, 404 for unknown ids), applies PATCH semantics, answers in
     the live API's shapes (empty fields left out, records as ``datasets``
     resources with ``tags``, ``canonical_id`` and ``version``), records every
@@ -56,6 +57,7 @@ class FakeLLMObsServer:
     ) -> None:
         self.api_key = api_key
         self.app_key = app_key
+        self._extra_keys: set[tuple[str, str]] = set()
         self.store = FakeStore()
         self.requests: list[RecordedRequest] = []
         """Every request received, in arrival order."""
@@ -149,6 +151,14 @@ class FakeLLMObsServer:
     def records(self, dataset_id: str) -> dict[str, dict[str, Any]]:
         """The stored records of a dataset, by id."""
         return self.store.datasets[dataset_id].records
+
+    def add_keys(self, api_key: str, app_key: str) -> None:
+        """Also accept this key pair, as another org or tenant of the same API would.
+
+        ``api_key``/``app_key`` stay accepted; every added pair works alongside
+        them (the fake keeps one store: tenants see the same data).
+        """
+        self._extra_keys.add((api_key, app_key))
 
     def requests_to(self, path_part: str) -> list[RecordedRequest]:
         """Recorded requests whose path contains ``path_part``."""
@@ -324,7 +334,8 @@ class FakeLLMObsServer:
         app_key = request.headers.get("DD-APPLICATION-KEY")
         if not api_key or not app_key:
             raise ApiFault(401, "Unauthorized", "missing API key or application key")
-        if api_key != self.api_key or app_key != self.app_key:
+        pair = (api_key, app_key)
+        if pair != (self.api_key, self.app_key) and pair not in self._extra_keys:
             raise ApiFault(403, "Forbidden", "invalid API key or application key")
         if request.content_type != "application/json":
             raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")
