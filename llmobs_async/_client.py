@@ -16,8 +16,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _config
+from ._ratelimit import Ticket, WaitTooLong, key_fingerprint
 from ._resources import Experiments, Projects, Records
-from ._ratelimit import WaitTooLong, key_fingerprint
 from ._retry import RetryPolicy
 from ._transport import SessionPool
 from ._version import __version__
@@ -167,12 +167,10 @@ class LLMObsClient:
             timeout=self._timeout if timeout is None else timeout,
             retry=attrs.evolve(
                 self._retry,
-                **({} if max_retries is None else {"max_retries": max_retries}),
-                **(
-                    {}
-                    if max_rate_limit_wait is None
-                    else {"max_rate_limit_wait": _wait_cap(max_rate_limit_wait)}
-                ),
+                max_retries=self._retry.max_retries if max_retries is None else max_retries,
+                max_rate_limit_wait=self._retry.max_rate_limit_wait
+                if max_rate_limit_wait is None
+                else _wait_cap(max_rate_limit_wait),
             ),
         )
         return view
@@ -243,12 +241,12 @@ class LLMObsClient:
         bucket = limits.bucket(route)
         cap = self._retry.max_rate_limit_wait
         loop = asyncio.get_running_loop()
-        requeue = False
+        stale: Ticket | None = None
         while True:
             # The gate is passed at send time: a grant that went stale while
             # waiting for a concurrency slot (a 429 arrived) queues again, first.
             try:
-                ticket = await bucket.acquire(cap, front=requeue)
+                ticket = await bucket.acquire(cap, stale=stale)
             except WaitTooLong as exc:
                 raise _waited_too_long(method, url, exc.wait) from None
             try:
@@ -260,7 +258,7 @@ class LLMObsClient:
                 break
             semaphore.release()
             bucket.unsend(ticket)
-            requeue = True
+            stale = ticket
         answered = False
         try:
             session = self._pool.session(self._origin)
@@ -326,9 +324,7 @@ def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
 
 
 def _wait_cap(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        0 <= value < math.inf
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < math.inf):
         raise ValidationError(
             "max_rate_limit_wait", f"must be a finite number of seconds >= 0; got {value!r}"
         )

@@ -34,7 +34,7 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypeAlias
 
 from .errors import RateLimitInfo, retry_after_seconds
 
@@ -46,7 +46,15 @@ _PROBE_PATIENCE: Final = 1.0
 a slow first answer must not stall a web app's concurrent calls."""
 _FALLBACK_WAIT: Final = 1.0
 _MIN_SHARE: Final = 0.05
+_ALONE: Final = 0.95
+"""A share above this means nobody else is spending the limit."""
+_BACK_OFF: Final = 0.7
+"""A 429 to a request sent on credit shrinks our share by this factor."""
 """Seconds to wait for room when the answers say none is left but not when it comes back."""
+
+
+_Waiter: TypeAlias = "tuple[asyncio.Future[Ticket], float, int]"
+"""A queued request: its future, its longest acceptable wait, its arrival number."""
 
 
 class WaitTooLong(Exception):
@@ -65,12 +73,13 @@ def key_fingerprint(api_key: str) -> str:
 class Ticket:
     """One request's passage through a bucket, from its grant to its answer."""
 
-    __slots__ = ("bucket", "epoch", "probe", "seq")
+    __slots__ = ("arrival", "bucket", "epoch", "probe", "seq")
 
-    def __init__(self, bucket: Bucket, seq: int, probe: bool) -> None:
+    def __init__(self, bucket: Bucket, seq: int, probe: bool, arrival: int) -> None:
         self.bucket = bucket
         self.seq = seq
         self.probe = probe
+        self.arrival = arrival
         self.epoch = bucket.epoch
 
     @property
@@ -85,7 +94,8 @@ class Bucket:
     def __init__(self) -> None:
         self.epoch = 0
         """Bumped by every 429 or pause: grants made before it must queue again."""
-        self._waiters: deque[tuple[asyncio.Future[Ticket], float]] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._arrivals = 0
         self._timer: asyncio.TimerHandle | None = None
         self._state = _UNKNOWN
         self._seq = 0
@@ -110,22 +120,32 @@ class Bucket:
 
     # --- the queue ------------------------------------------------------------------
 
-    async def acquire(self, max_wait: float, *, front: bool = False) -> Ticket:
+    async def acquire(self, max_wait: float, *, stale: Ticket | None = None) -> Ticket:
         """Wait for this request's turn and return its ticket (first in, first out).
 
         Raises :class:`WaitTooLong` if the turn is more than ``max_wait`` seconds away.
-        ``front`` puts back at the head a request whose grant went stale.
+        A request whose grant went ``stale`` queues again in its first place.
         """
         loop = asyncio.get_running_loop()
+        if stale is None:
+            self._arrivals += 1
+            arrival = self._arrivals
+        else:
+            arrival = stale.arrival
         if not self._waiters:
             kind = self._may_go(loop.time())
             if kind is not None:
-                return self._grant(kind)
+                return self._grant(kind, arrival)
         waiter: asyncio.Future[Ticket] = loop.create_future()
-        if front:
-            self._waiters.appendleft((waiter, max_wait))
+        entry = (waiter, max_wait, arrival)
+        if stale is None:
+            self._waiters.append(entry)
         else:
-            self._waiters.append((waiter, max_wait))
+            place = next(
+                (i for i, other in enumerate(self._waiters) if other[2] > arrival),
+                len(self._waiters),
+            )
+            self._waiters.insert(place, entry)
         self._dispatch()
         try:
             return await waiter
@@ -175,7 +195,7 @@ class Bucket:
             return "probe"
         return None
 
-    def _grant(self, kind: str) -> Ticket:
+    def _grant(self, kind: str, arrival: int) -> Ticket:
         self._seq += 1
         self._in_flight += 1
         self._uncounted += 1
@@ -184,7 +204,7 @@ class Bucket:
         if probe:
             self._probe_out = True
             self._probe_sent_at = asyncio.get_running_loop().time()
-        return Ticket(self, self._seq, probe)
+        return Ticket(self, self._seq, probe, arrival)
 
     def _credit(self) -> int:
         room = self._r_min - self._uncounted
@@ -195,13 +215,23 @@ class Bucket:
         if share >= 1.0:
             return room
         # Others spend the same budget: keep to our share of the window, so that the
-        # first to wake does not take it all and the others' requests bounce.
+        # first to wake does not take it all and the others' requests bounce. At least
+        # one request beyond the probe, so the share is measured again.
         sent = self._sent_since_base + (1 if self._base_probe else 0)
-        return min(room, math.floor(share * self._limit + 1e-9) - sent)
+        quota = max(_FIRST_WAVE, math.floor(share * self._limit + 1e-9))
+        return min(room, quota - sent)
 
     def _wake(self) -> float:
         wake = self._reset_at
-        if self._frees and self._frees[0] < wake:
+        # Our own requests leaving a sliding window only say when room comes back
+        # while nobody else spends it: with others about, wait for the reset.
+        if (
+            self._frees
+            and self._frees[0] < wake
+            and (self._share or 1.0) >= _ALONE
+            # A reset further away than a period contradicts the period: believe the reset.
+            and wake <= self._frees[-1]
+        ):
             wake = self._frees[0]
         return wake
 
@@ -212,7 +242,7 @@ class Bucket:
         loop = asyncio.get_running_loop()
         now = loop.time()
         while self._waiters:
-            waiter = self._waiters[0][0]
+            waiter, _, arrival = self._waiters[0]
             if waiter.done():
                 self._waiters.popleft()
                 continue
@@ -220,7 +250,7 @@ class Bucket:
             if kind is None:
                 break
             self._waiters.popleft()
-            waiter.set_result(self._grant(kind))
+            waiter.set_result(self._grant(kind, arrival))
         if not self._waiters:
             return
         if now < self._paused_until:
@@ -234,27 +264,19 @@ class Bucket:
             if at == math.inf:
                 at = self._reset_at = now + (self._period or _FALLBACK_WAIT)
         wait = at - now
-        if any(cap < wait for _, cap in self._waiters):
-            self._give_up(wait)
-            if not self._waiters:
+        if any(cap < wait for _, cap, _ in self._waiters):
+            # Fail those who will not wait that long; the plan stays, so the next
+            # request fails at once too, until the server's time has come.
+            keep: deque[_Waiter] = deque()
+            for entry in self._waiters:
+                if entry[1] >= wait:
+                    keep.append(entry)
+                elif not entry[0].done():
+                    entry[0].set_exception(WaitTooLong(wait))
+            self._waiters = keep
+            if not keep:
                 return
         self._timer = loop.call_at(at, self._dispatch)
-
-    def _give_up(self, wait: float) -> None:
-        keep: deque[tuple[asyncio.Future[Ticket], float]] = deque()
-        for waiter, cap in self._waiters:
-            if cap >= wait:
-                keep.append((waiter, cap))
-            elif not waiter.done():
-                waiter.set_exception(WaitTooLong(wait))
-        self._waiters = keep
-        if not keep:
-            # Forget the plan: the next request asks the server again instead of
-            # failing for as long as one answer said.
-            self._state = _UNKNOWN
-            self._paused_until = 0.0
-            self._reset_at = math.inf
-            self._frees.clear()
 
     # --- what the answers say -------------------------------------------------------------
 
@@ -328,6 +350,9 @@ class Bucket:
             past = self._share
             self._share = self._share_now if past is None else (past + self._share_now) / 2
         self._share_now = None
+        if status == 429 and not ticket.probe:
+            # We spent more than was there: others spend it too, or more than we knew.
+            self._share = max(_MIN_SHARE, (self._share or 1.0) * _BACK_OFF)
         self._reset_at = reset_at
         self._reset_seq = ticket.seq
         if status == 429:
@@ -356,9 +381,17 @@ class Bucket:
             del self._frees[: max(0, len(self._frees) - keep)]
 
     def _measure_share(self) -> None:
-        consumed = self._r_base + (1 if self._base_probe else 0) - self._r_min
         ours = self._answered_since_base + (1 if self._base_probe else 0)
-        if consumed >= _FIRST_WAVE and ours > 0:
+        others = (self._r_base - self._r_min) - self._sent_since_base
+        if others < _FIRST_WAVE:
+            # Every drop in Remaining is explained by our own requests.
+            if self._share_now is None:
+                self._share_now = 1.0
+            return
+        # Of everything counted in this window, how much was ours: measured against the
+        # whole window (limit - remaining), so a bucket that woke late is not flattered.
+        consumed = (self._limit or self._r_base + 1) - self._r_min
+        if consumed > 0:
             self._share_now = max(_MIN_SHARE, min(1.0, ours / consumed))
 
 
