@@ -1,0 +1,414 @@
+"""Rate-limit benchmark: how close to a server's limit does a bulk job finish?
+
+Usage: ``python benchmarks/ratelimit.py [--smoke] [--check] [--clients a,b]
+[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4]``
+
+Starts ``rl_server.py`` (one limit of L requests per P seconds, fixed or
+sliding windows, Datadog's ``X-RateLimit-*`` headers) in its own process.
+For every row (mode, case, processes, client) it resets the server's limit,
+starts K client processes (``rl_clients.py``) that share the job and the
+limit, lets them go together, and then checks at the server that every
+record was applied. It prints a Markdown table (makespan against what the
+limit allows, ``ceil(N/L) * P``; the share of answers that were 429; client
+CPU per request; records lost), judges llmobs_async against issue 8's
+budget, and writes ``benchmarks/ratelimit_results.json``.
+
+Exits 1 when a run is broken (a client process failed, the server answered
+something other than 200 or 429, another client lost records), and, with
+``--check`` only, when llmobs_async misses the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from rl_report import budget, render
+
+HERE = Path(__file__).resolve().parent
+PER_REQUEST = 100
+CLIENTS = ("llmobs_async", "official", "naive")
+MODES = ("fixed", "sliding")
+DEFAULT_CASES = "20/2x100,20/2x300,60/6x100,60/6x300"
+# Several processes run on one case only, to keep the full run near 15 minutes.
+DEFAULT_MULTI_CASES = "20/2x100"
+SMOKE_CASE = "5/1x10"
+# The port is the OS's choice; loopback calls must never go through a proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A limit of ``limit`` requests per ``period`` seconds, and a job of ``requests``."""
+
+    limit: int
+    period: int
+    requests: int
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """``"20/2x100"``: 20 requests per 2 s, 100 requests of 100 records."""
+        try:
+            rate, requests = text.split("x")
+            limit, period = rate.split("/")
+            case = cls(int(limit), int(period), int(requests))
+        except ValueError:
+            raise SystemExit(f"bad case {text!r}: expected L/PxN, e.g. 20/2x100") from None
+        if min(case.limit, case.period, case.requests) < 1:
+            raise SystemExit(f"bad case {text!r}: L, P and N must be >= 1")
+        return case
+
+    @property
+    def ideal_s(self) -> int:
+        """What the limit allows: ``ceil(N / L) * P`` seconds."""
+        return math.ceil(self.requests / self.limit) * self.period
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One measurement: a case under one mode, run by ``procs`` processes of one client."""
+
+    mode: str
+    case: Case
+    procs: int
+    client: str
+
+    def label(self) -> str:
+        """A short description for progress lines."""
+        c = self.case
+        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {self.client}"
+
+
+class RateServer:
+    """The server process: ``with RateServer() as server: server.reset(...)``."""
+
+    def __enter__(self) -> RateServer:
+        command = [sys.executable, str(HERE / "rl_server.py")]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        announced = self._process.stdout.readline().split()
+        if len(announced) != 2 or announced[0] != "PORT":
+            self._process.kill()
+            raise RuntimeError(f"the server did not announce its port: {announced!r}")
+        self.url = f"http://127.0.0.1:{announced[1]}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+    def reset(self, row: Row) -> float:
+        """Put the row's limit in force with a fresh window phase; return the phase offset."""
+        body = json.dumps({"limit": row.case.limit, "period": row.case.period, "mode": row.mode})
+        request = urllib.request.Request(self.url + "/_reset", data=body.encode(), method="POST")
+        with _OPENER.open(request, timeout=10) as response:
+            offset: float = json.loads(response.read())["offset"]
+        return offset
+
+    def stats(self) -> dict[str, Any]:
+        """Answers per status code and every applied record id since the reset."""
+        with _OPENER.open(self.url + "/_stats", timeout=30) as response:
+            stats: dict[str, Any] = json.loads(response.read())
+        return stats
+
+
+def shares(requests: int, procs: int) -> list[int]:
+    """Split ``requests`` as evenly as possible over ``procs`` processes."""
+    return [requests // procs + (index < requests % procs) for index in range(procs)]
+
+
+class Workers:
+    """The K client processes of one row, started together and collected."""
+
+    def __init__(self, row: Row, url: str) -> None:
+        self.row, self.url = row, url
+        self._processes: list[tuple[subprocess.Popen[str], IO[str]]] = []
+
+    def __enter__(self) -> Workers:
+        first = 0
+        for count in shares(self.row.case.requests, self.row.procs):
+            spec = {
+                "client": self.row.client,
+                "url": self.url,
+                "requests": count,
+                "per_request": PER_REQUEST,
+                "first_record": first * PER_REQUEST,
+            }
+            first += count
+            log = tempfile.TemporaryFile("w+")
+            command = [sys.executable, str(HERE / "rl_clients.py"), json.dumps(spec)]
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+            self._processes.append((process, log))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for process, log in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+
+    def start(self, timeout: float) -> None:
+        """Wait until every process is ready, then let them all go at once."""
+        for process, log in self._processes:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            line = process.stdout.readline().strip() if ready else "(no answer)"
+            if line != "READY":
+                raise RuntimeError(f"a client process did not start: {line} {_tail(log)}")
+        for process, _ in self._processes:
+            assert process.stdin is not None
+            process.stdin.write("GO\n")
+            process.stdin.flush()
+
+    def results(self, deadline: float) -> list[dict[str, Any]]:
+        """Each process's JSON line, or an ``error`` entry if it failed or ran out of time."""
+        out = []
+        for process, log in self._processes:
+            try:
+                stdout, _ = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                out.append({"error": "timed out"})
+                continue
+            try:
+                out.append(json.loads(stdout.strip().splitlines()[-1]))
+            except (IndexError, json.JSONDecodeError):
+                out.append({"error": f"exit {process.returncode}, no result {_tail(log)}"})
+        return out
+
+
+def _tail(log: IO[str]) -> str:
+    log.seek(0)
+    return " / ".join(log.read().strip().splitlines()[-3:])
+
+
+def expected_ids(requests: int) -> set[str]:
+    """The ids of every record of a job (``rl_clients`` numbers them from 0)."""
+    from _scenarios import make_record
+
+    return {make_record(index)["id"] for index in range(requests * PER_REQUEST)}
+
+
+def run_row(server: RateServer, row: Row) -> dict[str, Any]:
+    """Measure one row; the result has the figures, the server's view and any errors."""
+    offset = server.reset(row)
+    timeout = 60 + 8 * row.case.ideal_s
+    with Workers(row, server.url) as workers:
+        workers.start(timeout=60)
+        results = workers.results(deadline=time.monotonic() + timeout)
+    return summarize(row, offset, results, server.stats())
+
+
+def summarize(
+    row: Row, offset: float, results: list[dict[str, Any]], stats: dict[str, Any]
+) -> dict[str, Any]:
+    """The row's figures from its processes' results and the server's counters."""
+    answers = {int(status): count for status, count in stats["answers"].items()}
+    answered = sum(answers.values())
+    limited = answers.get(429, 0)
+    applied = set(stats["applied_ids"])
+    expected = expected_ids(row.case.requests)
+    errors = [r["error"] for r in results if "error" in r]
+    measured = [r for r in results if "error" not in r]
+    out: dict[str, Any] = {
+        "mode": row.mode,
+        "limit": row.case.limit,
+        "period_s": row.case.period,
+        "requests": row.case.requests,
+        "procs": row.procs,
+        "client": row.client,
+        "window_offset_s": offset,
+        "ideal_s": row.case.ideal_s,
+        "answered": answered,
+        "ok": answers.get(200, 0),
+        "rate_limited": limited,
+        "other_statuses": {s: n for s, n in answers.items() if s not in (200, 429)},
+        "share_429": limited / answered if answered else 0.0,
+        "lost": len(expected - applied),
+        "unexpected": len(applied - expected),
+        "applied_twice": len(stats["applied_ids"]) - len(applied),
+        "errors": errors,
+        "processes": results,
+    }
+    if measured and not errors:
+        makespan = max(r["end"] for r in measured) - min(r["start"] for r in measured)
+        cpu = sum(r["cpu_s"] for r in measured)
+        out.update(
+            makespan_s=makespan,
+            ratio=makespan / row.case.ideal_s,
+            cpu_s=cpu,
+            cpu_ms_per_request=cpu / row.case.requests * 1e3,
+        )
+    out["budget"] = budget(out)
+    return out
+
+
+def broken(result: dict[str, Any]) -> list[str]:
+    """Why a row's run is not a valid measurement (not a budget verdict)."""
+    problems = [f"client process: {error}" for error in result["errors"]]
+    if result["other_statuses"]:
+        problems.append(f"answers other than 200/429: {result['other_statuses']}")
+    if result["unexpected"]:
+        problems.append(f"{result['unexpected']} unknown record ids applied")
+    if result["lost"] and result["client"] != "llmobs_async":
+        problems.append(f"{result['lost']} records LOST")
+    return problems
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {allowed})")
+    return names
+
+
+def _cases(text: str) -> list[Case]:
+    return [Case.parse(case) for case in text.split(",") if case.strip()]
+
+
+def plan(args: argparse.Namespace) -> list[Row]:
+    """The rows to run, in order: by mode, then case, then processes, then client."""
+    clients = _split(
+        args.clients or ("llmobs_async" if args.smoke else ",".join(CLIENTS)), CLIENTS, "clients"
+    )
+    modes = _split(args.modes or ("fixed" if args.smoke else ",".join(MODES)), MODES, "modes")
+    procs = [int(k) for k in (args.procs or ("1" if args.smoke else "1,2,4")).split(",")]
+    cases = _cases(args.cases or (SMOKE_CASE if args.smoke else DEFAULT_CASES))
+    multi = _cases(
+        args.multi_cases or args.cases or (SMOKE_CASE if args.smoke else DEFAULT_MULTI_CASES)
+    )
+    if min(procs) < 1 or max(procs) > min(c.requests for c in [*cases, *multi]):
+        raise SystemExit("--procs must be between 1 and the smallest N")
+    return [
+        Row(mode, case, k, client)
+        for mode in modes
+        for case in dict.fromkeys([*cases, *multi])
+        for k in procs
+        if (case in cases if k == 1 else case in multi)
+        for client in clients
+    ]
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in ("llmobs-async", "datadog-api-client", "aiohttp", "aiosonic"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
+
+
+def source_state() -> str:
+    """The checkout's commit, and whether llmobs_async/ has uncommitted changes."""
+    git = ["git", "-C", str(HERE.parent)]
+    quiet: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **quiet).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "llmobs_async"], **quiet)
+    except OSError:
+        return "unknown"
+    return f"{commit or 'unknown'}{' (llmobs_async modified)' if dirty.stdout.strip() else ''}"
+
+
+def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
+    if "ratio" in result:
+        figures = (
+            f"{result['makespan_s']:.1f} s = {result['ratio']:.2f}x, "
+            f"429 {result['rate_limited']}/{result['answered']}, "
+            f"CPU {result['cpu_ms_per_request']:.2f} ms/request, lost {result['lost']}"
+        )
+    else:
+        figures = f"ERROR {'; '.join(result['errors'])}"
+    verdict = f" [{result['budget']}]" if result["budget"] else ""
+    print(f"[{index}/{total}] {row.label()}: {figures}{verdict}", file=sys.stderr, flush=True)
+    if result["lost"]:
+        print(f"!!! {row.label()}: {result['lost']} RECORDS LOST", file=sys.stderr, flush=True)
+
+
+def run(rows: list[Row]) -> list[dict[str, Any]]:
+    """Run every row against one server process, printing progress to stderr."""
+    out = []
+    with RateServer() as server:
+        for index, row in enumerate(rows, start=1):
+            result = run_row(server, row)
+            _progress(index, len(rows), row, result)
+            out.append(result)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help=f"tiny: {SMOKE_CASE}, fixed, K=1")
+    parser.add_argument("--check", action="store_true", help="exit 1 if llmobs_async misses")
+    parser.add_argument("--clients", help=f"comma-separated, from {','.join(CLIENTS)}")
+    parser.add_argument("--cases", help=f"L/PxN list (default {DEFAULT_CASES})")
+    parser.add_argument("--modes", help="fixed,sliding (default both)")
+    parser.add_argument("--procs", help="process counts K sharing the limit (default 1,2,4)")
+    parser.add_argument(
+        "--multi-cases",
+        help=f"cases run with K > 1 (default: --cases if given, else {DEFAULT_MULTI_CASES})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results (default: benchmarks/ratelimit_results.json; none with --smoke)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rows, print the table and the budget verdict; see the module doc for the exit."""
+    args = _parser().parse_args(argv)
+    rows = plan(args)
+    source, started = source_state(), time.monotonic()
+    print(f"{len(rows)} rows; source {source}", file=sys.stderr, flush=True)
+    results = run(rows)
+    if source_state() != source:
+        print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
+    print(render(results))
+    output = args.output or (None if args.smoke else HERE / "ratelimit_results.json")
+    if output is not None:
+        meta = {
+            "source": source,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - started, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "versions": _versions(),
+        }
+        output.write_text(json.dumps({"meta": meta, "rows": results}, indent=2) + "\n")
+        print(f"wrote {output}", file=sys.stderr)
+    failures = [
+        f"{r['client']} {r['mode']} {r['limit']}/{r['period_s']}s N={r['requests']} "
+        f"K={r['procs']}: {p}"
+        for r in results
+        for p in broken(r)
+    ]
+    for line in failures:
+        print(f"BROKEN RUN {line}", file=sys.stderr)
+    missed = [r for r in results if r["budget"] and r["budget"] != "PASS"]
+    return 1 if failures or (args.check and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
