@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import select
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from _scenarios import make_record
 from rl_report import budget, render
 
 HERE = Path(__file__).resolve().parent
@@ -112,13 +114,15 @@ class RateServer:
         self._process.terminate()
         self._process.wait(timeout=10)
 
-    def reset(self, row: Row) -> float:
-        """Put the row's limit in force with a fresh window phase; return the phase offset."""
-        body = json.dumps({"limit": row.case.limit, "period": row.case.period, "mode": row.mode})
-        request = urllib.request.Request(self.url + "/_reset", data=body.encode(), method="POST")
-        with _OPENER.open(request, timeout=10) as response:
-            offset: float = json.loads(response.read())["offset"]
-        return offset
+    def reset(self, row: Row, offset: float) -> None:
+        """Put the row's limit in force now, its first window begun ``offset`` s ago."""
+        case = row.case
+        body = {"limit": case.limit, "period": case.period, "mode": row.mode, "offset": offset}
+        request = urllib.request.Request(
+            self.url + "/_reset", data=json.dumps(body).encode(), method="POST"
+        )
+        with _OPENER.open(request, timeout=10):
+            pass
 
     def stats(self) -> dict[str, Any]:
         """Answers per status code and every applied record id since the reset."""
@@ -165,14 +169,17 @@ class Workers:
                 process.wait()
             log.close()
 
-    def start(self, timeout: float) -> None:
-        """Wait until every process is ready, then let them all go at once."""
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until every process has imported its library and opened its client."""
         for process, log in self._processes:
             assert process.stdout is not None
             ready, _, _ = select.select([process.stdout], [], [], timeout)
             line = process.stdout.readline().strip() if ready else "(no answer)"
             if line != "READY":
                 raise RuntimeError(f"a client process did not start: {line} {_tail(log)}")
+
+    def go(self) -> None:
+        """Let every process start its job, all at once."""
         for process, _ in self._processes:
             assert process.stdin is not None
             process.stdin.write("GO\n")
@@ -203,17 +210,33 @@ def _tail(log: IO[str]) -> str:
 
 def expected_ids(requests: int) -> set[str]:
     """The ids of every record of a job (``rl_clients`` numbers them from 0)."""
-    from _scenarios import make_record
-
     return {make_record(index)["id"] for index in range(requests * PER_REQUEST)}
 
 
-def run_row(server: RateServer, row: Row) -> dict[str, Any]:
-    """Measure one row; the result has the figures, the server's view and any errors."""
-    offset = server.reset(row)
+def best_possible_s(mode: str, case: Case, offset: float) -> float:
+    """The least makespan the limit allows from a start ``offset`` s into a fixed window.
+
+    Every window's L requests leave at its very start and answers take no
+    time: a lower bound no client reaches, since ``Reset`` is in whole
+    seconds. Sliding windows: a burst of L every P seconds.
+    """
+    windows = math.ceil(case.requests / case.limit)
+    if mode == "sliding":
+        return float((windows - 1) * case.period)
+    return max(0.0, (windows - 1) * case.period - offset)
+
+
+def run_row(server: RateServer, row: Row, offset: float) -> dict[str, Any]:
+    """Measure one row; the result has the figures, the server's view and any errors.
+
+    The limit starts only once every process is ready, so the window phase
+    the clients meet is ``offset``, whatever their start-up took.
+    """
     timeout = 60 + 8 * row.case.ideal_s
     with Workers(row, server.url) as workers:
-        workers.start(timeout=60)
+        workers.wait_ready(timeout=60)
+        server.reset(row, offset)
+        workers.go()
         results = workers.results(deadline=time.monotonic() + timeout)
     return summarize(row, offset, results, server.stats())
 
@@ -238,6 +261,7 @@ def summarize(
         "client": row.client,
         "window_offset_s": offset,
         "ideal_s": row.case.ideal_s,
+        "best_possible_s": best_possible_s(row.mode, row.case, offset),
         "answered": answered,
         "ok": answers.get(200, 0),
         "rate_limited": limited,
@@ -344,12 +368,20 @@ def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
         print(f"!!! {row.label()}: {result['lost']} RECORDS LOST", file=sys.stderr, flush=True)
 
 
-def run(rows: list[Row]) -> list[dict[str, Any]]:
-    """Run every row against one server process, printing progress to stderr."""
+def run(rows: list[Row], seed: int) -> list[dict[str, Any]]:
+    """Run every row against one server process, printing progress to stderr.
+
+    The clients of one mode, case and process count meet the same window
+    phase, drawn at random from ``seed``, so their rows compare.
+    """
+    phases = random.Random(seed)
+    offsets: dict[tuple[str, Case, int], float] = {}
     out = []
     with RateServer() as server:
         for index, row in enumerate(rows, start=1):
-            result = run_row(server, row)
+            key = (row.mode, row.case, row.procs)
+            offset = offsets.setdefault(key, phases.random() * row.case.period)
+            result = run_row(server, row, offset)
             _progress(index, len(rows), row, result)
             out.append(result)
     return out
@@ -358,6 +390,7 @@ def run(rows: list[Row]) -> list[dict[str, Any]]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help=f"tiny: {SMOKE_CASE}, fixed, K=1")
+    parser.add_argument("--seed", type=int, help="seed of the window phases (default: random)")
     parser.add_argument("--check", action="store_true", help="exit 1 if llmobs_async misses")
     parser.add_argument("--clients", help=f"comma-separated, from {','.join(CLIENTS)}")
     parser.add_argument("--cases", help=f"L/PxN list (default {DEFAULT_CASES})")
@@ -380,8 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     rows = plan(args)
     source, started = source_state(), time.monotonic()
-    print(f"{len(rows)} rows; source {source}", file=sys.stderr, flush=True)
-    results = run(rows)
+    seed = random.SystemRandom().randrange(2**32) if args.seed is None else args.seed
+    print(f"{len(rows)} rows; source {source}; --seed {seed}", file=sys.stderr, flush=True)
+    results = run(rows, seed)
     if source_state() != source:
         print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
     print(render(results))
@@ -391,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             "source": source,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - started, 1),
+            "seed": seed,
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

@@ -21,8 +21,10 @@ ends (fixed), or until the oldest counted request leaves the interval
 Control endpoints for the runner:
 
 * ``POST /_reset`` with ``{"limit": L, "period": P, "mode": "fixed"}``:
-  forget everything and start a new limit (one server serves every case).
-  Answers the window offset it drew, for the results file.
+  forget everything and start a new limit now (one server serves every
+  case). An optional ``"offset"`` in [0, P) sets the window phase (the
+  runner draws it at random, to give every client of a case the same one);
+  otherwise it is drawn here. Answers the offset.
 * ``GET /_stats``: answers per status, and the ids of every applied record.
 """
 
@@ -109,10 +111,10 @@ class State:
     answers: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     applied: list[str] = dataclasses.field(default_factory=list)
 
-    def reset(self, limit: int, period: float, mode: str) -> None:
-        """Start a new limit now, with a fresh random window phase."""
+    def reset(self, limit: int, period: float, mode: str, offset: float | None) -> None:
+        """Start a new limit now; its first window began ``offset`` seconds ago (random)."""
         self.limit, self.period, self.mode = limit, period, mode
-        self.offset = random.uniform(0.0, period)
+        self.offset = random.uniform(0.0, period) if offset is None else offset
         if mode == "fixed":
             self.window = FixedWindow(limit, period, time.monotonic() - self.offset)
         else:
@@ -190,11 +192,14 @@ async def reset(request: web.Request) -> web.Response:
     try:
         spec = orjson.loads(await request.read())
         limit, period, mode = int(spec["limit"]), float(spec["period"]), str(spec["mode"])
+        offset = None if spec.get("offset") is None else float(spec["offset"])
         if limit < 1 or period <= 0 or mode not in MODES:
             raise ValueError(f"limit >= 1, period > 0, mode in {MODES}")
+        if offset is not None and not 0 <= offset < period:
+            raise ValueError("offset must be in [0, period)")
     except (ValueError, KeyError, TypeError) as exc:
         return web.Response(status=400, text=f"bad reset: {exc!r}")
-    STATE.reset(limit, period, mode)
+    STATE.reset(limit, period, mode, offset)
     return web.Response(body=orjson.dumps({"offset": STATE.offset}), content_type=JSON)
 
 
