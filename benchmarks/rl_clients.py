@@ -124,7 +124,7 @@ class NaiveJob:
                 async with self._session.patch(url, data=body) as response:
                     data = await response.read()
                     if response.status == 200:
-                        return len(json.loads(data)["data"][0]["records"])
+                        return len(json.loads(data)["data"])
                     if response.status != 429:
                         raise RuntimeError(f"answered {response.status}: {data[:200]!r}")
                 await asyncio.sleep(random.uniform(0.0, min(self.cap, self.base * 2**attempt)))

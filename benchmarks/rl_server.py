@@ -42,9 +42,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from server import record_resources
 
 PREFIX = "/api/v2/llm-obs/v1"
-STAMP = "2024-01-15T10:30:00Z"
 JSON = "application/json"
 LIMIT_NAME = "llm_obs_dataset_records"
 MODES = ("fixed", "sliding")
@@ -170,21 +170,8 @@ async def update_records(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _reply(400, {"errors": [str(exc)]}, headers)
     STATE.applied.extend(record["id"] for record in records)
-    dataset_id = request.match_info["dataset_id"]
-    stored = [
-        {
-            "id": record["id"],
-            "dataset_id": dataset_id,
-            "input": record.get("input"),
-            "expected_output": record.get("expected_output"),
-            "metadata": record.get("metadata") or {},
-            "created_at": STAMP,
-            "updated_at": STAMP,
-        }
-        for record in records
-    ]
-    # LLMObsDatasetRecordsMutationResponse: {"data": [{"records": [...]}]}.
-    return _reply(200, {"data": [{"records": stored}]}, headers)
+    resources = record_resources(records, request.match_info["dataset_id"])
+    return _reply(200, {"data": resources}, headers)
 
 
 async def reset(request: web.Request) -> web.Response:
