@@ -197,6 +197,7 @@ class Official(BenchClient):
             }
         )
         configuration = Configuration(host=self.url, api_key={"apiKeyAuth": "k", "appKeyAuth": "a"})
+        self.configure(configuration)
         # Keys without the "v2." prefix: in 2.62.0 setting "v2.<op>" stores the
         # flag and then raises KeyError (_UnstableOperations.__setitem__).
         for operation in ("update_llm_obs_experiment", "update_llm_obs_dataset_records"):
@@ -209,6 +210,9 @@ class Official(BenchClient):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._api_client.__aexit__(None, None, None)
+
+    def configure(self, configuration: Any) -> None:
+        """Adjust the ``Configuration`` before the client opens (defaults: as is)."""
 
     def experiment_call(self) -> Call:
         """Build the request models per call, as a user would; checks the id."""

@@ -95,8 +95,12 @@ async def update_records(request: web.Request) -> web.Response:
     records = attributes.get("records")
     if not isinstance(records, list) or not records or not all("id" in r for r in records):
         return _reply("records", {"errors": ["records must be a non-empty list with ids"]}, 400)
-    # The live API's shape: JSON:API record resources, empty fields left out.
-    dataset_id = request.match_info["dataset_id"]
+    STATS["records_received"] += len(records)
+    return _reply("records", {"data": record_resources(records, request.match_info["dataset_id"])})
+
+
+def record_resources(records: list[dict[str, Any]], dataset_id: str) -> list[dict[str, Any]]:
+    """Updated records as the live API answers them: JSON:API resources, empty fields left out."""
     stored = []
     for index, record in enumerate(records):
         attributes = {
@@ -112,8 +116,7 @@ async def update_records(request: web.Request) -> web.Response:
             if record.get(key) not in (None, {}, []):
                 attributes[key] = record[key]
         stored.append({"id": record["id"], "type": "datasets", "attributes": attributes})
-    STATS["records_received"] += len(records)
-    return _reply("records", {"data": stored})
+    return stored
 
 
 async def stats(_: web.Request) -> web.Response:

@@ -25,3 +25,24 @@ def test_benchmark_smoke_runs_all_three_clients() -> None:
     for client in ("| floor |", "| llmobs_async |", "| official |"):
         assert client in table, output
     assert "error" not in table, output
+
+
+def test_ratelimit_benchmark_smoke_prints_a_table() -> None:
+    """``benchmarks/ratelimit.py --smoke`` exits 0 and prints a row for llmobs_async."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ratelimit.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    table = completed.stdout.splitlines()
+    assert table[0].startswith("| mode | limit |"), output
+    rows = [line for line in table if line.startswith("| fixed | 5 per 1 s | 10 | 1 |")]
+    assert len(rows) == 1, output
+    assert "| llmobs_async |" in rows[0], output
+    assert "error" not in rows[0], output
+    assert "RECORDS LOST" not in completed.stderr, output

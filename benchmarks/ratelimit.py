@@ -1,0 +1,291 @@
+"""Rate-limit benchmark: how close to a server's limit does a bulk job finish?
+
+Usage: ``python benchmarks/ratelimit.py [--smoke] [--check] [--clients a,b]
+[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4]``
+
+Starts ``rl_server.py`` (one limit of L requests per P seconds, fixed or
+sliding windows, Datadog's ``X-RateLimit-*`` headers) in its own process.
+For every row (mode, case, processes, client) it resets the server's limit,
+starts K client processes (``rl_clients.py``) that share the job and the
+limit, lets them go together, and then checks at the server that every
+record was applied. It prints a Markdown table (makespan against what the
+limit allows, ``ceil(N/L) * P``; the share of answers that were 429; client
+CPU per request; records lost), judges llmobs_async against issue 8's
+budget, and writes ``benchmarks/ratelimit_results.json``.
+
+Exits 1 when a run is broken (a client process failed, the server answered
+something other than 200 or 429, another client lost records), and, with
+``--check`` only, when llmobs_async misses the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _scenarios import make_record
+from rl_procs import HERE, PER_REQUEST, Case, RateServer, Row, Workers
+from rl_report import budget, render
+
+CLIENTS = ("llmobs_async", "official", "naive")
+MODES = ("fixed", "sliding")
+DEFAULT_CASES = "20/2x100,20/2x300,60/6x100,60/6x300"
+# Several processes run on one case only, to keep the full run near 15 minutes.
+DEFAULT_MULTI_CASES = "20/2x100"
+SMOKE_CASE = "5/1x10"
+
+
+def expected_ids(requests: int) -> set[str]:
+    """The ids of every record of a job (``rl_clients`` numbers them from 0)."""
+    return {make_record(index)["id"] for index in range(requests * PER_REQUEST)}
+
+
+def best_possible_s(mode: str, case: Case, offset: float) -> float:
+    """The least makespan the limit allows from a start ``offset`` s into a fixed window.
+
+    Every window's L requests leave at its very start and answers take no
+    time: a lower bound no client reaches, since ``Reset`` is in whole
+    seconds. Sliding windows: a burst of L every P seconds.
+    """
+    windows = math.ceil(case.requests / case.limit)
+    if mode == "sliding":
+        return float((windows - 1) * case.period)
+    return max(0.0, (windows - 1) * case.period - offset)
+
+
+def run_row(server: RateServer, row: Row, offset: float) -> dict[str, Any]:
+    """Measure one row; the result has the figures, the server's view and any errors.
+
+    The limit starts only once every process is ready, so the window phase
+    the clients meet is ``offset``, whatever their start-up took.
+    """
+    timeout = 60 + 8 * row.case.ideal_s
+    with Workers(row, server.url) as workers:
+        failed = workers.wait_ready(timeout=60)
+        server.reset(row, offset)
+        if failed:
+            results = [{"error": failed}]
+        else:
+            workers.go()
+            results = workers.results(deadline=time.monotonic() + timeout)
+    return summarize(row, offset, results, server.stats())
+
+
+def summarize(
+    row: Row, offset: float, results: list[dict[str, Any]], stats: dict[str, Any]
+) -> dict[str, Any]:
+    """The row's figures from its processes' results and the server's counters."""
+    answers = {int(status): count for status, count in stats["answers"].items()}
+    answered = sum(answers.values())
+    limited = answers.get(429, 0)
+    applied = set(stats["applied_ids"])
+    expected = expected_ids(row.case.requests)
+    errors = [r["error"] for r in results if "error" in r]
+    measured = [r for r in results if "error" not in r]
+    out: dict[str, Any] = {
+        "mode": row.mode,
+        "limit": row.case.limit,
+        "period_s": row.case.period,
+        "requests": row.case.requests,
+        "procs": row.procs,
+        "client": row.client,
+        "window_offset_s": offset,
+        "ideal_s": row.case.ideal_s,
+        "best_possible_s": best_possible_s(row.mode, row.case, offset),
+        "answered": answered,
+        "ok": answers.get(200, 0),
+        "rate_limited": limited,
+        "other_statuses": {s: n for s, n in answers.items() if s not in (200, 429)},
+        "share_429": limited / answered if answered else 0.0,
+        "lost": len(expected - applied),
+        "unexpected": len(applied - expected),
+        "applied_twice": len(stats["applied_ids"]) - len(applied),
+        "errors": errors,
+        "processes": results,
+    }
+    if measured and not errors:
+        makespan = max(r["end"] for r in measured) - min(r["start"] for r in measured)
+        cpu = sum(r["cpu_s"] for r in measured)
+        out.update(
+            makespan_s=makespan,
+            ratio=makespan / row.case.ideal_s,
+            cpu_s=cpu,
+            cpu_ms_per_request=cpu / row.case.requests * 1e3,
+        )
+    out["budget"] = budget(out)
+    return out
+
+
+def broken(result: dict[str, Any]) -> list[str]:
+    """Why a row's run is not a valid measurement (not a budget verdict)."""
+    problems = [f"client process: {error}" for error in result["errors"]]
+    if result["other_statuses"]:
+        problems.append(f"answers other than 200/429: {result['other_statuses']}")
+    if result["unexpected"]:
+        problems.append(f"{result['unexpected']} unknown record ids applied")
+    if result["lost"] and result["client"] != "llmobs_async":
+        problems.append(f"{result['lost']} records LOST")
+    return problems
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {allowed})")
+    return names
+
+
+def _cases(text: str) -> list[Case]:
+    return [Case.parse(case) for case in text.split(",") if case.strip()]
+
+
+def plan(args: argparse.Namespace) -> list[Row]:
+    """The rows to run, in order: by mode, then case, then processes, then client."""
+    clients = _split(
+        args.clients or ("llmobs_async" if args.smoke else ",".join(CLIENTS)), CLIENTS, "clients"
+    )
+    modes = _split(args.modes or ("fixed" if args.smoke else ",".join(MODES)), MODES, "modes")
+    procs = [int(k) for k in (args.procs or ("1" if args.smoke else "1,2,4")).split(",")]
+    cases = _cases(args.cases or (SMOKE_CASE if args.smoke else DEFAULT_CASES))
+    multi = _cases(
+        args.multi_cases or args.cases or (SMOKE_CASE if args.smoke else DEFAULT_MULTI_CASES)
+    )
+    if min(procs) < 1 or max(procs) > min(c.requests for c in [*cases, *multi]):
+        raise SystemExit("--procs must be between 1 and the smallest N")
+    return [
+        Row(mode, case, k, client)
+        for mode in modes
+        for case in dict.fromkeys([*cases, *multi])
+        for k in procs
+        if (case in cases if k == 1 else case in multi)
+        for client in clients
+    ]
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in ("llmobs-async", "datadog-api-client", "aiohttp", "aiosonic"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
+
+
+def source_state() -> str:
+    """The checkout's commit, and whether llmobs_async/ has uncommitted changes."""
+    git = ["git", "-C", str(HERE.parent)]
+    quiet: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **quiet).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "llmobs_async"], **quiet)
+    except OSError:
+        return "unknown"
+    return f"{commit or 'unknown'}{' (llmobs_async modified)' if dirty.stdout.strip() else ''}"
+
+
+def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
+    if "ratio" in result:
+        figures = (
+            f"{result['makespan_s']:.1f} s = {result['ratio']:.2f}x, "
+            f"429 {result['rate_limited']}/{result['answered']}, "
+            f"CPU {result['cpu_ms_per_request']:.2f} ms/request, lost {result['lost']}"
+        )
+    else:
+        figures = f"ERROR {'; '.join(result['errors'])}"
+    verdict = f" [{result['budget']}]" if result["budget"] else ""
+    print(f"[{index}/{total}] {row.label()}: {figures}{verdict}", file=sys.stderr, flush=True)
+    if result["lost"]:
+        print(f"!!! {row.label()}: {result['lost']} RECORDS LOST", file=sys.stderr, flush=True)
+
+
+def run(rows: list[Row], seed: int) -> list[dict[str, Any]]:
+    """Run every row against one server process, printing progress to stderr.
+
+    The clients of one mode, case and process count meet the same window
+    phase, drawn at random from ``seed``, so their rows compare.
+    """
+    phases = random.Random(seed)
+    offsets: dict[tuple[str, Case, int], float] = {}
+    out = []
+    with RateServer() as server:
+        for index, row in enumerate(rows, start=1):
+            key = (row.mode, row.case, row.procs)
+            offset = offsets.setdefault(key, phases.random() * row.case.period)
+            result = run_row(server, row, offset)
+            _progress(index, len(rows), row, result)
+            out.append(result)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help=f"tiny: {SMOKE_CASE}, fixed, K=1")
+    parser.add_argument("--seed", type=int, help="seed of the window phases (default: random)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if llmobs_async misses")
+    parser.add_argument("--clients", help=f"comma-separated, from {','.join(CLIENTS)}")
+    parser.add_argument("--cases", help=f"L/PxN list (default {DEFAULT_CASES})")
+    parser.add_argument("--modes", help="fixed,sliding (default both)")
+    parser.add_argument("--procs", help="process counts K sharing the limit (default 1,2,4)")
+    parser.add_argument(
+        "--multi-cases",
+        help=f"cases run with K > 1 (default: --cases if given, else {DEFAULT_MULTI_CASES})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results (default: benchmarks/ratelimit_results.json; none with --smoke)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rows, print the table and the budget verdict; see the module doc for the exit."""
+    args = _parser().parse_args(argv)
+    rows = plan(args)
+    source, started = source_state(), time.monotonic()
+    seed = random.SystemRandom().randrange(2**32) if args.seed is None else args.seed
+    print(f"{len(rows)} rows; source {source}; --seed {seed}", file=sys.stderr, flush=True)
+    results = run(rows, seed)
+    if source_state() != source:
+        print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
+    print(render(results))
+    output = args.output or (None if args.smoke else HERE / "ratelimit_results.json")
+    if output is not None:
+        meta = {
+            "source": source,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - started, 1),
+            "seed": seed,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "versions": _versions(),
+        }
+        output.write_text(json.dumps({"meta": meta, "rows": results}, indent=2) + "\n")
+        print(f"wrote {output}", file=sys.stderr)
+    failures = [
+        f"{r['client']} {r['mode']} {r['limit']}/{r['period_s']}s N={r['requests']} "
+        f"K={r['procs']}: {p}"
+        for r in results
+        for p in broken(r)
+    ]
+    for line in failures:
+        print(f"BROKEN RUN {line}", file=sys.stderr)
+    missed = [r for r in results if r["budget"] and r["budget"] != "PASS"]
+    return 1 if failures or (args.check and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The processes of the rate-limit benchmark: the server, and the clients of one row.
+
+``RateServer`` runs ``rl_server.py`` and talks to its control endpoints;
+``Workers`` runs the K ``rl_clients.py`` processes of a row, holds them until
+all are ready, lets them go together and collects their JSON lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+HERE = Path(__file__).resolve().parent
+PER_REQUEST = 100
+# The port is the OS's choice; loopback calls must never go through a proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A limit of ``limit`` requests per ``period`` seconds, and a job of ``requests``."""
+
+    limit: int
+    period: int
+    requests: int
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """``"20/2x100"``: 20 requests per 2 s, 100 requests of 100 records."""
+        try:
+            rate, requests = text.split("x")
+            limit, period = rate.split("/")
+            case = cls(int(limit), int(period), int(requests))
+        except ValueError:
+            raise SystemExit(f"bad case {text!r}: expected L/PxN, e.g. 20/2x100") from None
+        if min(case.limit, case.period, case.requests) < 1:
+            raise SystemExit(f"bad case {text!r}: L, P and N must be >= 1")
+        return case
+
+    @property
+    def ideal_s(self) -> int:
+        """What the limit allows: ``ceil(N / L) * P`` seconds."""
+        return math.ceil(self.requests / self.limit) * self.period
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One measurement: a case under one mode, run by ``procs`` processes of one client."""
+
+    mode: str
+    case: Case
+    procs: int
+    client: str
+
+    def label(self) -> str:
+        """A short description for progress lines."""
+        c = self.case
+        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {self.client}"
+
+
+class RateServer:
+    """The server process: ``with RateServer() as server: server.reset(...)``."""
+
+    def __enter__(self) -> RateServer:
+        command = [sys.executable, str(HERE / "rl_server.py")]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        announced = self._process.stdout.readline().split()
+        if len(announced) != 2 or announced[0] != "PORT":
+            self._process.kill()
+            raise RuntimeError(f"the server did not announce its port: {announced!r}")
+        self.url = f"http://127.0.0.1:{announced[1]}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+    def reset(self, row: Row, offset: float) -> None:
+        """Put the row's limit in force now, its first window begun ``offset`` s ago."""
+        case = row.case
+        body = {"limit": case.limit, "period": case.period, "mode": row.mode, "offset": offset}
+        request = urllib.request.Request(
+            self.url + "/_reset", data=json.dumps(body).encode(), method="POST"
+        )
+        with _OPENER.open(request, timeout=10):
+            pass
+
+    def stats(self) -> dict[str, Any]:
+        """Answers per status code and every applied record id since the reset."""
+        with _OPENER.open(self.url + "/_stats", timeout=30) as response:
+            stats: dict[str, Any] = json.loads(response.read())
+        return stats
+
+
+def shares(requests: int, procs: int) -> list[int]:
+    """Split ``requests`` as evenly as possible over ``procs`` processes."""
+    return [requests // procs + (index < requests % procs) for index in range(procs)]
+
+
+class Workers:
+    """The K client processes of one row, started together and collected."""
+
+    def __init__(self, row: Row, url: str) -> None:
+        self.row, self.url = row, url
+        self._processes: list[tuple[subprocess.Popen[str], IO[str]]] = []
+
+    def __enter__(self) -> Workers:
+        first = 0
+        for count in shares(self.row.case.requests, self.row.procs):
+            spec = {
+                "client": self.row.client,
+                "url": self.url,
+                "requests": count,
+                "per_request": PER_REQUEST,
+                "first_record": first * PER_REQUEST,
+            }
+            first += count
+            log = tempfile.TemporaryFile("w+")
+            command = [sys.executable, str(HERE / "rl_clients.py"), json.dumps(spec)]
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+            self._processes.append((process, log))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for process, log in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+
+    def wait_ready(self, timeout: float) -> str | None:
+        """Wait until every process has imported its library and opened its client.
+
+        Returns why a process did not get ready, or None when all did.
+        """
+        for process, log in self._processes:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            line = process.stdout.readline().strip() if ready else "(no answer)"
+            if line != "READY":
+                return f"a client process did not start: {line} {_tail(log)}"
+        return None
+
+    def go(self) -> None:
+        """Let every process start its job, all at once."""
+        for process, _ in self._processes:
+            assert process.stdin is not None
+            process.stdin.write("GO\n")
+            process.stdin.flush()
+
+    def results(self, deadline: float) -> list[dict[str, Any]]:
+        """Each process's JSON line, or an ``error`` entry if it failed or ran out of time."""
+        out = []
+        for process, log in self._processes:
+            try:
+                stdout, _ = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                out.append({"error": "timed out"})
+                continue
+            try:
+                out.append(json.loads(stdout.strip().splitlines()[-1]))
+            except (IndexError, json.JSONDecodeError):
+                out.append({"error": f"exit {process.returncode}, no result {_tail(log)}"})
+        return out
+
+
+def _tail(log: IO[str]) -> str:
+    log.seek(0)
+    return " / ".join(log.read().strip().splitlines()[-3:])

@@ -1,0 +1,230 @@
+"""Loopback server that enforces one rate limit, for the rate-limit benchmark.
+
+Run as its own process (``python benchmarks/rl_server.py``). It binds
+127.0.0.1 on a free port and prints ``PORT <n>`` as its first line, like
+``server.py``. It serves the dataset-records update,
+``PATCH /api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}/records``,
+under ONE limit of L requests per P seconds, in one of two modes:
+
+* ``fixed``: fixed windows of P seconds. The first window starts at the
+  reset minus a random offset in [0, P), so its phase is nothing a client
+  could know in advance.
+* ``sliding``: at most L requests admitted in any P-second interval.
+
+Every answer, 200 or 429, carries ``X-RateLimit-Limit``, ``-Period``,
+``-Remaining``, ``-Reset`` and ``-Name``. ``Reset`` is in whole seconds, the
+ceiling of the true time left, as the Datadog API sends it: until the window
+ends (fixed), or until the oldest counted request leaves the interval
+(sliding). A request over the limit is answered 429 with
+``{"errors": ["Too many requests"]}`` and is not applied, nor counted.
+
+Control endpoints for the runner:
+
+* ``POST /_reset`` with ``{"limit": L, "period": P, "mode": "fixed"}``:
+  forget everything and start a new limit now (one server serves every
+  case). An optional ``"offset"`` in [0, P) sets the window phase (the
+  runner draws it at random, to give every client of a case the same one);
+  otherwise it is drawn here. Answers the offset.
+* ``GET /_stats``: answers per status, and the ids of every applied record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import math
+import random
+import sys
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+from server import record_resources
+
+PREFIX = "/api/v2/llm-obs/v1"
+JSON = "application/json"
+LIMIT_NAME = "llm_obs_dataset_records"
+MODES = ("fixed", "sliding")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The limit's answer to one request, with what the headers must say."""
+
+    admitted: bool
+    remaining: int
+    reset: int
+
+
+class FixedWindow:
+    """L requests per window of P seconds; windows start at ``origin + k * P``."""
+
+    def __init__(self, limit: int, period: float, origin: float) -> None:
+        self.limit, self.period, self.origin = limit, period, origin
+        self._window = -1
+        self._count = 0
+
+    def admit(self, now: float) -> Verdict:
+        """Count the request in the current window if it has room."""
+        window = math.floor((now - self.origin) / self.period)
+        if window != self._window:
+            self._window, self._count = window, 0
+        admitted = self._count < self.limit
+        if admitted:
+            self._count += 1
+        ends = self.origin + (window + 1) * self.period
+        return Verdict(admitted, self.limit - self._count, math.ceil(ends - now))
+
+
+class SlidingWindow:
+    """At most L requests admitted in any interval of P seconds."""
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit, self.period = limit, period
+        self._admitted: collections.deque[float] = collections.deque()
+
+    def admit(self, now: float) -> Verdict:
+        """Admit the request if fewer than L were admitted in the last P seconds."""
+        while self._admitted and self._admitted[0] <= now - self.period:
+            self._admitted.popleft()
+        admitted = len(self._admitted) < self.limit
+        if admitted:
+            self._admitted.append(now)
+        oldest_leaves = self._admitted[0] + self.period - now if self._admitted else 0.0
+        return Verdict(admitted, self.limit - len(self._admitted), math.ceil(oldest_leaves))
+
+
+@dataclasses.dataclass
+class State:
+    """The limit in force and what was served under it since the last reset."""
+
+    limit: int = 20
+    period: float = 2.0
+    mode: str = "fixed"
+    offset: float = 0.0
+    window: FixedWindow | SlidingWindow = dataclasses.field(
+        default_factory=lambda: FixedWindow(20, 2.0, time.monotonic())
+    )
+    answers: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+    applied: list[str] = dataclasses.field(default_factory=list)
+
+    def reset(self, limit: int, period: float, mode: str, offset: float | None) -> None:
+        """Start a new limit now; its first window began ``offset`` seconds ago (random)."""
+        self.limit, self.period, self.mode = limit, period, mode
+        self.offset = random.uniform(0.0, period) if offset is None else offset
+        if mode == "fixed":
+            self.window = FixedWindow(limit, period, time.monotonic() - self.offset)
+        else:
+            self.window = SlidingWindow(limit, period)
+        self.answers.clear()
+        self.applied.clear()
+
+
+STATE = State()
+
+
+def _headers(verdict: Verdict) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(STATE.limit),
+        "X-RateLimit-Period": f"{STATE.period:g}",
+        "X-RateLimit-Remaining": str(verdict.remaining),
+        "X-RateLimit-Reset": str(verdict.reset),
+        "X-RateLimit-Name": LIMIT_NAME,
+    }
+
+
+def _reply(status: int, document: Any, headers: dict[str, str] | None = None) -> web.Response:
+    STATE.answers[status] += 1
+    return web.Response(
+        body=orjson.dumps(document), status=status, content_type=JSON, headers=headers
+    )
+
+
+def _records(body: bytes) -> list[dict[str, Any]]:
+    """The records of a ``{"data": {"type": "records", ...}}`` body, or ValueError."""
+    try:
+        data = orjson.loads(body)["data"]
+        records = data["attributes"]["records"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"bad request body: {exc!r}") from None
+    if data.get("type") != "records" or not isinstance(records, list) or not records:
+        raise ValueError("data.type must be 'records' with a non-empty records list")
+    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in records):
+        raise ValueError("every record needs a string id")
+    return records
+
+
+async def update_records(request: web.Request) -> web.Response:
+    """Admit the request under the limit, then apply and echo its records."""
+    if not request.headers.get("DD-API-KEY") or not request.headers.get("DD-APPLICATION-KEY"):
+        return _reply(403, {"errors": ["missing DD-API-KEY or DD-APPLICATION-KEY"]})
+    verdict = STATE.window.admit(time.monotonic())
+    headers = _headers(verdict)
+    if not verdict.admitted:
+        return _reply(429, {"errors": ["Too many requests"]}, headers)
+    try:
+        records = _records(await request.read())
+    except ValueError as exc:
+        return _reply(400, {"errors": [str(exc)]}, headers)
+    STATE.applied.extend(record["id"] for record in records)
+    resources = record_resources(records, request.match_info["dataset_id"])
+    return _reply(200, {"data": resources}, headers)
+
+
+async def reset(request: web.Request) -> web.Response:
+    """``POST /_reset``: a new limit, new counters, no applied records."""
+    try:
+        spec = orjson.loads(await request.read())
+        limit, period, mode = int(spec["limit"]), float(spec["period"]), str(spec["mode"])
+        offset = None if spec.get("offset") is None else float(spec["offset"])
+        if limit < 1 or period <= 0 or mode not in MODES:
+            raise ValueError(f"limit >= 1, period > 0, mode in {MODES}")
+        if offset is not None and not 0 <= offset < period:
+            raise ValueError("offset must be in [0, period)")
+    except (ValueError, KeyError, TypeError) as exc:
+        return web.Response(status=400, text=f"bad reset: {exc!r}")
+    STATE.reset(limit, period, mode, offset)
+    return web.Response(body=orjson.dumps({"offset": STATE.offset}), content_type=JSON)
+
+
+async def stats(_: web.Request) -> web.Response:
+    """``GET /_stats``: answers per status code and the applied record ids."""
+    document = {
+        "limit": STATE.limit,
+        "period": STATE.period,
+        "mode": STATE.mode,
+        "answers": {str(status): count for status, count in STATE.answers.items()},
+        "applied_ids": STATE.applied,
+    }
+    return web.Response(body=orjson.dumps(document), content_type=JSON)
+
+
+def make_app() -> web.Application:
+    """Build the aiohttp application: the records route and the control routes."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_patch(PREFIX + "/{project_id}/datasets/{dataset_id}/records", update_records)
+    app.router.add_post("/_reset", reset)
+    app.router.add_get("/_stats", stats)
+    return app
+
+
+async def serve() -> None:
+    """Listen on a free loopback port, announce it, and serve until killed."""
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    sys.stdout.write(f"PORT {runner.addresses[0][1]}\n")
+    sys.stdout.flush()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
