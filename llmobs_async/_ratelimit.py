@@ -111,6 +111,8 @@ class Bucket:
         self._period = 0.0
         self._share: float | None = None  # our part of the org's use, from past windows
         self._share_now: float | None = None  # the same, measured in the current window
+        self._uncounted_at_base = 0
+        self._backed_off_at = -math.inf
         self._reset_at = math.inf  # when the newest answer says room comes back
         self._reset_seq = 0
         self._frees: list[float] = []  # when each of our counted requests leaves a sliding window
@@ -208,17 +210,24 @@ class Bucket:
 
     def _credit(self) -> int:
         room = self._r_min - self._uncounted
-        share = self._share if self._share is not None else self._share_now
+        share = self._share
         if share is None:
-            # Nobody's share is known yet: a small first wave, whose answers measure it.
-            return min(room, _FIRST_WAVE - self._sent_since_base)
+            # Whether others spend this limit is not known yet: start small and double
+            # with every answer that shows nobody else, as TCP's slow start does.
+            waiting = self._sent_since_base - self._answered_since_base
+            if self._share_now is not None and self._share_now < 1.0:
+                share = self._share_now
+            else:
+                return min(room, _FIRST_WAVE + self._answered_since_base - waiting)
         if share >= 1.0:
             return room
         # Others spend the same budget: keep to our share of the window, so that the
         # first to wake does not take it all and the others' requests bounce. At least
         # one request beyond the probe, so the share is measured again.
         sent = self._sent_since_base + (1 if self._base_probe else 0)
-        quota = max(_FIRST_WAVE, math.floor(share * self._limit + 1e-9))
+        # Our share says how many spend it; everyone keeping to limit / that many fits.
+        sharers = max(1, math.ceil(1 / share - 0.25))
+        quota = max(_FIRST_WAVE, self._limit // sharers)
         return min(room, quota - sent)
 
     def _wake(self) -> float:
@@ -343,16 +352,18 @@ class Bucket:
         self._base_seq = ticket.seq
         self._base_probe = ticket.probe
         self._r_base = self._r_min = remaining
-        self._uncounted = self._in_flight
+        self._uncounted = self._uncounted_at_base = self._in_flight
         self._sent_since_base = 0
         self._answered_since_base = 0
         if self._share_now is not None:
             past = self._share
             self._share = self._share_now if past is None else (past + self._share_now) / 2
         self._share_now = None
-        if status == 429 and not ticket.probe:
+        if status == 429 and not ticket.probe and reset_at - self._backed_off_at > 0.5:
             # We spent more than was there: others spend it too, or more than we knew.
+            # Once per window: the other answers of the same burst say the same thing.
             self._share = max(_MIN_SHARE, (self._share or 1.0) * _BACK_OFF)
+            self._backed_off_at = reset_at
         self._reset_at = reset_at
         self._reset_seq = ticket.seq
         if status == 429:
@@ -382,8 +393,8 @@ class Bucket:
 
     def _measure_share(self) -> None:
         ours = self._answered_since_base + (1 if self._base_probe else 0)
-        others = (self._r_base - self._r_min) - self._sent_since_base
-        if others < _FIRST_WAVE:
+        others = (self._r_base - self._r_min) - self._sent_since_base - self._uncounted_at_base
+        if others < 1:
             # Every drop in Remaining is explained by our own requests.
             if self._share_now is None:
                 self._share_now = 1.0
