@@ -3,16 +3,20 @@
 Every exception derives from :class:`LLMObsError`. HTTP failures are
 :class:`APIStatusError` subclasses chosen by status code and carry the parsed
 ``errors`` array of the response; transport failures are
-:class:`APIConnectionError` with the original exception as ``__cause__``.
+:class:`APIConnectionError` with the original exception as ``__cause__``
+(a stand-in with the credentials redacted where the original would show
+them). Every exception pickles, so a job in a worker process can send its
+failures back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
     "APIConnectionError",
@@ -31,6 +35,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitInfo",
+    "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -99,8 +104,30 @@ class RateLimitInfo:
         )
 
 
+BODY_SNIPPET_BYTES: Final = 8192
+"""The most of a response body an exception keeps in ``.body``.
+
+The ``errors`` array is parsed from the whole body first; the snippet only
+keeps an exception (and whatever logs or stores it) small.
+"""
+
+
 class LLMObsError(Exception):
     """Base class of every exception this library raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take keyword-only arguments, which the default
+        # reduction (``cls(*args)``) cannot replay: restore args and
+        # attributes without calling __init__ instead.
+        state = {
+            k: CIMultiDict(v) if isinstance(v, CIMultiDictProxy) else v
+            for k, v in vars(self).items()
+        }
+        return (_restore, (type(self), self.args), state)
+
+
+def _restore(cls: type[LLMObsError], args: tuple[Any, ...]) -> LLMObsError:
+    return cls.__new__(cls, *args)
 
 
 class ValidationError(LLMObsError, ValueError):
@@ -152,14 +179,38 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(LLMObsError):
-    """A 2xx response whose body could not be read as the documented shape."""
+    """A 2xx response whose body could not be read as the documented shape.
+
+    ``body`` keeps the first :data:`BODY_SNIPPET_BYTES` bytes of the response.
+    """
 
     def __init__(self, message: str, *, status: int, method: str, url: str, body: bytes) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.url = url
-        self.body = body
+        self.body = body[:BODY_SNIPPET_BYTES]
+
+
+class ResponseTooLargeError(LLMObsError):
+    """A response body went past the size cap; the rest was not read. Not retried.
+
+    The cap is 32 MiB, counted after decompression: far above any answer of
+    the API, so only a broken or hostile server meets it.
+
+    Attributes:
+        status: HTTP status of the response.
+        method: HTTP method of the request.
+        url: URL of the request.
+        limit: the cap, in bytes.
+    """
+
+    def __init__(self, message: str, *, status: int, method: str, url: str, limit: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.limit = limit
 
 
 class APIStatusError(LLMObsError):
@@ -171,7 +222,7 @@ class APIStatusError(LLMObsError):
         method: HTTP method of the request.
         url: URL of the request (no credentials are ever in it).
         headers: response headers.
-        body: raw response body.
+        body: the raw response body, cut at :data:`BODY_SNIPPET_BYTES` bytes.
     """
 
     def __init__(
@@ -190,7 +241,7 @@ class APIStatusError(LLMObsError):
         self.method = method
         self.url = url
         self.headers = headers
-        self.body = body
+        self.body = body[:BODY_SNIPPET_BYTES]
         super().__init__(message or self._describe())
 
     def _describe(self) -> str:
@@ -322,7 +373,7 @@ def _error_item(entry: Any) -> ErrorItem:
 
 
 def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body.decode("utf-8", "replace")
+    text = body[:65536].decode("utf-8", "replace")
     if "<" in text and ">" in text:
         # An HTML page from a proxy or load balancer: keep its title, if any.
         lower = text.lower()
