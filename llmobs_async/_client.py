@@ -19,7 +19,7 @@ from . import _config
 from ._ratelimit import Ticket, WaitTooLong, key_fingerprint
 from ._resources import Experiments, Projects, Records
 from ._retry import RetryPolicy
-from ._transport import MAX_RESPONSE_BYTES, BodyTooLarge, SessionPool, printable, read_body, scrub
+from ._transport import MAX_RESPONSE_BYTES, BodyTooLarge, SessionPool, read_body, scrub
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -30,6 +30,7 @@ from .errors import (
     RateLimitError,
     ResponseTooLargeError,
     ValidationError,
+    printable,
     status_error,
 )
 

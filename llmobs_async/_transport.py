@@ -153,13 +153,6 @@ def scrub(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:
     return scrubber.scrubbed(exc, {})
 
 
-def printable(text: str) -> str:
-    """``text`` on one line: control characters escaped, so it cannot forge log lines."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]

@@ -250,7 +250,7 @@ class APIStatusError(LLMObsError):
         path = urlsplit(self.url).path or self.url
         text = f"{self.status} {type(self).__name__}: {self.method} {path}"
         if self.errors:
-            text += f": {self.errors[0]}"
+            text += f": {printable(str(self.errors[0]))}"
             if len(self.errors) > 1:
                 text += f" (and {len(self.errors) - 1} more)"
         return text
@@ -409,6 +409,17 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, control characters escaped (library-internal helper).
+
+    Server-sent text and ids end up in messages and log lines; a CR or LF in
+    them must not be able to start a forged line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _str_or_none(value: Any) -> str | None:
