@@ -138,7 +138,7 @@ class ValidationError(LLMObsError, ValueError):
     """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{printable(field)}: {message}")  # a field may hold a dict key
         self.field = field
         self.reason = message
 

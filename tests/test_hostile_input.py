@@ -309,6 +309,23 @@ def test_refusals_say_how_to_send_the_value() -> None:
         encode_json({"when": datetime.datetime(2026, 1, 1)})
     with pytest.raises(errors.ValidationError, match=r"Level\.HIGH is an Enum member.*\.value"):
         encode_json([Level.HIGH])
+    with pytest.raises(errors.ValidationError) as info:
+        encode_json({"forged\nline": {1}})
+    assert info.value.field == "forged\nline" and "\n" not in str(info.value)
+
+
+async def test_one_enum_among_many_plain_values_is_still_found(
+    fake: FakeLLMObsServer, seeded: Seeded, client: LLMObsClient
+) -> None:
+    records: list[dict[str, Any]] = [
+        {"id": f"rec-{i}", "input": {"text": "x" * 1000, "n": [i, i / 2]}} for i in range(2000)
+    ]
+    records[1234]["input"]["n"].append(Level.HIGH)
+    records[5] = {"id": "rec-5", "input": "y" * 2_000_000}  # slack in the size budget
+    with pytest.raises(errors.ValidationError) as info:
+        await client.records.update(seeded.project_id, seeded.dataset_id, records)
+    assert info.value.field == "records[1234].input.n[2]"
+    assert fake.requests == []
 
 
 async def test_plain_data_in_every_accepted_form_is_sent(
