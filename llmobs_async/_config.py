@@ -146,6 +146,8 @@ def check_base_url(base_url: str) -> URL:
     The URL is the API origin. A path prefix (a proxy mounted under
     ``/datadog``) is kept, but a path holding ``/api/`` is refused.
     """
+    if not isinstance(base_url, str):
+        raise ValidationError("base_url", f"must be a string; got {type(base_url).__name__}")
     try:
         url = URL(base_url.rstrip("/"))
     except (TypeError, ValueError) as exc:

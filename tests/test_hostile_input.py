@@ -159,6 +159,12 @@ def test_a_base_url_with_the_api_path_is_refused(base_url: str) -> None:
     assert base_url.split("/api")[0] in str(info.value)  # the origin to use instead
 
 
+def test_a_base_url_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(base_url=8126, api_key="k", app_key="a")  # type: ignore[arg-type]
+    assert info.value.field == "base_url"
+
+
 def test_a_proxy_path_prefix_is_kept() -> None:
     client = LLMObsClient(base_url="https://proxy.internal/datadog/", api_key="k", app_key="a")
     assert client.base_url == "https://proxy.internal/datadog"
