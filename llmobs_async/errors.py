@@ -19,6 +19,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
+    "BODY_SNIPPET_BYTES",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
