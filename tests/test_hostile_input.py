@@ -363,3 +363,19 @@ async def test_plain_data_in_every_accepted_form_is_sent(
     assert (depth, node) == (200, "bottom")
     await client.experiments.update(seeded.experiment_id, status=models.ExperimentStatus.FAILED)
     assert fake.experiments[seeded.experiment_id]["status"] == "failed"
+
+
+def test_the_fast_check_passes_plain_data_and_stops_on_objects() -> None:
+    # White-box: plain data must take the fast path (else every request pays
+    # for the exact walk); a UUID or an Enum member must never pass it.
+    from llmobs_async import _json
+
+    plain: Any = [
+        {"id": f"rec-{i}", "input": {"q": "2+2", "n": [i, 0.5, None, True]}, "metadata": {}}
+        for i in range(100)
+    ]
+    encoded = _json.encode_json(plain)
+    assert _json._plain(plain, len(encoded))
+    for odd in (uuid.UUID(int=1), Level.HIGH, Mode.FAST, Colour.RED):
+        doc = [*plain, {"id": "x", "input": [odd]}]
+        assert not _json._plain(doc, len(encoded) + 1000)
