@@ -58,7 +58,8 @@ class LLMObsClient:
         timeout: seconds per attempt (finite, > 0), or an ``aiohttp.ClientTimeout``.
             It bounds each attempt on its own, from sending to the last byte
             of the answer; time spent waiting at the rate gate (after a 429,
-            or pacing) and between retries is not counted.
+            or pacing), for a slot under ``max_concurrency`` and between
+            retries is not counted.
         session: an ``aiohttp.ClientSession`` of yours to send through; it is
             used for every origin and never closed by the client. Its
             ``raise_for_status`` is overridden (the client maps statuses
@@ -253,7 +254,7 @@ class LLMObsClient:
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise APIResponseValidationError(
                 f"{method} {url.raw_path}: the response body is not the documented shape "
-                f"({type(exc).__name__}: {exc})",
+                f"({type(exc).__name__}: {printable(str(exc))})",
                 status=200,
                 method=method,
                 url=str(url),
