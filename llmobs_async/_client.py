@@ -19,15 +19,18 @@ from . import _config
 from ._ratelimit import Ticket, WaitTooLong, key_fingerprint
 from ._resources import Experiments, Projects, Records
 from ._retry import RetryPolicy
-from ._transport import SessionPool
+from ._transport import MAX_RESPONSE_BYTES, BodyTooLarge, SessionPool, read_body, scrub
 from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    LLMObsError,
     RateLimitError,
+    ResponseTooLargeError,
     ValidationError,
+    printable,
     status_error,
 )
 
@@ -50,14 +53,24 @@ class LLMObsClient:
         app_key: application key; default ``DD_APP_KEY``, then ``DD_APPLICATION_KEY``.
         site: Datadog site; default ``DD_SITE``, then ``datadoghq.com``.
         base_url: overrides ``site``, e.g. ``http://127.0.0.1:8126`` for a local server.
-        max_concurrency: requests in flight at once, across all views.
-        max_retries: retries on 408, 429, 5xx, connection errors and timeouts.
-        timeout: seconds per attempt, or an ``aiohttp.ClientTimeout``.
+        max_concurrency: requests in flight at once, across all views (an int >= 1).
+        max_retries: retries on 408, 429, 5xx, connection errors and timeouts (an int >= 0).
+        timeout: seconds per attempt (finite, > 0), or an ``aiohttp.ClientTimeout``.
+            It bounds each attempt on its own, from sending to the last byte
+            of the answer; time spent waiting at the rate gate (after a 429,
+            or pacing), for a slot under ``max_concurrency`` and between
+            retries is not counted.
         session: an ``aiohttp.ClientSession`` of yours to send through; it is
-            used for every origin and never closed by the client.
+            used for every origin and never closed by the client. Its
+            ``raise_for_status`` is overridden (the client maps statuses
+            itself) and its ``User-Agent``, if any, is kept with the
+            client's appended.
         max_rate_limit_wait: the longest server-given wait (``Retry-After``,
             ``X-RateLimit-Reset``) honoured, in seconds; a longer one raises
             ``RateLimitError`` with ``retry_after`` set instead of parking the call.
+
+    Response bodies are read up to 32 MiB (after decompression); a larger one
+    raises :class:`~llmobs_async.errors.ResponseTooLargeError`, not retried.
     """
 
     def __init__(
@@ -73,13 +86,14 @@ class LLMObsClient:
         session: aiohttp.ClientSession | None = None,
         max_rate_limit_wait: float = 60.0,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValidationError("max_concurrency", "must be >= 1")
+        max_concurrency = _config.check_count("max_concurrency", max_concurrency, 1)
+        max_retries = _config.check_count("max_retries", max_retries, 0)
         self._pool = SessionPool(max_concurrency=max_concurrency, session=session)
+        self._owns_pool = True
         self._configure(
             base_url=_config.resolve_base_url(site, base_url),
             keys=_config.resolve_keys(api_key, app_key),
-            timeout=timeout,
+            timeout=_config.check_timeout(timeout),
             retry=RetryPolicy(
                 max_retries=max_retries, max_rate_limit_wait=_wait_cap(max_rate_limit_wait)
             ),
@@ -90,7 +104,7 @@ class LLMObsClient:
         *,
         base_url: URL,
         keys: tuple[_config.Secret | None, _config.Secret | None],
-        timeout: float | aiohttp.ClientTimeout,
+        timeout: aiohttp.ClientTimeout,
         retry: RetryPolicy,
     ) -> None:
         api_key, app_key = keys
@@ -102,7 +116,7 @@ class LLMObsClient:
         self._origin = str(base_url)
         self._keys = keys
         self._retry = retry
-        self._timeout = _timeout(timeout)
+        self._timeout = timeout
         self._limits = self._pool.limits(str(base_url.origin()), key_fingerprint(api_key.reveal()))
         # Built once per view: every request reuses the same header object.
         self._headers = CIMultiDictProxy(
@@ -112,7 +126,7 @@ class LLMObsClient:
                     "DD-APPLICATION-KEY": app_key.reveal(),
                     "Content-Type": "application/json",
                     "Accept": "application/json",
-                    "User-Agent": USER_AGENT,
+                    "User-Agent": self._pool.user_agent(USER_AGENT),
                 }
             )
         )
@@ -147,37 +161,48 @@ class LLMObsClient:
         """Return a view with other settings that shares this client's pool.
 
         Cheap: no session is created. The view shares the sessions, the
-        concurrency limit and the per-site rate gates; closing any view closes
-        the shared pool. Keys not given are kept from this client (not re-read
-        from the environment).
+        concurrency limit and the per-site rate gates. It does not own them:
+        closing a view (or leaving ``async with view``) does nothing, so one
+        tenant's view cannot close the pool under the others; close the
+        client you created. Options not given are kept from this client (keys
+        are not re-read from the environment); a given key is validated like
+        the constructor's, so ``api_key=""`` is refused, never replaced by
+        this client's key.
         """
         view = object.__new__(LLMObsClient)
         view._pool = self._pool
+        view._owns_pool = False
         if site is None and base_url is None:
             url = self._base_url
         else:
             url = _config.resolve_base_url(site, base_url)
         current_api, current_app = self._keys
+        retry = self._retry
+        if max_retries is not None:
+            retry = attrs.evolve(
+                retry, max_retries=_config.check_count("max_retries", max_retries, 0)
+            )
+        if max_rate_limit_wait is not None:
+            retry = attrs.evolve(retry, max_rate_limit_wait=_wait_cap(max_rate_limit_wait))
         view._configure(
             base_url=url,
             keys=(
-                _config.Secret(api_key) if api_key else current_api,
-                _config.Secret(app_key) if app_key else current_app,
+                current_api if api_key is None else _config.check_key("api_key", api_key),
+                current_app if app_key is None else _config.check_key("app_key", app_key),
             ),
-            timeout=self._timeout if timeout is None else timeout,
-            retry=attrs.evolve(
-                self._retry,
-                max_retries=self._retry.max_retries if max_retries is None else max_retries,
-                max_rate_limit_wait=self._retry.max_rate_limit_wait
-                if max_rate_limit_wait is None
-                else _wait_cap(max_rate_limit_wait),
-            ),
+            timeout=self._timeout if timeout is None else _config.check_timeout(timeout),
+            retry=retry,
         )
         return view
 
     async def close(self) -> None:
-        """Close the sessions the client opened. Safe to call twice."""
-        await self._pool.close()
+        """Close the sessions the client opened. Safe to call twice.
+
+        Every view made with :meth:`with_options` is closed with it. On a
+        view this does nothing: the client it came from owns the pool.
+        """
+        if self._owns_pool:
+            await self._pool.close()
 
     async def __aenter__(self) -> LLMObsClient:
         return self
@@ -228,8 +253,8 @@ class LLMObsClient:
             return parse(data)
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise APIResponseValidationError(
-                f"{method} {url.path}: the response body is not the documented shape "
-                f"({type(exc).__name__}: {exc})",
+                f"{method} {url.raw_path}: the response body is not the documented shape "
+                f"({type(exc).__name__}: {printable(str(exc))})",
                 status=200,
                 method=method,
                 url=str(url),
@@ -260,6 +285,7 @@ class LLMObsClient:
             bucket.unsend(ticket)
             stale = ticket
         answered = False
+        failure: BaseException | None = None
         try:
             session = self._pool.session(self._origin)
             try:
@@ -274,33 +300,32 @@ class LLMObsClient:
                     # Redirects are not followed: the keys must not travel to
                     # another origin, and the API does not redirect.
                     allow_redirects=False,
+                    # A caller's session may raise on 4xx; statuses are ours to map.
+                    raise_for_status=False,
                 ) as response:
-                    data = await response.read()
                     status = response.status
                     headers = response.headers
-            except TimeoutError as exc:
-                raise APITimeoutError(
-                    f"{method} {url.path} timed out", method=method, url=str(url)
-                ) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise APIConnectionError(
-                    f"{method} {url.path} failed: {type(exc).__name__}: {exc}",
-                    method=method,
-                    url=str(url),
-                ) from exc
-            bucket.observe(ticket, status, headers, loop.time())
-            answered = True
+                    data = await read_body(response)
+            except (TimeoutError, aiohttp.ClientError, OSError, BodyTooLarge) as exc:
+                # Raised below, outside any handler, so the original (whose
+                # repr may hold the keys) is not chained as __context__ too.
+                failure = exc
+            else:
+                bucket.observe(ticket, status, headers, loop.time())
+                answered = True
         finally:
             semaphore.release()
             if not answered:
                 bucket.abandon(ticket)
+        if failure is not None:
+            raise self._failure(method, url, failure)
         name = headers.get("X-RateLimit-Name")
         if name is not None:
             limits.learn(route, bucket, name)
         if 200 <= status < 300:
             return data
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s answered %d", method, url.path, status)
+            logger.debug("%s %s answered %d", method, url.raw_path, status)
         if 300 <= status < 400:
             raise APIStatusError(
                 status=status,
@@ -309,18 +334,36 @@ class LLMObsClient:
                 url=str(url),
                 headers=headers,
                 body=data,
-                message=f"{status} redirect from {method} {url.path} not followed "
+                message=f"{status} redirect from {method} {url.raw_path} not followed "
                 "(the client never sends credentials through a redirect)",
             )
         raise status_error(status=status, method=method, url=str(url), headers=headers, body=data)
 
-
-def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValidationError("timeout", f"must be a positive number of seconds; got {value!r}")
-    return aiohttp.ClientTimeout(total=float(value))
+    def _failure(self, method: str, url: URL, exc: BaseException) -> LLMObsError:
+        """The typed error for an attempt that got no complete answer, its cause scrubbed."""
+        where = f"{method} {url.raw_path}"
+        error: LLMObsError
+        if isinstance(exc, BodyTooLarge):
+            error = ResponseTooLargeError(
+                f"{where}: the {exc.status} response body is larger than the "
+                f"{MAX_RESPONSE_BYTES >> 20} MiB cap; stopped reading",
+                status=exc.status,
+                method=method,
+                url=str(url),
+                limit=MAX_RESPONSE_BYTES,
+            )
+            return error
+        cause = scrub(exc, (self._headers["DD-API-KEY"], self._headers["DD-APPLICATION-KEY"]))
+        if isinstance(exc, TimeoutError):
+            error = APITimeoutError(f"{where} timed out", method=method, url=str(url))
+        else:
+            error = APIConnectionError(
+                f"{where} failed: {type(cause).__name__}: {printable(str(cause))}",
+                method=method,
+                url=str(url),
+            )
+        error.__cause__ = cause
+        return error
 
 
 def _wait_cap(value: float) -> float:
@@ -340,6 +383,6 @@ def _waited_too_long(method: str, url: URL, wait: float) -> RateLimitError:
         url=str(url),
         headers={"Retry-After": f"{wait:.3f}"},
         body=b"",
-        message=f"429 RateLimitError: {method} {url.path}: the rate limit asks to wait "
+        message=f"429 RateLimitError: {method} {url.raw_path}: the rate limit asks to wait "
         f"{wait:.1f}s, longer than max_rate_limit_wait; not sent",
     )

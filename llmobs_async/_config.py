@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from typing import Final
 
+import aiohttp
 import attrs
 from yarl import URL
 
@@ -40,15 +42,86 @@ class Secret:
     __str__ = __repr__
 
 
+def check_key(field: str, value: object) -> Secret:
+    """Validate one credential and wrap it; the message never shows the value.
+
+    Refused: a non-string, a value empty after stripping whitespace, and one
+    holding CR, LF or NUL (a key read from a file or ``$(cat ...)`` with its
+    trailing newline would otherwise fail later inside the HTTP layer).
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string; got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(field, "is empty")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValidationError(field, "contains a line break or NUL character (a trailing newline?)")
+    return Secret(value)
+
+
+def _env_key(*names: str) -> Secret | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:  # set but empty counts as unset, as shells often leave it
+            return check_key(name, value)
+    return None
+
+
 def resolve_keys(api_key: str | None, app_key: str | None) -> tuple[Secret | None, Secret | None]:
-    """Explicit keys win; then DD_API_KEY and DD_APP_KEY (or DD_APPLICATION_KEY)."""
-    api = api_key if api_key is not None else os.environ.get("DD_API_KEY")
+    """Explicit keys win; then DD_API_KEY and DD_APP_KEY (or DD_APPLICATION_KEY).
+
+    A bad key raises ValidationError naming where it came from (``api_key`` or
+    ``DD_API_KEY``); a missing one is ``None``.
+    """
+    api = check_key("api_key", api_key) if api_key is not None else _env_key("DD_API_KEY")
     app = (
-        app_key
+        check_key("app_key", app_key)
         if app_key is not None
-        else os.environ.get("DD_APP_KEY") or os.environ.get("DD_APPLICATION_KEY")
+        else _env_key("DD_APP_KEY", "DD_APPLICATION_KEY")
     )
-    return (Secret(api) if api else None, Secret(app) if app else None)
+    return (api, app)
+
+
+def check_count(field: str, value: object, minimum: int) -> int:
+    """Validate an integer option such as ``max_concurrency``: never a float or a bool."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValidationError(field, f"must be >= {minimum}; got {value!r}")
+    return int(value)
+
+
+_TIMEOUT_FIELDS: Final = ("total", "connect", "sock_read", "sock_connect")
+
+
+def check_timeout(value: object) -> aiohttp.ClientTimeout:
+    """Validate ``timeout``: a finite positive number of seconds, or a ClientTimeout.
+
+    NaN would disable the timeout and infinity overflows inside asyncio on
+    every request, so both are refused, as are such values in a ClientTimeout.
+    """
+    if isinstance(value, aiohttp.ClientTimeout):
+        for name in _TIMEOUT_FIELDS:
+            seconds = getattr(value, name)
+            if seconds is not None and not _positive_seconds(seconds):
+                raise ValidationError(
+                    f"timeout.{name}",
+                    f"must be None or a finite positive number of seconds; got {seconds!r}",
+                )
+        return value
+    if not _positive_seconds(value):
+        raise ValidationError(
+            "timeout", f"must be a finite positive number of seconds; got {value!r}"
+        )
+    return aiohttp.ClientTimeout(total=float(value))  # type: ignore[arg-type]
+
+
+def _positive_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def resolve_base_url(site: str | None, base_url: str | None) -> URL:
@@ -68,7 +141,13 @@ def resolve_base_url(site: str | None, base_url: str | None) -> URL:
 
 
 def check_base_url(base_url: str) -> URL:
-    """Validate a user-supplied base URL: https, or http on a loopback host only."""
+    """Validate a user-supplied base URL: https, or http on a loopback host only.
+
+    The URL is the API origin. A path prefix (a proxy mounted under
+    ``/datadog``) is kept, but a path holding ``/api/`` is refused.
+    """
+    if not isinstance(base_url, str):
+        raise ValidationError("base_url", f"must be a string; got {type(base_url).__name__}")
     try:
         url = URL(base_url.rstrip("/"))
     except (TypeError, ValueError) as exc:
@@ -81,6 +160,14 @@ def check_base_url(base_url: str) -> URL:
         )
     if url.query_string or url.fragment or url.user or url.password:
         raise ValidationError("base_url", "must not carry credentials, a query or a fragment")
+    if "/api/" in url.path.lower() + "/":
+        # "https://api.datadoghq.com/api/v2" copied from the API docs would
+        # otherwise fail on every call with a doubled /api/v2/api/v2 path.
+        raise ValidationError(
+            "base_url",
+            f"must not include the API path {url.raw_path!r}: the client adds /api/v2/...; "
+            f"pass the origin, e.g. {str(url.origin())!r}",
+        )
     return url
 
 

@@ -316,6 +316,7 @@ _unstructure_experiment = make_dict_unstructure_fn(
     converter,
     _cattrs_omit_if_default=True,
     metadata=override(unstruct_hook=_identity),
+    status=override(unstruct_hook=str),  # StrEnum member to plain str: the JSON value rule
 )
 _unstructure_project = make_dict_unstructure_fn(
     ProjectUpdate, converter, _cattrs_omit_if_default=True

@@ -35,7 +35,12 @@ def segment(name: str, value: object) -> str:
         raise ValidationError(name, f"must be a non-empty string; got {value!r}")
     if value in (".", ".."):
         raise ValidationError(name, f"{value!r} is not a valid id")
-    return quote(value, safe="")
+    try:
+        return quote(value, safe="")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
+        ) from None
 
 
 def _body(body: Any, fields: dict[str, Any], model: type[T], structure: Callable[..., T]) -> T:

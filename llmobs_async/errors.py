@@ -3,18 +3,23 @@
 Every exception derives from :class:`LLMObsError`. HTTP failures are
 :class:`APIStatusError` subclasses chosen by status code and carry the parsed
 ``errors`` array of the response; transport failures are
-:class:`APIConnectionError` with the original exception as ``__cause__``.
+:class:`APIConnectionError` with the original exception as ``__cause__``
+(a stand-in with the credentials redacted where the original would show
+them). Every exception pickles, so a job in a worker process can send its
+failures back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
+    "BODY_SNIPPET_BYTES",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -31,6 +36,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitInfo",
+    "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -99,8 +105,30 @@ class RateLimitInfo:
         )
 
 
+BODY_SNIPPET_BYTES: Final = 8192
+"""The most of a response body an exception keeps in ``.body``.
+
+The ``errors`` array is parsed from the whole body first; the snippet only
+keeps an exception (and whatever logs or stores it) small.
+"""
+
+
 class LLMObsError(Exception):
     """Base class of every exception this library raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take keyword-only arguments, which the default
+        # reduction (``cls(*args)``) cannot replay: restore args and
+        # attributes without calling __init__ instead.
+        state = {
+            k: CIMultiDict(v) if isinstance(v, CIMultiDictProxy) else v
+            for k, v in vars(self).items()
+        }
+        return (_restore, (type(self), self.args), state)
+
+
+def _restore(cls: type[LLMObsError], args: tuple[Any, ...]) -> LLMObsError:
+    return cls.__new__(cls, *args)
 
 
 class ValidationError(LLMObsError, ValueError):
@@ -111,7 +139,7 @@ class ValidationError(LLMObsError, ValueError):
     """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{printable(field)}: {message}")  # a field may hold a dict key
         self.field = field
         self.reason = message
 
@@ -152,14 +180,38 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(LLMObsError):
-    """A 2xx response whose body could not be read as the documented shape."""
+    """A 2xx response whose body could not be read as the documented shape.
+
+    ``body`` keeps the first :data:`BODY_SNIPPET_BYTES` bytes of the response.
+    """
 
     def __init__(self, message: str, *, status: int, method: str, url: str, body: bytes) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.url = url
-        self.body = body
+        self.body = body[:BODY_SNIPPET_BYTES]
+
+
+class ResponseTooLargeError(LLMObsError):
+    """A response body went past the size cap; the rest was not read. Not retried.
+
+    The cap is 32 MiB, counted after decompression: far above any answer of
+    the API, so only a broken or hostile server meets it.
+
+    Attributes:
+        status: HTTP status of the response.
+        method: HTTP method of the request.
+        url: URL of the request.
+        limit: the cap, in bytes.
+    """
+
+    def __init__(self, message: str, *, status: int, method: str, url: str, limit: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.limit = limit
 
 
 class APIStatusError(LLMObsError):
@@ -171,7 +223,7 @@ class APIStatusError(LLMObsError):
         method: HTTP method of the request.
         url: URL of the request (no credentials are ever in it).
         headers: response headers.
-        body: raw response body.
+        body: the raw response body, cut at :data:`BODY_SNIPPET_BYTES` bytes.
     """
 
     def __init__(
@@ -190,7 +242,7 @@ class APIStatusError(LLMObsError):
         self.method = method
         self.url = url
         self.headers = headers
-        self.body = body
+        self.body = body[:BODY_SNIPPET_BYTES]
         super().__init__(message or self._describe())
 
     def _describe(self) -> str:
@@ -199,7 +251,7 @@ class APIStatusError(LLMObsError):
         path = urlsplit(self.url).path or self.url
         text = f"{self.status} {type(self).__name__}: {self.method} {path}"
         if self.errors:
-            text += f": {self.errors[0]}"
+            text += f": {printable(str(self.errors[0]))}"
             if len(self.errors) > 1:
                 text += f" (and {len(self.errors) - 1} more)"
         return text
@@ -322,7 +374,7 @@ def _error_item(entry: Any) -> ErrorItem:
 
 
 def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body.decode("utf-8", "replace")
+    text = body[:65536].decode("utf-8", "replace")
     if "<" in text and ">" in text:
         # An HTML page from a proxy or load balancer: keep its title, if any.
         lower = text.lower()
@@ -358,6 +410,17 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, control characters escaped (library-internal helper).
+
+    Server-sent text and ids end up in messages and log lines; a CR or LF in
+    them must not be able to start a forged line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _str_or_none(value: Any) -> str | None:
