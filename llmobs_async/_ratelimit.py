@@ -212,13 +212,16 @@ class Bucket:
         room = self._r_min - self._uncounted
         share = self._share
         if share is None:
-            # Whether others spend this limit is not known yet: start small and double
-            # with every answer that shows nobody else, as TCP's slow start does.
-            waiting = self._sent_since_base - self._answered_since_base
+            # Whether others spend this limit is not known yet: send in waves that
+            # double while each wave's answers show nobody else. A wave is measured
+            # when all of it is back, since until then our own requests and others'
+            # look alike in Remaining.
             if self._share_now is not None and self._share_now < 1.0:
                 share = self._share_now
+            elif self._sent_since_base > self._answered_since_base:
+                return 0
             else:
-                return min(room, _FIRST_WAVE + self._answered_since_base - waiting)
+                return min(room, max(_FIRST_WAVE, self._answered_since_base))
         if share >= 1.0:
             return room
         # Others spend the same budget: keep to our share of the window, so that the
@@ -228,7 +231,8 @@ class Bucket:
         # Our share says how many spend it; everyone keeping to limit / that many fits.
         sharers = max(1, math.ceil(1 / share - 0.25))
         quota = max(_FIRST_WAVE, self._limit // sharers)
-        return min(room, quota - sent)
+        # And of what is left now: others read the same Remaining at the same time.
+        return min(math.floor(room * share + 1e-9), quota - sent)
 
     def _wake(self) -> float:
         wake = self._reset_at
