@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkFailure", "BulkProgress", "BulkResult"]
 
+_YIELD_EVERY = 256
+
 RecordItem: TypeAlias = RecordUpdate | Mapping[str, Any]
 RecordSource: TypeAlias = Iterable[RecordItem] | AsyncIterable[RecordItem]
 
@@ -248,6 +250,10 @@ class _Job:
                 async for item in _aiter(records):
                     encoded = self.encode(item)
                     if encoded is None:
+                        if self.failed_count % _YIELD_EVERY == 0:
+                            # A run of invalid items sends nothing, so nothing
+                            # else awaits: let other tasks (and cancel()) in.
+                            await asyncio.sleep(0)
                         continue
                     if batch.items and (
                         len(batch.items) >= self.batch_size
@@ -311,6 +317,13 @@ async def _aiter(records: RecordSource) -> AsyncIterable[RecordItem]:
             yield item
 
 
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, f"must be an integer; got {value!r}")
+    if value < minimum:
+        raise ValidationError(name, f"must be >= {minimum}; got {value!r}")
+
+
 async def update_many(
     client: LLMObsClient,
     path: str,
@@ -321,10 +334,8 @@ async def update_many(
     on_progress: ProgressCallback | None,
 ) -> BulkResult:
     """Run a bulk update job; see :meth:`Records.update_many`."""
-    if batch_size < 1:
-        raise ValidationError("batch_size", "must be >= 1")
-    if max_batch_bytes < 1024:
-        raise ValidationError("max_batch_bytes", "must be at least 1024")
+    _check_int("batch_size", batch_size, 1)
+    _check_int("max_batch_bytes", max_batch_bytes, 1024)
     job = _Job(
         client,
         path,

@@ -20,36 +20,28 @@ _SHOWN_PROBLEMS = 10
 
 
 class JsonLinesSource:
-    """Reads records lazily from a JSON Lines stream, setting bad lines aside.
+    """Reads records lazily from a JSON Lines byte stream, setting bad lines aside.
 
-    A line that is not a JSON object is not sent: it is reported with its
-    line number and kept (verbatim) for the failed-records file.
+    A line that is not a JSON object (not UTF-8, not JSON, nested too deeply,
+    a number too long to read) is not sent: it is reported with its line
+    number and kept verbatim for the failed-records file, and reading goes on.
     """
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self.skipped: list[int] = []  # line numbers not passed on (blank or malformed)
-        self.malformed: list[tuple[int, str, str]] = []  # (line number, reason, raw line)
+        self.malformed: list[tuple[int, str, bytes]] = []  # (line number, reason, raw line)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for number, line in enumerate(self._stream, start=1):
-            if not line.strip():
+        for number, raw in enumerate(self._stream, start=1):
+            value = _parse_line(raw, first=number == 1)
+            if value is None:
                 self.skipped.append(number)
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                value = exc
-            if not isinstance(value, dict):
-                reason = (
-                    f"not valid JSON ({value.msg} at column {value.colno})"
-                    if isinstance(value, json.JSONDecodeError)
-                    else f"expected a JSON object, got {type(value).__name__}"
-                )
+            elif isinstance(value, str):
                 self.skipped.append(number)
-                self.malformed.append((number, reason, line.rstrip("\n")))
-                continue
-            yield value
+                self.malformed.append((number, value, raw.rstrip(b"\r\n")))
+            else:
+                yield value
 
     def line_of(self, index: int) -> int:
         """The line number of the ``index``-th record passed on (0-based)."""
@@ -61,6 +53,28 @@ class JsonLinesSource:
             line = candidate
 
 
+def _parse_line(raw: bytes, *, first: bool) -> dict[str, Any] | str | None:
+    """The record on one line; a reason (str) if the line is unusable; None if blank."""
+    try:
+        # A byte-order mark (as some Windows editors write) is not part of the data.
+        text = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return "not valid JSON (nested too deeply)"
+    except ValueError:  # the one other refusal: an integer of thousands of digits
+        return "not valid JSON (a number has too many digits)"
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    return value
+
+
 def _count_lines(path: str) -> int | None:
     if path == "-" or not os.path.isfile(path):
         return None
@@ -68,11 +82,11 @@ def _count_lines(path: str) -> int | None:
         return sum(1 for line in f if line.strip())
 
 
-def _open(path: str) -> IO[str]:
+def _open(path: str) -> IO[bytes]:
     if path == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except OSError as exc:
         raise ValidationError("FILE", f"cannot open {path!r}: {exc.strerror}") from None
 
@@ -95,7 +109,7 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
             )
     finally:
         bar.close()
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     _report(source, result, time.monotonic() - started)
     if args.failed_out:
@@ -127,9 +141,16 @@ def _report(source: JsonLinesSource, result: BulkResult, elapsed: float) -> None
 
 
 def _write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> None:
-    with open(path, "w", encoding="utf-8") as out:
+    with open(path, "wb") as out:
         for _, _, raw in source.malformed:
-            out.write(raw + "\n")
+            out.write(raw + b"\n")
         for failure in result.failed:
             for item in failure.records:
-                out.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
+                out.write(_json_line(item))
+
+
+def _json_line(item: Any) -> bytes:
+    try:
+        return (json.dumps(item, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate: \\u escapes keep the line valid JSON
+        return (json.dumps(item) + "\n").encode()

@@ -184,3 +184,94 @@ async def test_demo_applies_every_record() -> None:
     run = await _cli(None, "demo", "--records", "2000")
     assert run.code == 0, run.err
     assert "all 2,000 records hold their new values" in run.out
+
+
+async def test_hostile_lines_are_reported_and_every_good_line_is_sent(
+    fake: FakeLLMObsServer, seeded: Seeded, tmp_path: Path
+) -> None:
+    def good(i: int) -> bytes:
+        return json.dumps({"id": f"rec-{i}", "expected_output": f"new-{i}"}).encode()
+
+    hostile = {
+        2: b"[" * 100_000 + b"]" * 100_000,  # nesting 100,000 levels deep
+        4: b'{"id": "rec-9", "input": "caf\xe9"}',  # Latin-1, not UTF-8
+        6: b'{"id": "rec-9", "input": ' + b"7" * 5000 + b"}",  # 5,000-digit integer
+        8: b'{"id": "rec-8", "input": "\\ud800"}',  # lone surrogate: fails, then written out
+        10: '{"id": "rec-9", "input": "\u00e9\u00e9", x}'.encode(),  # error after 2-byte chars
+    }
+    lines = [hostile.get(n) or good(n // 2) for n in range(1, 12)]  # good: rec-0 .. rec-5
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    failed_out = tmp_path / "failed.jsonl"
+    before = {i: dict(fake.records(seeded.dataset_id)[f"rec-{i}"]) for i in (8, 9)}
+    run = await _cli(fake, *_records_args(seeded, "--failed-out", str(failed_out), str(path)))
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "line 2: not valid JSON (nested too deeply)" in run.err
+    assert "line 4: not valid UTF-8 (byte 0xe9 at column 30)" in run.err
+    assert "line 6: not valid JSON (a number has too many digits)" in run.err
+    assert "line 8: input: contains a lone surrogate" in run.err
+    assert "line 10: not valid JSON (Expecting property name" in run.err
+    assert "at column 32)" in run.err  # characters, not bytes
+    assert "applied 6 of 11 records" in run.out
+    stored = fake.records(seeded.dataset_id)
+    assert [stored[f"rec-{i}"]["expected_output"] for i in range(6)] == [
+        f"new-{i}" for i in range(6)
+    ]
+    assert {i: stored[f"rec-{i}"] for i in (8, 9)} == before
+    written = failed_out.read_bytes().splitlines()
+    assert sorted(written) == sorted(
+        [hostile[2], hostile[4], hostile[6], hostile[10], b'{"id": "rec-8", "input": "\\ud800"}']
+    )
+
+
+async def test_a_byte_order_mark_is_not_data(
+    fake: FakeLLMObsServer, seeded: Seeded, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "rec-1", "input": 1}\n{"id": "rec-2", "input": 2}\n')
+    run = await _cli(fake, *_records_args(seeded, str(path)))
+    assert run.code == 0, run.err
+    assert [fake.records(seeded.dataset_id)[f"rec-{i}"]["input"] for i in (1, 2)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected", "python_name"),
+    [
+        (("projects", "update", "x", "--name", "y"), {"DD_API_KEY": ""}, "DD_API_KEY", "api_key"),
+        (("projects", "update", "x", "--name", "y"), {"DD_APP_KEY": ""}, "DD_APP_KEY", "app_key"),
+        (
+            ("projects", "update", "x", "--name", "y", "--site", "nope.com"),
+            {},
+            "use --base-url",
+            "base_url",
+        ),
+        (
+            ("projects", "update", "x", "--name", "y", "--base-url", "ftp://h"),
+            {},
+            "error: --base-url:",
+            "base_url",
+        ),
+    ],
+)
+async def test_messages_speak_in_command_line_terms(
+    args: tuple[str, ...], env: dict[str, str], expected: str, python_name: str
+) -> None:
+    environ = {"DD_API_KEY": "k", "DD_APP_KEY": "a", **env}
+    run = await _cli(None, *args, env=environ)
+    assert run.code == 2
+    assert expected in run.err
+    assert python_name not in run.err
+    assert "Traceback" not in run.err
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+async def test_the_library_log_shows_only_under_verbose(
+    fake: FakeLLMObsServer, seeded: Seeded, verbose: bool
+) -> None:
+    fake.inject(status=503, times=None)
+    args = ["projects", "update", seeded.project_id, "--name", "n", "--max-retries", "0"]
+    run = await _cli(fake, *args, *(["-v"] if verbose else []))
+    assert run.code == 1
+    assert "503" in run.err  # the CLI's own message says what happened
+    assert ("giving up" in run.err) is verbose
