@@ -101,7 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     upd.add_argument("--dataset-id", required=True)
     upd.add_argument("--batch-size", type=int, default=1000, help="records a request (1000)")
     upd.add_argument(
-        "--failed-out", metavar="FILE", help="write records that failed here, to re-run them"
+        "--failed-out",
+        metavar="FILE",
+        help="write every record not applied here (each marked with why), to re-run them",
+    )
+    upd.add_argument(
+        "--start-line",
+        "--resume-from",
+        type=int,
+        default=1,
+        metavar="N",
+        help="skip the lines before line N (what an interrupted run says to resume from)",
+    )
+    upd.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on Ctrl-C, how long the batches in flight may finish (5)",
     )
     upd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

@@ -90,28 +90,6 @@ async def test_chaos_50k_records_all_applied(fake: FakeLLMObsServer) -> None:
     assert fake.max_in_flight <= client._pool.max_concurrency
 
 
-async def test_batch_rejected_with_400_is_reported_and_the_rest_applied(
-    fake: FakeLLMObsServer, client: LLMObsClient
-) -> None:
-    project_id, dataset_id = seed(fake, 5000)
-    fake.reject_record("rec-1234")
-    items = [update(i) for i in range(5000)]
-    result = check(await client.records.update_many(project_id, dataset_id, items, batch_size=500))
-    assert (result.submitted, result.applied) == (5000, 4500)
-    [failure] = result.failed
-    assert failure.record_ids == tuple(f"rec-{i}" for i in range(1000, 1500))
-    assert all(got is given for got, given in zip(failure.records, items[1000:1500], strict=True))
-    assert isinstance(failure.error, errors.BadRequestError) and failure.error.status == 400
-    # A 400 is final: the batch was sent once, not retried.
-    assert sum(b'"rec-1234"' in r.body for r in fake.requests) == 1
-    assert_stored(fake, dataset_id, [*range(1000), *range(1500, 5000)])
-    assert_stored(fake, dataset_id, range(1000, 1500), updated=False)
-    with pytest.raises(errors.BulkUpdateError) as info:
-        result.raise_for_failures()
-    assert info.value.failures == result.failed
-    assert info.value.result is result
-
-
 @pytest.mark.parametrize(
     ("n", "pad", "options", "sizes"),
     [

@@ -111,9 +111,14 @@ async def test_records_update_reports_bad_lines_and_writes_them_out(
     assert "line 5: input: nan is not valid JSON" in run.err
     assert "line 6: expected a JSON object" in run.err
     assert "applied 2 of 6 records" in run.out
-    assert sorted(failed_out.read_text().splitlines()) == sorted(
-        ["{not json", "[1, 2]", '{"input": 1}', '{"id": "rec-2", "input": NaN}']
-    )
+    written = failed_out.read_text().splitlines()
+    assert written[:2] == ["{not json", "[1, 2]"]  # malformed lines, verbatim
+    marked = [json.loads(line, parse_constant=str) for line in written[2:]]
+    assert [m.pop("_failure") for m in marked] == [
+        {"line": 4, "error": "id: is required"},
+        {"line": 5, "error": "input: nan is not valid JSON"},
+    ]
+    assert marked == [{"input": 1}, {"id": "rec-2", "input": "NaN"}]
     stored = fake.records(seeded.dataset_id)
     assert stored["rec-1"]["expected_output"] == "ok"
     assert stored["rec-3"]["metadata"] == {"a": 1}
@@ -130,9 +135,14 @@ async def test_records_update_reports_api_failures(
         stdin="".join(f'{{"id": "rec-{i}", "input": "x"}}\n' for i in range(10)).encode(),
     )
     assert run.code == 1
-    assert "5 records failed: 400 BadRequestError" in run.err
-    failed_ids = [json.loads(line)["id"] for line in failed_out.read_text().splitlines()]
-    assert failed_ids == [f"rec-{i}" for i in range(5)]
+    assert "line 5: rec-4: 400 Bad Request: record rec-4 is invalid" in run.err
+    assert "applied 9 of 10 records" in run.out
+    [line] = failed_out.read_text().splitlines()
+    assert json.loads(line) == {
+        "id": "rec-4",
+        "input": "x",
+        "_failure": {"line": 5, "error": "rec-4: 400 Bad Request: record rec-4 is invalid"},
+    }
 
 
 async def test_experiments_and_projects_update_print_json(
@@ -219,10 +229,9 @@ async def test_hostile_lines_are_reported_and_every_good_line_is_sent(
         f"new-{i}" for i in range(6)
     ]
     assert {i: stored[f"rec-{i}"] for i in (8, 9)} == before
-    written = failed_out.read_bytes().splitlines()
-    assert sorted(written) == sorted(
-        [hostile[2], hostile[4], hostile[6], hostile[10], b'{"id": "rec-8", "input": "\\ud800"}']
-    )
+    *verbatim, marked = failed_out.read_bytes().splitlines()
+    assert verbatim == [hostile[2], hostile[4], hostile[6], hostile[10]]
+    assert marked.startswith(b'{"id": "rec-8", "input": "\\ud800", "_failure": {"line": 8,')
 
 
 async def test_a_byte_order_mark_is_not_data(
@@ -275,3 +284,73 @@ async def test_the_library_log_shows_only_under_verbose(
     assert run.code == 1
     assert "503" in run.err  # the CLI's own message says what happened
     assert ("giving up" in run.err) is verbose
+
+
+def _lines_with(n: int, unknown: dict[int, str], malformed: set[int]) -> bytes:
+    out = []
+    for i in range(n):
+        if i in malformed:
+            out.append("{not json")
+        else:
+            out.append(json.dumps({"id": unknown.get(i, f"rec-{i}"), "expected_output": "x"}))
+    return ("\n".join(out) + "\n").encode()
+
+
+async def test_failures_are_summarised_by_cause(fake: FakeLLMObsServer, tmp_path: Path) -> None:
+    project_id = fake.add_project()
+    dataset_id = fake.add_dataset(project_id=project_id, records=3000)
+    unknown = {17: "gone-a", 1204: "gone-b", 2949: "gone-c"}
+    malformed = set(range(100, 3000, 50))  # 58 malformed lines fill any "first N" list
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_lines_with(3000, unknown, malformed))
+    args = ("records", "update", "--project-id", project_id, "--dataset-id", dataset_id)
+    run = await _cli(fake, *args, str(path))
+    assert run.code == 1
+    assert "61 lines not applied, by cause (-v lists every line)" in run.err
+    assert "3 records: 404 Not Found" in run.err
+    assert "gone-a (line 18), gone-b (line 1205), gone-c (line 2950)" in run.err
+    assert "58 lines: malformed: not valid JSON; line 101, line 151, line 201, ..." in run.err
+    assert "line 151:" not in run.err  # not every line without -v
+    assert f"applied {3000 - 61:,} of 3,000 records" in run.out
+
+    verbose = await _cli(fake, *args, "-v", str(path))
+    for number in (18, 1205, 2950, *(m + 1 for m in malformed)):
+        assert f"llmobs-async: line {number}: " in verbose.err
+
+
+async def test_a_batch_level_error_is_never_hidden(fake: FakeLLMObsServer, tmp_path: Path) -> None:
+    project_id = fake.add_project()
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_lines_with(3000, {}, set(range(0, 3000, 100))))  # 30 malformed, first
+    args = ("records", "update", "--project-id", project_id, "--dataset-id", "no-such-dataset")
+    run = await _cli(fake, *args, str(path))
+    assert run.code == 1
+    err = run.err.splitlines()
+    causes = err.index(next(line for line in err if "by cause" in line))
+    # The dataset's 404 comes first, however many malformed lines there are.
+    assert (
+        "404 Not Found [whole batch refused] (dataset no-such-dataset not found)" in err[causes + 1]
+    )
+    assert "malformed" in run.err
+    assert "applied 0 of 3,000 records" in run.out
+
+
+async def test_the_progress_bar_is_for_terminals_only() -> None:
+    import io
+
+    from llmobs_async import BulkProgress
+    from llmobs_async._progress import ProgressBar
+
+    screen = io.StringIO()
+    bar = ProgressBar(screen, total=1000, enabled=True)
+    bar(BulkProgress(submitted=600, applied=500, failed=3, retries=7))
+    bar.close()
+    drawn = screen.getvalue()
+    assert drawn.startswith("\r[") and drawn.endswith("\n")
+    for part in ("503/1,000", "applied 500", "failed 3", "retries 7", "rec/s"):
+        assert part in drawn
+    quiet = io.StringIO()
+    bar = ProgressBar(quiet, total=1000, enabled=False)
+    bar(BulkProgress(submitted=600, applied=500, failed=3, retries=7))
+    bar.close()
+    assert quiet.getvalue() == ""
