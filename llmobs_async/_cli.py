@@ -159,11 +159,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace) -> LLMObsClient:
     # Checked here so the message names the variable, not a Python argument.
-    if not os.environ.get("DD_API_KEY", "").strip():
-        raise ValidationError("DD_API_KEY", "is not set: export your Datadog API key")
-    if not (os.environ.get("DD_APP_KEY") or os.environ.get("DD_APPLICATION_KEY", "")).strip():
-        raise ValidationError("DD_APP_KEY", "is not set: export your Datadog application key")
+    _check_key("DD_API_KEY", os.environ.get("DD_API_KEY"), "API key")
+    app_name = "DD_APP_KEY" if os.environ.get("DD_APP_KEY") else "DD_APPLICATION_KEY"
+    _check_key("DD_APP_KEY", os.environ.get(app_name), "application key", name=app_name)
     return LLMObsClient(site=args.site, base_url=args.base_url, max_retries=args.max_retries)
+
+
+def _check_key(field: str, value: str | None, what: str, *, name: str | None = None) -> None:
+    if not value or not value.strip():
+        raise ValidationError(field, f"is not set: export your Datadog {what}")
+    if value != value.strip() or any(c in value for c in "\r\n\0"):
+        # Typically a key pasted or read from a file with its newline.
+        raise ValidationError(
+            name or field, "has a line break, a NUL or whitespace around it (read from a file?)"
+        )
 
 
 # The library names its arguments; the command line speaks of options and variables.

@@ -160,7 +160,10 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
     )
     interrupts = _Interrupts(job, args.grace)
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, interrupts)
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupts)
+    except NotImplementedError:  # pragma: no cover - Windows: Ctrl-C stays KeyboardInterrupt
+        pass
     started = time.monotonic()
     try:
         async with client:

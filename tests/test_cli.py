@@ -250,6 +250,12 @@ async def test_a_byte_order_mark_is_not_data(
         (("projects", "update", "x", "--name", "y"), {"DD_API_KEY": ""}, "DD_API_KEY", "api_key"),
         (("projects", "update", "x", "--name", "y"), {"DD_APP_KEY": ""}, "DD_APP_KEY", "app_key"),
         (
+            ("projects", "update", "x", "--name", "y", "--base-url", "http://127.0.0.1:9"),
+            {"DD_API_KEY": "k\n"},
+            "DD_API_KEY: has a line break",
+            "api_key",
+        ),
+        (
             ("projects", "update", "x", "--name", "y", "--site", "nope.com"),
             {},
             "use --base-url",
