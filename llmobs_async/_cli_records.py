@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import signal
@@ -160,10 +161,8 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
     )
     interrupts = _Interrupts(job, args.grace)
     loop = asyncio.get_running_loop()
-    try:
+    with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C stays KeyboardInterrupt
         loop.add_signal_handler(signal.SIGINT, interrupts)
-    except NotImplementedError:  # pragma: no cover - Windows: Ctrl-C stays KeyboardInterrupt
-        pass
     started = time.monotonic()
     try:
         async with client:
