@@ -168,7 +168,8 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
         async with client:
             result = await job.run(source)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
         bar.close()
         if stream is not sys.stdin.buffer:
             stream.close()
