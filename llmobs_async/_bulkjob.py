@@ -280,9 +280,18 @@ class BulkJob:
         finally:
             self.slots.release()
 
-    async def _try(self, batch: _Batch) -> LLMObsError | _Stopped | None:
-        """Send ``batch``; None if applied, else the error (``_STOPPED`` if not sent)."""
+    async def _try(
+        self, batch: _Batch, answered: LLMObsError | None = None
+    ) -> LLMObsError | _Stopped | None:
+        """Send ``batch``; None if applied, else the error (``_STOPPED`` if not sent).
+
+        ``answered`` is the error a larger request carrying these records got:
+        if the job halts before they are sent again, they fail with it (they
+        were answered, just not isolated); without one they stay unsent.
+        """
         if self._halted:
+            if answered is not None:
+                self._fail(batch, answered)
             return _STOPPED
         try:
             await self.client._request(
@@ -311,7 +320,7 @@ class BulkJob:
         elif probe and status != 413:
             await self._probe(batch, error)
         else:
-            await self._bisect(batch)
+            await self._bisect(batch, error)
 
     async def _probe(self, batch: _Batch, error: LLMObsError) -> None:
         """One record alone, then the rest: finds a request-level error in 3 requests.
@@ -324,14 +333,15 @@ class BulkJob:
         hint = self.op.pointed_index(error) if isinstance(error, APIStatusError) else None
         single, rest = batch.pick(hint if hint is not None and 0 <= hint < len(batch) else 0)
         self._replace(batch, single, rest)
-        first = await self._try(single)
+        first = await self._try(single, error)
         if first is None:
-            await self._bisect(rest)
+            await self._bisect(rest, error)
             return
-        if not isinstance(first, LLMObsError):
+        if not isinstance(first, LLMObsError):  # halted: the rest keeps the batch's answer
+            self._fail(rest, error)
             return
         await self._isolate(single, first, probe=False)  # it failed alone
-        second = await self._try(rest)
+        second = await self._try(rest, error)
         if not isinstance(second, LLMObsError):
             return
         if _key(first) == _key(error) == _key(second):
@@ -340,17 +350,17 @@ class BulkJob:
         else:
             await self._isolate(rest, second, probe=True)
 
-    async def _bisect(self, batch: _Batch) -> None:
+    async def _bisect(self, batch: _Batch, error: LLMObsError) -> None:
         """Send both halves; split again whichever fails, down to single records."""
         if len(batch) == 1:
-            await self._send_part(batch)
+            await self._send_part(batch, error)
             return
         left, right = batch.halves()
         self._replace(batch, left, right)
-        await asyncio.gather(self._send_part(left), self._send_part(right))
+        await asyncio.gather(self._send_part(left, error), self._send_part(right, error))
 
-    async def _send_part(self, part: _Batch) -> None:
-        error = await self._try(part)
+    async def _send_part(self, part: _Batch, answered: LLMObsError) -> None:
+        error = await self._try(part, answered)
         if isinstance(error, LLMObsError):
             await self._isolate(part, error, probe=False)
 
