@@ -197,23 +197,22 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
 
 
 def _write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> int:
-    """Write every line read but not applied; return how many."""
-    written = 0
+    """Write every line read but not applied, in input order; return how many."""
+    lines: list[tuple[int, bytes]] = [(n, raw + b"\n") for n, _, raw in source.malformed]
+    for failure in result.failed:
+        for item, rid, position in zip(
+            failure.records, failure.record_ids, failure.positions, strict=True
+        ):
+            number = source.line_of(position)
+            mark: dict[str, Any] = {"line": number}
+            if not failure.sent:
+                mark["unsent"] = True
+            mark["error"] = failure_text(failure, rid)[:300]
+            lines.append((number, _json_line({**item, MARK: mark})))
+    lines.sort(key=lambda entry: entry[0])
     with open(path, "wb") as out:
-        for _, _, raw in source.malformed:
-            out.write(raw + b"\n")
-            written += 1
-        for failure in result.failed:
-            for item, rid, position in zip(
-                failure.records, failure.record_ids, failure.positions, strict=True
-            ):
-                mark: dict[str, Any] = {"line": source.line_of(position)}
-                if not failure.sent:
-                    mark["unsent"] = True
-                mark["error"] = failure_text(failure, rid)[:300]
-                out.write(_json_line({**item, MARK: mark}))
-                written += 1
-    return written
+        out.writelines(line for _, line in lines)
+    return len(lines)
 
 
 def _json_line(item: Any) -> bytes:

@@ -136,3 +136,24 @@ async def test_a_second_ctrl_c_quits_at_once(fake: FakeLLMObsServer, tmp_path: P
     _, err_b = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 130
     assert "quitting without a summary" in err_b.decode()
+
+
+async def test_a_job_stopped_by_the_api_says_where_to_resume(
+    fake: FakeLLMObsServer, tmp_path: Path
+) -> None:
+    project_id = fake.add_project()
+    path, failed_out = _input(tmp_path), tmp_path / "failed.jsonl"
+    args = ["records", "update", "--project-id", project_id, "--dataset-id", "no-such-dataset"]
+    args += ["--batch-size", str(BATCH), "--failed-out", str(failed_out), str(path)]
+    proc = await _start(fake, *args)
+    _, err_b = await asyncio.wait_for(proc.communicate(), 60)
+    err = err_b.decode()
+    assert proc.returncode == 1, err
+    assert "stopped early: 404 NotFoundError" in err
+    assert "404 Not Found [whole batch refused] (dataset no-such-dataset not found)" in err
+    resume = int(err.split("resume with --start-line ")[1].split()[0])
+    assert 1 < resume < TOTAL // 2
+    marks = [json.loads(line)["_failure"] for line in failed_out.read_text().splitlines()]
+    assert [m["line"] for m in marks] == list(range(1, resume))  # every line read, in order
+    assert any(m.get("unsent") for m in marks) and not all(m.get("unsent") for m in marks)
+    assert all("404" in m["error"] for m in marks)
