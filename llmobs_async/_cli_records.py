@@ -200,14 +200,12 @@ def _write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> int
     """Write every line read but not applied, in input order; return how many."""
     lines: list[tuple[int, bytes]] = [(n, raw + b"\n") for n, _, raw in source.malformed]
     for failure in result.failed:
-        for item, rid, position in zip(
-            failure.records, failure.record_ids, failure.positions, strict=True
-        ):
+        for item, position in zip(failure.records, failure.positions, strict=True):
             number = source.line_of(position)
             mark: dict[str, Any] = {"line": number}
             if not failure.sent:
                 mark["unsent"] = True
-            mark["error"] = failure_text(failure, rid)[:300]
+            mark["error"] = failure_text(failure)[:300]
             lines.append((number, _json_line({**item, MARK: mark})))
     lines.sort(key=lambda entry: entry[0])
     with open(path, "wb") as out:

@@ -102,15 +102,16 @@ def _failed_lines(lines: _Lines, result: BulkResult) -> Iterator[tuple[int, str,
         yield number, f"line {number}", f"line {number}: {reason}", group
 
 
-def failure_text(failure: BulkFailure, rid: str | None) -> str:
-    """What went wrong with one record of ``failure``, for its own line."""
+def failure_text(failure: BulkFailure, rid: str | None = None) -> str:
+    """What went wrong with one record of ``failure`` (named by ``rid``, if given)."""
     cause = _cause_of(failure)[0]
     error = failure.error
     if isinstance(error, ValidationError):
         field = error.field.partition("]")[2].lstrip(".")
         return f"{field or 'record'}: {error.reason}"
     detail = error.errors[0].detail if isinstance(error, APIStatusError) and error.errors else None
-    return f"{rid}: {cause}: {detail}" if detail else f"{rid}: {cause}"
+    text = f"{cause}: {detail}" if detail else cause
+    return f"{rid}: {text}" if rid is not None else text
 
 
 def print_summary(lines: _Lines, result: BulkResult, elapsed: float, *, verbose: int) -> None:

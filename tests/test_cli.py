@@ -141,7 +141,7 @@ async def test_records_update_reports_api_failures(
     assert json.loads(line) == {
         "id": "rec-4",
         "input": "x",
-        "_failure": {"line": 5, "error": "rec-4: 400 Bad Request: record rec-4 is invalid"},
+        "_failure": {"line": 5, "error": "400 Bad Request: record rec-4 is invalid"},
     }
 
 
