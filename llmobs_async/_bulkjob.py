@@ -92,6 +92,8 @@ class BulkJob:
         self.max_batch_bytes = max_batch_bytes
         self.on_progress = on_progress
         self.field = field
+        self._encode_item = op.encode
+        self._room = max_batch_bytes - op.body_overhead  # bytes of items a body can hold
         self.name = name
         self.submitted = self.applied = self.failed_count = self.retries = 0
         self.failures: list[BulkFailure] = []
@@ -207,6 +209,7 @@ class BulkJob:
 
     async def _read(self, records: RecordSource) -> None:
         batch = self._new_batch(0)
+        batch_size, room = self.batch_size, self._room
         try:
             async for item in _aiter(records):
                 index = self.submitted
@@ -222,9 +225,7 @@ class BulkJob:
                         await asyncio.sleep(0)
                     continue
                 if batch.items and (
-                    len(batch.items) >= self.batch_size
-                    or self.op.body_overhead + len(batch.joined) + len(encoded) + 1
-                    > self.max_batch_bytes
+                    len(batch.items) >= batch_size or len(batch.joined) + len(encoded) + 1 > room
                 ):
                     # The item joins the next batch before the wait for a slot,
                     # so an interruption during the wait still accounts for it.
@@ -249,8 +250,8 @@ class BulkJob:
         index = self.submitted
         self.submitted += 1
         try:
-            encoded = self.op.encode(item)
-            if len(encoded) + self.op.body_overhead > self.max_batch_bytes:
+            encoded = self._encode_item(item)
+            if len(encoded) > self._room:
                 raise ValidationError("", f"is {len(encoded)} bytes as JSON, over max_batch_bytes")
         except ValidationError as exc:
             error = exc.prefixed(f"{self.field}[{index}]")
