@@ -38,7 +38,7 @@ def _value(i: int) -> str:
     return f"chaos {i}"
 
 
-async def _serve(records: int, seed: int) -> None:
+async def _serve(records: int, seed: int, rates: tuple[float, float, float]) -> None:
     """The fake API process: seed, serve, and check the stored values when asked."""
     from llmobs_async.testing import Chaos, FakeLLMObsServer
 
@@ -49,9 +49,9 @@ async def _serve(records: int, seed: int) -> None:
             records=({"id": f"rec-{i}"} for i in range(records) if not _is_bad(i)),
         )
         fake.chaos = Chaos(
-            error_rate=ERROR_RATE,
-            rate_limit_rate=RATE_LIMIT_RATE,
-            drop_rate=DROP_RATE,
+            error_rate=rates[0],
+            rate_limit_rate=rates[1],
+            drop_rate=rates[2],
             seed=seed,
         )
         print(json.dumps({"url": fake.base_url, "project": project_id, "dataset": dataset_id}))
@@ -107,7 +107,16 @@ async def _job(where: dict[str, str], keys: dict[str, str], records: int) -> dic
 
 def _run(args: argparse.Namespace) -> int:
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(args.records), "--seed", str(args.seed)],
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(args.records),
+            "--seed",
+            str(args.seed),
+            "--rates",
+            ",".join(map(str, args.rates)),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -166,11 +175,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: tuple(float(r) for r in text.split(",")),
+        default=(ERROR_RATE, RATE_LIMIT_RATE, DROP_RATE),
+        help="503, 429 and dropped-connection rates (0.1,0.05,0.02)",
+    )
     parser.add_argument("--output", help="also write the figures here as JSON")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        asyncio.run(_serve(args.serve, args.seed))
+        asyncio.run(_serve(args.serve, args.seed, args.rates))
         return 0
     return _run(args)
 

@@ -211,3 +211,24 @@ async def test_a_split_batch_still_counts_progress_once_per_record(
         )
     )
     assert seen == sorted(seen) and seen[-1] == result.applied == 999
+
+
+async def test_failures_keep_no_traceback_alive(fake: FakeLLMObsServer) -> None:
+    """A kept traceback holds its frames, and with them the batch and its body."""
+    project_id, dataset_id = seed(fake, 300)
+    fake.reject_record("rec-150")
+    fake.inject(drop=True, times=None, match=carrying("rec-250"))
+    async with client_for(fake, max_retries=0) as client:
+        result = check(
+            await client.records.update_many(
+                project_id, dataset_id, updates(range(300)), batch_size=100
+            )
+        )
+    assert sorted(result.failed_ids, key=str) == ["rec-150", *(f"rec-{i}" for i in range(200, 300))]
+    dropped = next(f.error for f in result.failed if isinstance(f.error, errors.APIConnectionError))
+    assert dropped.__cause__ is not None  # the transport's error is still there, for its message
+    for failure in result.failed:
+        error: BaseException | None = failure.error
+        while error is not None:
+            assert error.__traceback__ is None, repr(error)
+            error = error.__cause__ or error.__context__
