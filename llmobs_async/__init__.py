@@ -5,7 +5,7 @@
 """
 
 from . import errors, models
-from ._bulk import BulkFailure, BulkProgress, BulkResult
+from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
 from ._version import __version__
@@ -15,6 +15,7 @@ __all__ = [
     "SITES",
     "UNSET",
     "BulkFailure",
+    "BulkInterruptedError",
     "BulkProgress",
     "BulkResult",
     "LLMObsClient",

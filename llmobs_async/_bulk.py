@@ -1,43 +1,60 @@
-"""``records.update_many``: stream record updates in batches, losing nothing.
+"""Bulk jobs: what they return, and ``records.update_many`` on top of the engine.
 
-The input is read lazily and cut into batches by count and by encoded size;
-at most ``max_concurrency`` batches are in flight (the client's semaphore and
-rate gate govern the requests themselves), so memory is bounded by
-``batch_size x in-flight batches`` however long the input is. Every record
-read is either applied or reported in a :class:`BulkFailure`.
+The engine (``_bulkjob``) knows nothing of records: it is given a
+:class:`BulkOperation` that says which endpoint to call, how one item is
+validated and encoded, how encoded items are framed into a body, how an item's
+id is read and which item an error points at. ``update_many`` gives it
+:class:`RecordsPatch`; ``create_many`` and ``delete_many`` will give it theirs.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
 from . import _converter
-from .errors import BulkUpdateError, LLMObsError, PayloadTooLargeError, ValidationError
+from .errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationError
 from .models import RecordUpdate
 
 if TYPE_CHECKING:
     from ._client import LLMObsClient
 
-__all__ = ["BulkFailure", "BulkProgress", "BulkResult"]
+__all__ = [
+    "BulkFailure",
+    "BulkInterruptedError",
+    "BulkOperation",
+    "BulkProgress",
+    "BulkResult",
+    "RecordsPatch",
+]
 
 RecordItem: TypeAlias = RecordUpdate | Mapping[str, Any]
 RecordSource: TypeAlias = Iterable[RecordItem] | AsyncIterable[RecordItem]
 
+_RESULT_ATTRIBUTE = "_llmobs_bulk_result"
+
+
+class BulkInterruptedError(LLMObsError):
+    """The error of records that got no answer because the job was interrupted.
+
+    The job was cancelled, timed out, or stopped (Ctrl-C in the command line)
+    before these records were sent, or while their request was in flight.
+    They may be sent again: a records PATCH is idempotent.
+    """
+
 
 @attrs.frozen(kw_only=True)
 class BulkProgress:
-    """Where a bulk update stands; passed to ``on_progress`` after every batch."""
+    """Where a bulk job stands; passed to ``on_progress`` after every answer."""
 
     submitted: int
     """Records read from the input so far."""
     applied: int
     """Records the API accepted."""
     failed: int
-    """Records reported as failed (invalid, or their batch failed for good)."""
+    """Records reported as failed (invalid, or refused for good)."""
     retries: int
     """Requests retried so far (429, 5xx, dropped connections, timeouts)."""
 
@@ -54,35 +71,61 @@ class BulkFailure:
     record_ids: tuple[str | None, ...]
     """Their ids, ``None`` where an item had none."""
     error: LLMObsError
-    """The typed exception: a ``ValidationError`` for bad input, else the API's answer."""
+    """Why: a ``ValidationError`` for bad input, the API's answer (a typed
+    ``APIStatusError``), or :class:`BulkInterruptedError`."""
+    positions: tuple[int, ...] = ()
+    """Where each record was in the input, counting from 0 (``records[i]`` of a list)."""
+    sent: bool = True
+    """False when no answer about these records arrived: the job stopped or was
+    interrupted before sending them (or while they were in flight). Such
+    records are safe to send again."""
 
 
 @attrs.frozen(kw_only=True)
 class BulkResult:
-    """The outcome of :meth:`Records.update_many`: ``applied + failed == submitted``."""
+    """The outcome of a bulk job: ``applied + failed_count == submitted``, always.
+
+    A job that ends early still returns (or, when cancelled or timed out,
+    carries; see :meth:`from_exception`) an account of every record it read:
+    applied, failed, or not sent (failures with ``sent=False``). Records it
+    never read are not counted; ``submitted`` says how far it read.
+    """
 
     submitted: int
+    """Records read from the input."""
     applied: int
+    """Records the API accepted."""
     failed: list[BulkFailure]
+    """Every record not applied, grouped by cause."""
     retries: int = 0
+    """Requests retried (429, 5xx, dropped connections, timeouts)."""
+    stopped: LLMObsError | None = None
+    """Why the job ended before its input did, or ``None``: a 401 or 403, the
+    same request-level error for two batches in a row, or
+    :class:`BulkInterruptedError` when it was cancelled, timed out or stopped."""
 
     @property
     def ok(self) -> bool:
-        """True when every submitted record was applied."""
-        return not self.failed
+        """True when every submitted record was applied and the job was not stopped."""
+        return not self.failed and self.stopped is None
 
     @property
     def failed_count(self) -> int:
-        """How many records failed, across all failures."""
+        """How many records were not applied, across all failures."""
         return sum(len(f.records) for f in self.failed)
 
     @property
     def failed_ids(self) -> list[str | None]:
-        """Ids of every failed record, in no particular order."""
+        """Ids of every record not applied."""
         return [rid for f in self.failed for rid in f.record_ids]
 
+    @property
+    def unsent(self) -> list[BulkFailure]:
+        """The failures of records that got no answer (``sent=False``): send them again."""
+        return [f for f in self.failed if not f.sent]
+
     def raise_for_failures(self) -> None:
-        """Raise :class:`BulkUpdateError` if any record failed."""
+        """Raise :class:`~llmobs_async.errors.BulkUpdateError` if any record failed."""
         if self.failed:
             raise BulkUpdateError(
                 f"{self.failed_count} of {self.submitted} records failed "
@@ -90,6 +133,66 @@ class BulkResult:
                 failures=self.failed,
                 result=self,
             )
+
+    @staticmethod
+    def from_exception(exc: BaseException) -> BulkResult | None:
+        """The partial result of a job that ended in ``exc``, or ``None``.
+
+        A bulk job that is cancelled, times out (``asyncio.timeout``,
+        ``asyncio.wait_for``), or whose input or ``on_progress`` raises, leaves
+        its account on the exception: what was applied, what failed, and what
+        was read but not sent (``sent=False``, error
+        :class:`BulkInterruptedError`). ``exc`` may be the exception itself or
+        one that it caused (a ``TimeoutError`` raised from the cancellation)::
+
+            try:
+                async with asyncio.timeout(600):
+                    result = await client.records.update_many(p, d, records)
+            except TimeoutError as exc:
+                result = BulkResult.from_exception(exc)
+        """
+        seen: BaseException | None = exc
+        for _ in range(8):  # a short chain: the exception, its cause, their context
+            if seen is None:
+                return None
+            found = getattr(seen, _RESULT_ATTRIBUTE, None)
+            if isinstance(found, BulkResult):
+                return found
+            seen = seen.__cause__ or seen.__context__
+        return None
+
+
+def attach_result(exc: BaseException, result: BulkResult) -> None:
+    """Leave ``result`` on ``exc`` for :meth:`BulkResult.from_exception`."""
+    setattr(exc, _RESULT_ATTRIBUTE, result)
+
+
+class BulkOperation(Protocol):
+    """What is specific to one bulk endpoint; the engine does the rest."""
+
+    @property
+    def method(self) -> str:
+        """HTTP method, e.g. ``PATCH``."""
+
+    @property
+    def path(self) -> str:
+        """The endpoint, percent-encoded."""
+
+    @property
+    def body_overhead(self) -> int:
+        """Bytes of a body around zero items."""
+
+    def encode(self, item: Any) -> bytes:
+        """Validate and encode one item; raise ValidationError naming the field."""
+
+    def body(self, joined: bytes | bytearray) -> bytes:
+        """The request body around encoded items joined by commas."""
+
+    def item_id(self, item: Any) -> str | None:
+        """The item's id, for reports; ``None`` if it has none."""
+
+    def pointed_index(self, error: APIStatusError) -> int | None:
+        """The index (in the request) of the item the error points at, if any."""
 
 
 def _record_id(item: Any) -> str | None:
@@ -99,216 +202,57 @@ def _record_id(item: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-class _Batch:
-    """Records of one request: the input items and their JSON, back to back.
-
-    The JSON goes into one growing buffer (with the end offset of each record)
-    rather than a bytes object per record: orjson's small outputs each hold a
-    few KiB, which made a million-record job's memory triple.
-    """
-
-    __slots__ = ("ends", "items", "joined")
-
-    def __init__(self, items: list[Any] | None = None, joined: bytes | bytearray = b"") -> None:
-        self.items: list[Any] = items or []
-        self.joined = bytearray(joined)
-        self.ends: list[int] = []
-
-    @property
-    def size(self) -> int:
-        """Bytes of the request body."""
-        return _converter.RECORDS_BODY_OVERHEAD + len(self.joined)
-
-    def add(self, item: Any, encoded: bytes) -> None:
-        if self.joined:
-            self.joined += b","
-        self.joined += encoded
-        self.items.append(item)
-        self.ends.append(len(self.joined))
-
-    def body(self) -> bytes:
-        return _converter.records_body(self.joined)
-
-    def halves(self) -> tuple[_Batch, _Batch]:
-        mid = len(self.items) // 2
-        cut = self.ends[mid - 1]
-        left = _Batch(self.items[:mid], self.joined[:cut])
-        left.ends = self.ends[:mid]
-        right = _Batch(self.items[mid:], self.joined[cut + 1 :])
-        right.ends = [end - cut - 1 for end in self.ends[mid:]]
-        return left, right
+_RECORDS_POINTER = "/data/attributes/records/"
 
 
-def _ignore_body(_: bytes) -> None:
-    # A 2xx means the whole batch was applied (the API is all-or-nothing), so
-    # the echoed records are not decoded: that would cost more than the send.
-    return None
+@attrs.frozen(kw_only=True)
+class RecordsPatch:
+    """``PATCH .../datasets/{dataset_id}/records``: the operation of ``update_many``."""
 
+    path: str
+    method: str = "PATCH"
+    body_overhead: int = _converter.RECORDS_BODY_OVERHEAD
 
-class _Job:
-    """One run of update_many: the counters, the failures, the in-flight batches."""
+    # The converter's function itself, not a method around it: it runs per record.
+    encode = staticmethod(_converter.encode_record)
 
-    def __init__(
-        self,
-        client: LLMObsClient,
-        path: str,
-        *,
-        batch_size: int,
-        max_batch_bytes: int,
-        on_progress: ProgressCallback | None,
-    ) -> None:
-        self.client = client
-        self.path = path
-        self.batch_size = batch_size
-        self.max_batch_bytes = max_batch_bytes
-        self.on_progress = on_progress
-        self.submitted = self.applied = self.failed_count = self.retries = 0
-        self.failures: list[BulkFailure] = []
-        self.slots = asyncio.Semaphore(client._pool.max_concurrency)
-        self.callback_error: Exception | None = None
+    def body(self, joined: bytes | bytearray) -> bytes:
+        """``{"data":{"type":"records","attributes":{"records":[...]}}}``."""
+        return _converter.records_body(joined)
 
-    def result(self) -> BulkResult:
-        return BulkResult(
-            submitted=self.submitted,
-            applied=self.applied,
-            failed=self.failures,
-            retries=self.retries,
-        )
+    def item_id(self, item: Any) -> str | None:
+        """The record's ``id``."""
+        return _record_id(item)
 
-    def report(self) -> None:
-        if self.on_progress is None:
-            return
-        try:
-            self.on_progress(
-                BulkProgress(
-                    submitted=self.submitted,
-                    applied=self.applied,
-                    failed=self.failed_count,
-                    retries=self.retries,
-                )
-            )
-        except Exception as exc:
-            # The caller's callback failed: stop calling it, but let every batch
-            # finish so nothing is left half-sent; the error is raised at the end.
-            self.on_progress = None
-            self.callback_error = exc
-
-    def fail(self, items: list[Any], error: LLMObsError) -> None:
-        self.failures.append(
-            BulkFailure(
-                records=tuple(items),
-                record_ids=tuple(_record_id(i) for i in items),
-                error=error,
-            )
-        )
-        self.failed_count += len(items)
-
-    def count_retry(self) -> None:
-        self.retries += 1
-
-    async def send(self, batch: _Batch) -> None:
-        try:
-            await self.client._request(
-                "PATCH", self.path, batch.body(), _ignore_body, self.count_retry
-            )
-        except PayloadTooLargeError as exc:
-            if len(batch.items) == 1:
-                self.fail(batch.items, exc)
-            else:
-                for half in batch.halves():
-                    await self.send(half)
-                return
-        except LLMObsError as exc:
-            self.fail(batch.items, exc)
-        else:
-            self.applied += len(batch.items)
-        self.report()
-
-    async def run(self, records: RecordSource) -> BulkResult:
-        try:
-            return await self._run(records)
-        except BaseExceptionGroup as group:
-            # A batch task failed in a way no batch should (a bug, not an API
-            # error): raise it as itself rather than wrapped in a group.
-            first = group.exceptions[0]
-            first.add_note(self._summary("update_many stopped"))
-            raise first from None
-
-    def _summary(self, what: str) -> str:
-        return (
-            f"{what} after {self.submitted} records: "
-            f"{self.applied} applied, {self.failed_count} failed"
-        )
-
-    async def _run(self, records: RecordSource) -> BulkResult:
-        source_error: Exception | None = None
-        async with asyncio.TaskGroup() as tasks:
-            batch = _Batch()
-            try:
-                async for item in _aiter(records):
-                    encoded = self.encode(item)
-                    if encoded is None:
-                        continue
-                    if batch.items and (
-                        len(batch.items) >= self.batch_size
-                        or batch.size + len(encoded) + 1 > self.max_batch_bytes
-                    ):
-                        await self._launch(tasks, batch)
-                        batch = _Batch()
-                    batch.add(item, encoded)
-            except Exception as exc:
-                # The caller's iterable failed: what was read still goes out and
-                # the batches in flight finish, so the counts below are true.
-                source_error = exc
-            if batch.items:
-                await self._launch(tasks, batch)
-        for error, what in (
-            (source_error, "update_many stopped reading its input"),
-            (self.callback_error, "update_many's on_progress raised; every batch was still sent"),
-        ):
-            if error is not None:
-                error.add_note(self._summary(what))
-                raise error
-        return self.result()
-
-    def encode(self, item: Any) -> bytes | None:
-        """Count, validate and encode one input item; a bad one becomes a failure."""
-        index = self.submitted
-        self.submitted += 1
-        try:
-            encoded = _converter.encode_record(item)
-            if len(encoded) + _converter.RECORDS_BODY_OVERHEAD > self.max_batch_bytes:
-                raise ValidationError("", f"is {len(encoded)} bytes as JSON, over max_batch_bytes")
-        except ValidationError as exc:
-            error = exc.prefixed(f"records[{index}]")
-        except Exception as exc:  # anything else about one item stays that item's problem
-            error = ValidationError(f"records[{index}]", f"cannot be encoded: {exc!r}")
-        else:
-            return encoded
-        self.fail([item], error)
-        self.report()
+    def pointed_index(self, error: APIStatusError) -> int | None:
+        """The record index in ``/data/attributes/records/<i>/...``, if an error has one."""
+        for item in error.errors:
+            pointer = item.source.pointer if item.source is not None else None
+            if pointer and pointer.startswith(_RECORDS_POINTER):
+                index = pointer[len(_RECORDS_POINTER) :].partition("/")[0]
+                if index.isdigit():
+                    return int(index)
         return None
 
-    async def _launch(self, tasks: asyncio.TaskGroup, batch: _Batch) -> None:
-        await self.slots.acquire()  # back-pressure: the input waits for a free slot
-        tasks.create_task(self._send_and_release(batch))
 
-    async def _send_and_release(self, batch: _Batch) -> None:
-        try:
-            await self.send(batch)
-        finally:
-            self.slots.release()
+def check_batch_options(batch_size: object, max_batch_bytes: object) -> None:
+    """Refuse a batch size or byte cap that is not an integer in range."""
+    for name, value, minimum in (
+        ("batch_size", batch_size, 1),
+        ("max_batch_bytes", max_batch_bytes, 1024),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(name, f"must be an integer; got {value!r}")
+        if value < minimum:
+            raise ValidationError(name, f"must be >= {minimum}; got {value!r}")
 
 
-async def _aiter(records: RecordSource) -> AsyncIterable[RecordItem]:
-    if isinstance(records, AsyncIterable):
-        async for item in records:
-            yield item
-    elif isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
+def check_source(records: object) -> None:
+    """Refuse an input that is not an iterable (or async iterable) of items."""
+    if not isinstance(records, AsyncIterable) and (
+        isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable)
+    ):
         raise ValidationError("records", "must be an iterable or async iterable of records")
-    else:
-        for item in records:
-            yield item
 
 
 async def update_many(
@@ -321,13 +265,13 @@ async def update_many(
     on_progress: ProgressCallback | None,
 ) -> BulkResult:
     """Run a bulk update job; see :meth:`Records.update_many`."""
-    if batch_size < 1:
-        raise ValidationError("batch_size", "must be >= 1")
-    if max_batch_bytes < 1024:
-        raise ValidationError("max_batch_bytes", "must be at least 1024")
-    job = _Job(
+    from ._bulkjob import BulkJob
+
+    check_batch_options(batch_size, max_batch_bytes)
+    check_source(records)
+    job = BulkJob(
         client,
-        path,
+        RecordsPatch(path=path),
         batch_size=batch_size,
         max_batch_bytes=max_batch_bytes,
         on_progress=on_progress,

@@ -11,6 +11,9 @@ import argparse
 import asyncio
 import enum
 import json
+import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
@@ -62,6 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     where = api.add_argument_group("where to send (keys come from DD_API_KEY and DD_APP_KEY)")
     where.add_argument("--site", help="Datadog site, e.g. datadoghq.eu (default: DD_SITE)")
     where.add_argument("--base-url", help="API base URL, overrides --site")
+    where.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="retries of a request on 429, 5xx and connection errors (5)",
+    )
+    api.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="say more: every failed line, and the library's warnings (-vv: debug log)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="llmobs-async",
@@ -85,7 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     upd.add_argument("--dataset-id", required=True)
     upd.add_argument("--batch-size", type=int, default=1000, help="records a request (1000)")
     upd.add_argument(
-        "--failed-out", metavar="FILE", help="write records that failed here, to re-run them"
+        "--failed-out",
+        metavar="FILE",
+        help="write every record not applied here (each marked with why), to re-run them",
+    )
+    upd.add_argument(
+        "--start-line",
+        "--resume-from",
+        type=int,
+        default=1,
+        metavar="N",
+        help="skip the lines before line N (what an interrupted run says to resume from)",
+    )
+    upd.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on Ctrl-C, how long the batches in flight may finish (5)",
     )
     upd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -125,7 +158,63 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> LLMObsClient:
-    return LLMObsClient(site=args.site, base_url=args.base_url)
+    # Checked here so the message names the variable, not a Python argument.
+    _check_key("DD_API_KEY", os.environ.get("DD_API_KEY"), "API key")
+    app_name = "DD_APP_KEY" if os.environ.get("DD_APP_KEY") else "DD_APPLICATION_KEY"
+    _check_key("DD_APP_KEY", os.environ.get(app_name), "application key", name=app_name)
+    return LLMObsClient(site=args.site, base_url=args.base_url, max_retries=args.max_retries)
+
+
+def _check_key(field: str, value: str | None, what: str, *, name: str | None = None) -> None:
+    if not value or not value.strip():
+        raise ValidationError(field, f"is not set: export your Datadog {what}")
+    if value != value.strip() or any(c in value for c in "\r\n\0"):
+        # Typically a key pasted or read from a file with its newline.
+        raise ValidationError(
+            name or field, "has a line break, a NUL or whitespace around it (read from a file?)"
+        )
+
+
+# The library names its arguments; the command line speaks of options and variables.
+_CLI_NAMES = {
+    "api_key": "DD_API_KEY",
+    "app_key": "DD_APP_KEY",
+    "base_url": "--base-url",
+    "site": "--site",
+    "batch_size": "--batch-size",
+    "max_retries": "--max-retries",
+    "dataset_id": "--dataset-id",
+    "project_id": "--project-id",
+    "experiment_id": "EXPERIMENT_ID",
+    "status": "--status",
+    "name": "--name",
+    "description": "--description",
+    "error": "--error",
+    "metadata": "--metadata",
+}
+_PYTHON_ARGUMENT = re.compile(r"\b(" + "|".join(_CLI_NAMES) + r")=")
+
+
+def cli_message(exc: ValidationError) -> str:
+    """A ValidationError in command-line terms: ``--base-url: ...``, not ``base_url: ...``."""
+    head, sep, rest = exc.field.partition(".")
+    field = _CLI_NAMES.get(head, head) + sep + rest
+    reason = _PYTHON_ARGUMENT.sub(lambda m: _CLI_NAMES[m.group(1)], exc.reason)
+    return f"{field}: {reason}" if field else reason
+
+
+def _configure_logging(verbose: int) -> None:
+    """The CLI owns its output: the library's log shows only under -v."""
+    library = logging.getLogger("llmobs_async")
+    library.propagate = False
+    if not verbose:
+        # A handler, even a null one, keeps logging's last-resort stderr printer away.
+        library.addHandler(logging.NullHandler())
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("llmobs-async: %(message)s"))
+    library.addHandler(handler)
+    library.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
 
 
 async def _experiments_update(args: argparse.Namespace) -> int:
@@ -203,10 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
+    _configure_logging(getattr(args, "verbose", 0))
     try:
         return asyncio.run(command(args))
     except ValidationError as exc:
-        print(f"llmobs-async: error: {exc}", file=sys.stderr)
+        print(f"llmobs-async: error: {cli_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except LLMObsError as exc:
         print(f"llmobs-async: {exc}", file=sys.stderr)

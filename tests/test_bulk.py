@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import pickle
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import pytest
 
-from llmobs_async import BulkProgress, BulkResult, LLMObsClient, errors
+from llmobs_async import BulkFailure, BulkProgress, BulkResult, LLMObsClient, errors
 from llmobs_async.models import RecordUpdate
 from llmobs_async.testing import Chaos, FakeLLMObsServer, RecordedRequest
 
@@ -87,28 +88,6 @@ async def test_chaos_50k_records_all_applied(fake: FakeLLMObsServer) -> None:
     assert {503, 429, 0} <= {r.status for r in fake.requests}
     assert result.retries == sum(1 for r in fake.requests if r.status != 200)
     assert fake.max_in_flight <= client._pool.max_concurrency
-
-
-async def test_batch_rejected_with_400_is_reported_and_the_rest_applied(
-    fake: FakeLLMObsServer, client: LLMObsClient
-) -> None:
-    project_id, dataset_id = seed(fake, 5000)
-    fake.reject_record("rec-1234")
-    items = [update(i) for i in range(5000)]
-    result = check(await client.records.update_many(project_id, dataset_id, items, batch_size=500))
-    assert (result.submitted, result.applied) == (5000, 4500)
-    [failure] = result.failed
-    assert failure.record_ids == tuple(f"rec-{i}" for i in range(1000, 1500))
-    assert all(got is given for got, given in zip(failure.records, items[1000:1500], strict=True))
-    assert isinstance(failure.error, errors.BadRequestError) and failure.error.status == 400
-    # A 400 is final: the batch was sent once, not retried.
-    assert sum(b'"rec-1234"' in r.body for r in fake.requests) == 1
-    assert_stored(fake, dataset_id, [*range(1000), *range(1500, 5000)])
-    assert_stored(fake, dataset_id, range(1000, 1500), updated=False)
-    with pytest.raises(errors.BulkUpdateError) as info:
-        result.raise_for_failures()
-    assert info.value.failures == result.failed
-    assert info.value.result is result
 
 
 @pytest.mark.parametrize(
@@ -454,3 +433,72 @@ async def test_a_failing_progress_callback_surfaces_after_every_batch_was_sent(
     assert "every batch was still sent" in "".join(info.value.__notes__)
     stored = fake.records(dataset_id)
     assert all(stored[f"rec-{i}"]["expected_output"] == f"new-{i}" for i in range(1_000))
+
+
+async def test_a_long_run_of_invalid_items_yields_to_the_loop_and_obeys_cancel(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    total = 150_000
+    project_id, dataset_id = seed(fake, 1)
+    pulled = 0
+
+    def source() -> Iterator[dict[str, Any]]:
+        nonlocal pulled
+        for i in range(total):
+            pulled += 1
+            yield {"input": i}  # no id: invalid, never sent
+
+    task = asyncio.create_task(client.records.update_many(project_id, dataset_id, source()))
+    ticks = 0
+    while pulled < 1000:  # this loop only runs if the job lets it
+        ticks += 1
+        await asyncio.sleep(0)
+    assert ticks > 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert pulled < total // 10, "the job kept reading after cancel()"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("batch_size", 0),
+        ("batch_size", -1),
+        ("batch_size", 2.5),
+        ("batch_size", 100.0),
+        ("batch_size", True),
+        ("batch_size", "10"),
+        ("max_batch_bytes", 1000),
+        ("max_batch_bytes", 5e6),
+        ("max_batch_bytes", True),
+    ],
+)
+async def test_batch_options_must_be_integers_in_range(
+    fake: FakeLLMObsServer, client: LLMObsClient, option: str, value: Any
+) -> None:
+    project_id, dataset_id = seed(fake, 3)
+    with pytest.raises(errors.ValidationError) as info:
+        await client.records.update_many(
+            project_id, dataset_id, updates(range(3)), **{option: value}
+        )
+    assert info.value.field == option
+    assert fake.requests == []
+
+
+def test_results_and_progress_pickle() -> None:
+    failure = BulkFailure(
+        records=({"id": "rec-1", "input": 1}, RecordUpdate(id="rec-2", input=2)),
+        record_ids=("rec-1", "rec-2"),
+        error=errors.LLMObsError("refused"),
+    )
+    result = BulkResult(submitted=5, applied=3, failed=[failure], retries=2)
+    back = pickle.loads(pickle.dumps(result))
+    assert (back.submitted, back.applied, back.retries, back.failed_count) == (5, 3, 2, 2)
+    assert back.failed[0].records == failure.records
+    assert back.failed[0].record_ids == failure.record_ids
+    assert str(back.failed[0].error) == "refused"
+    progress = BulkProgress(submitted=5, applied=3, failed=2, retries=1)
+    assert pickle.loads(pickle.dumps(progress)) == progress

@@ -76,7 +76,7 @@ async def test_transport_and_input_errors_pickle(fake: FakeLLMObsServer, seeded:
 
 
 async def test_a_bulk_result_with_failures_pickles(fake: FakeLLMObsServer, seeded: Seeded) -> None:
-    fake.inject(status=404, times=1)
+    fake.reject_record("rec-0", status=404)  # bulk jobs isolate it: it fails alone
     records = [{"id": f"rec-{i}", "expected_output": str(i)} for i in range(4)]
     records.insert(2, {"input": "no id"})
     async with client_for(fake, max_retries=0) as client:
