@@ -36,13 +36,12 @@ import contextlib
 import dataclasses
 import math
 import random
-import sys
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
-from server import record_resources
+from server import record_resources, serve
 
 PREFIX = "/api/v2/llm-obs/v1"
 JSON = "application/json"
@@ -211,20 +210,6 @@ def make_app() -> web.Application:
     return app
 
 
-async def serve() -> None:
-    """Listen on a free loopback port, announce it, and serve until killed."""
-    runner = web.AppRunner(make_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    sys.stdout.write(f"PORT {runner.addresses[0][1]}\n")
-    sys.stdout.flush()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-
-
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(serve(make_app()))

@@ -134,9 +134,9 @@ def make_app() -> web.Application:
     return app
 
 
-async def serve() -> None:
-    """Listen on a free loopback port, announce it, and serve until killed."""
-    runner = web.AppRunner(make_app(), access_log=None)
+async def serve(app: web.Application | None = None) -> None:
+    """Listen on a free loopback port, announce it, and serve ``app`` until killed."""
+    runner = web.AppRunner(app or make_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 
-from llmobs_async.testing import FakeLLMObsServer
+from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 if TYPE_CHECKING:
     from .conftest import Seeded
@@ -83,3 +84,23 @@ class Env:
 
     def statuses(self) -> list[int]:
         return [r.status for r in self.fake.requests]
+
+
+def hold_after(fake: FakeLLMObsServer, answered: int, held_at: int) -> asyncio.Event:
+    """Answer the first ``answered`` requests and hold every later one (for a minute).
+
+    The event is set once ``held_at`` requests are held: a bulk job is then stuck
+    with all its batches in flight and its reader waiting for a slot.
+    """
+    held = asyncio.Event()
+    count = 0
+
+    def match(_: RecordedRequest) -> bool:
+        nonlocal count
+        count += 1
+        if count - answered >= held_at:
+            held.set()
+        return count > answered
+
+    fake.inject(delay=60, times=None, match=match)
+    return held

@@ -10,32 +10,13 @@ from typing import Any
 import pytest
 
 from llmobs_async import BulkInterruptedError, BulkResult
-from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
+from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import client_for
+from .fakehttp import hold_after
 from .test_bulk import check, seed, updates
 
 CONCURRENCY, BATCH, ANSWERED = 4, 100, 6
-
-
-def hold_after(fake: FakeLLMObsServer, answered: int) -> asyncio.Event:
-    """Answer the first ``answered`` requests; hold every later one (30 s).
-
-    The event is set once ``CONCURRENCY`` requests are held: the job is stuck
-    with a full set of batches in flight and its reader waiting for a slot.
-    """
-    held = asyncio.Event()
-    count = 0
-
-    def match(_: RecordedRequest) -> bool:
-        nonlocal count
-        count += 1
-        if count - answered >= CONCURRENCY:
-            held.set()
-        return count > answered
-
-    fake.inject(delay=30, times=None, match=match)
-    return held
 
 
 def stored_new(fake: FakeLLMObsServer, dataset_id: str, n: int) -> set[int]:
@@ -68,7 +49,7 @@ async def test_an_interrupted_job_leaves_its_account_on_the_exception(
 ) -> None:
     total = 100_000
     project_id, dataset_id = seed(fake, total)
-    held = hold_after(fake, ANSWERED)
+    held = hold_after(fake, ANSWERED, CONCURRENCY)
     async with client_for(fake, max_concurrency=CONCURRENCY) as client:
         job = client.records.update_many(
             project_id, dataset_id, updates(range(total)), batch_size=BATCH

@@ -9,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
+from llmobs_async.testing import FakeLLMObsServer
+
+from .fakehttp import hold_after
 
 TOTAL, BATCH, ANSWERED, CONCURRENCY = 20_000, 100, 10, 16
 
@@ -29,22 +31,6 @@ async def _start(fake: FakeLLMObsServer, *args: str) -> asyncio.subprocess.Proce
         stderr=asyncio.subprocess.PIPE,
         env=environ,
     )
-
-
-def _hold_after(fake: FakeLLMObsServer, answered: int) -> asyncio.Event:
-    """Answer ``answered`` requests, hold the rest; set once a full set is held."""
-    held = asyncio.Event()
-    count = 0
-
-    def match(_: RecordedRequest) -> bool:
-        nonlocal count
-        count += 1
-        if count - answered >= CONCURRENCY:
-            held.set()
-        return count > answered
-
-    fake.inject(delay=60, times=None, match=match)
-    return held
 
 
 def _input(tmp_path: Path) -> Path:
@@ -71,7 +57,7 @@ async def test_ctrl_c_gives_a_summary_failed_out_and_the_line_to_resume_from(
     path, failed_out = _input(tmp_path), tmp_path / "failed.jsonl"
     args = ["records", "update", "--project-id", project_id, "--dataset-id", dataset_id]
     args += ["--batch-size", str(BATCH), "--grace", "0.2", "--failed-out", str(failed_out)]
-    held = _hold_after(fake, ANSWERED)
+    held = hold_after(fake, ANSWERED, CONCURRENCY)
     proc = await _start(fake, *args, str(path))
     await asyncio.wait_for(held.wait(), 60)
     proc.send_signal(signal.SIGINT)
@@ -111,7 +97,7 @@ async def test_ctrl_c_gives_a_summary_failed_out_and_the_line_to_resume_from(
 async def test_a_second_ctrl_c_quits_at_once(fake: FakeLLMObsServer, tmp_path: Path) -> None:
     project_id = fake.add_project()
     dataset_id = fake.add_dataset(project_id=project_id, records=TOTAL)
-    held = _hold_after(fake, 0)
+    held = hold_after(fake, 0, CONCURRENCY)
     proc = await _start(
         fake,
         "records",
