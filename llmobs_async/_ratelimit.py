@@ -360,8 +360,7 @@ class Bucket:
         self._sent_since_base = 0
         self._answered_since_base = 0
         if self._share_now is not None:
-            past = self._share
-            self._share = self._share_now if past is None else (past + self._share_now) / 2
+            self._share = self._next_share(self._share, self._share_now)
         self._share_now = None
         if status == 429 and not ticket.probe and reset_at - self._backed_off_at > 0.5:
             # We spent more than was there: others spend it too, or more than we knew.
@@ -394,6 +393,21 @@ class Bucket:
             # the earliest of the others have left the window, and were reused.
             keep = max(0, self._limit - remaining - 1)
             del self._frees[: max(0, len(self._frees) - keep)]
+
+    @staticmethod
+    def _next_share(past: float | None, measured: float) -> float:
+        """Fold one window's measurement into the share: quick to fall, slow to rise.
+
+        A window's measurement runs high when others spend after our last answer
+        (and under a sliding window, room coming back hides them), and every process
+        overestimating its share is what makes 429s; so the share rises by a tenth
+        per window, or by a quarter when nobody else was seen at all.
+        """
+        if past is None:
+            return measured
+        if measured >= 1.0:
+            return min(1.0, past * 1.25 + 0.05)
+        return min(measured, past * 1.1)
 
     def _measure_share(self) -> None:
         ours = self._answered_since_base + (1 if self._base_probe else 0)
