@@ -34,8 +34,8 @@ pytest: $(VENV)/.installed-dev
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/ratelimit.py
+	$(BIN)/python benchmarks/run.py --check
+	$(BIN)/python benchmarks/ratelimit.py --check
 	$(BIN)/python benchmarks/chaos.py
 
 clean:

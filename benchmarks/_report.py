@@ -123,3 +123,42 @@ def to_json(cells: dict[tuple[str, str], Cell], meta: dict[str, Any]) -> dict[st
                 entry["cpu_vs_llmobs_async"] = entry["cpu_us_median"] / llmobs if llmobs else None
         results.setdefault(scenario, {})[client] = entry
     return {"meta": meta, "results": results}
+
+
+BUDGETS: tuple[tuple[str, str, float], ...] = (
+    # (scenario, what, bound): the budgets the issues set.
+    ("small", "vs floor", 1.3),
+    ("small", "official x", 2.5),
+    ("records100", "vs floor", 1.5),
+    ("records100", "official x", 20.0),
+    ("update_many_rss_1m", "MiB", 100.0),
+)
+
+
+def budget_lines(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], bool]:
+    """One line per budget the run measured, and whether all of them hold."""
+    lines, ok = [], True
+    for scenario, what, bound in BUDGETS:
+        llmobs = _median(cells, scenario, LLMOBS)
+        if llmobs is None:
+            continue
+        if what == "vs floor":
+            floor = _median(cells, scenario, FLOOR)
+            if floor is None:
+                continue
+            value, holds = llmobs / floor, llmobs / floor <= bound
+            text = f"{scenario}: {value:.2f}x the floor (budget <= {bound}x)"
+        elif what == "official x":
+            official = _median(cells, scenario, OFFICIAL)
+            if official is None:
+                continue
+            value, holds = official / llmobs, official / llmobs >= bound
+            text = f"{scenario}: {value:.1f}x less CPU than official (budget >= {bound}x)"
+        else:
+            cell = cells[(scenario, LLMOBS)]
+            value = cell.summary()["rss_growth_mib_median"]
+            holds = value < bound
+            text = f"{scenario}: peak RSS growth {value:.1f} MiB (budget < {bound:.0f} MB)"
+        ok = ok and holds
+        lines.append(f"{'PASS' if holds else 'FAIL'} {text}")
+    return lines, ok

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _report import Cell, render, to_json
+from _report import Cell, budget_lines, render, to_json
 from _scenarios import BY_NAME, CLIENTS, REQUEST_KINDS, SCENARIOS, Scenario
 
 HERE = Path(__file__).resolve().parent
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
     parser.add_argument("--clients", help="comma-separated clients (default: all)")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a budget is missed")
     args = parser.parse_args(argv)
     source = source_state()
     cells = run(args)
@@ -231,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwrote {args.output}", file=sys.stderr)
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
-    return 1 if failed else 0
+    budgets, within = budget_lines(cells)
+    if budgets and not args.smoke:
+        print("\nBudgets:\n" + "\n".join(f"- {line}" for line in budgets))
+    return 1 if failed or (args.check and not within) else 0
 
 
 if __name__ == "__main__":
