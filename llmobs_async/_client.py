@@ -16,7 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _config
-from ._ratelimit import Ticket, WaitTooLong, key_fingerprint
+from ._ratelimit import Bucket, Ticket, WaitTooLong, key_fingerprint
 from ._resources import Experiments, Projects, Records
 from ._retry import RetryPolicy
 from ._transport import MAX_RESPONSE_BYTES, BodyTooLarge, SessionPool, read_body, scrub
@@ -261,17 +261,17 @@ class LLMObsClient:
                 body=data,
             ) from exc
 
-    async def _attempt(self, method: str, url: URL, body: bytes, route: str) -> bytes:
-        limits, semaphore = self._limits, self._pool.semaphore
-        bucket = limits.bucket(route)
-        cap = self._retry.max_rate_limit_wait
-        loop = asyncio.get_running_loop()
+    async def _pass_gate(self, bucket: Bucket, method: str, url: URL) -> Ticket:
+        """Wait for the rate gate's turn, then for a concurrency slot; hold the slot.
+
+        The gate is passed at send time: a grant that went stale while waiting
+        for a slot (a 429 arrived meanwhile) queues again, in its first place.
+        """
+        semaphore = self._pool.semaphore
         stale: Ticket | None = None
         while True:
-            # The gate is passed at send time: a grant that went stale while
-            # waiting for a concurrency slot (a 429 arrived) queues again, first.
             try:
-                ticket = await bucket.acquire(cap, stale=stale)
+                ticket = await bucket.acquire(self._retry.max_rate_limit_wait, stale=stale)
             except WaitTooLong as exc:
                 raise _waited_too_long(method, url, exc.wait) from None
             try:
@@ -280,10 +280,16 @@ class LLMObsClient:
                 bucket.unsend(ticket)
                 raise
             if ticket.current:
-                break
+                return ticket
             semaphore.release()
             bucket.unsend(ticket)
             stale = ticket
+
+    async def _attempt(self, method: str, url: URL, body: bytes, route: str) -> bytes:
+        limits, semaphore = self._limits, self._pool.semaphore
+        bucket = limits.bucket(route)
+        ticket = await self._pass_gate(bucket, method, url)
+        loop = asyncio.get_running_loop()
         answered = False
         failure: BaseException | None = None
         try:
