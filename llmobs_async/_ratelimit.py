@@ -36,20 +36,14 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Final, TypeAlias
 
+from ._share import Share
 from .errors import RateLimitInfo, retry_after_seconds
 
 _UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
-_FIRST_WAVE: Final = 2
-"""Requests sent after a first probe before the answers show whether others share the limit."""
 _PROBE_PATIENCE: Final = 1.0
 """Seconds the first request of a new bucket may hold the others before they go anyway:
 a slow first answer must not stall a web app's concurrent calls."""
 _FALLBACK_WAIT: Final = 1.0
-_MIN_SHARE: Final = 0.05
-_ALONE: Final = 0.95
-"""A share above this means nobody else is spending the limit."""
-_BACK_OFF: Final = 0.7
-"""A 429 to a request sent on credit shrinks our share by this factor."""
 """Seconds to wait for room when the answers say none is left but not when it comes back."""
 
 
@@ -109,10 +103,8 @@ class Bucket:
         self._r_min = 0
         self._limit = 0
         self._period = 0.0
-        self._share: float | None = None  # our part of the org's use, from past windows
-        self._share_now: float | None = None  # the same, measured in the current window
+        self._share = Share()
         self._uncounted_at_base = 0
-        self._backed_off_at = -math.inf
         self._reset_at = math.inf  # when the newest answer says room comes back
         self._reset_seq = 0
         self._frees: list[float] = []  # when each of our counted requests leaves a sliding window
@@ -209,30 +201,13 @@ class Bucket:
         return Ticket(self, self._seq, probe, arrival)
 
     def _credit(self) -> int:
-        room = self._r_min - self._uncounted
-        share = self._share
-        if share is None:
-            # Whether others spend this limit is not known yet: send in waves that
-            # double while each wave's answers show nobody else. A wave is measured
-            # when all of it is back, since until then our own requests and others'
-            # look alike in Remaining.
-            if self._share_now is not None and self._share_now < 1.0:
-                share = self._share_now
-            elif self._sent_since_base > self._answered_since_base:
-                return 0
-            else:
-                return min(room, max(_FIRST_WAVE, self._answered_since_base))
-        if share >= 1.0:
-            return room
-        # Others spend the same budget: keep to our share of the window, so that the
-        # first to wake does not take it all and the others' requests bounce. At least
-        # one request beyond the probe, so the share is measured again.
-        sent = self._sent_since_base + (1 if self._base_probe else 0)
-        # Our share says how many spend it; everyone keeping to limit / that many fits.
-        sharers = max(1, math.ceil(1 / share - 0.25))
-        quota = max(_FIRST_WAVE, self._limit // sharers)
-        # And of what is left now: others read the same Remaining at the same time.
-        return min(math.floor(room * share + 1e-9), quota - sent)
+        return self._share.credit(
+            self._r_min - self._uncounted,
+            self._limit,
+            self._sent_since_base,
+            self._answered_since_base,
+            self._base_probe,
+        )
 
     def _wake(self) -> float:
         wake = self._reset_at
@@ -241,7 +216,7 @@ class Bucket:
         if (
             self._frees
             and self._frees[0] < wake
-            and (self._share or 1.0) >= _ALONE
+            and self._share.alone
             # A reset further away than a period contradicts the period: believe the reset.
             and wake <= self._frees[-1]
         ):
@@ -359,14 +334,7 @@ class Bucket:
         self._uncounted = self._uncounted_at_base = self._in_flight
         self._sent_since_base = 0
         self._answered_since_base = 0
-        if self._share_now is not None:
-            self._share = self._next_share(self._share, self._share_now)
-        self._share_now = None
-        if status == 429 and not ticket.probe and reset_at - self._backed_off_at > 0.5:
-            # We spent more than was there: others spend it too, or more than we knew.
-            # Once per window: the other answers of the same burst say the same thing.
-            self._share = max(_MIN_SHARE, (self._share or 1.0) * _BACK_OFF)
-            self._backed_off_at = reset_at
+        self._share.next_window(rejected=status == 429 and not ticket.probe, reset_at=reset_at)
         self._reset_at = reset_at
         self._reset_seq = ticket.seq
         if status == 429:
@@ -394,34 +362,13 @@ class Bucket:
             keep = max(0, self._limit - remaining - 1)
             del self._frees[: max(0, len(self._frees) - keep)]
 
-    @staticmethod
-    def _next_share(past: float | None, measured: float) -> float:
-        """Fold one window's measurement into the share: quick to fall, slow to rise.
-
-        A window's measurement runs high when others spend after our last answer
-        (and under a sliding window, room coming back hides them), and every process
-        overestimating its share is what makes 429s; so the share rises by a tenth
-        per window, or by a quarter when nobody else was seen at all.
-        """
-        if past is None:
-            return measured
-        if measured >= 1.0:
-            return min(1.0, past * 1.25 + 0.05)
-        return min(measured, past * 1.1)
-
     def _measure_share(self) -> None:
-        ours = self._answered_since_base + (1 if self._base_probe else 0)
         others = (self._r_base - self._r_min) - self._sent_since_base - self._uncounted_at_base
-        if others < 1:
-            # Every drop in Remaining is explained by our own requests.
-            if self._share_now is None:
-                self._share_now = 1.0
-            return
-        # Of everything counted in this window, how much was ours: measured against the
-        # whole window (limit - remaining), so a bucket that woke late is not flattered.
-        consumed = (self._limit or self._r_base + 1) - self._r_min
-        if consumed > 0:
-            self._share_now = max(_MIN_SHARE, min(1.0, ours / consumed))
+        self._share.measure(
+            ours=self._answered_since_base + (1 if self._base_probe else 0),
+            others=others,
+            consumed=(self._limit or self._r_base + 1) - self._r_min,
+        )
 
 
 class Limits:

@@ -1,0 +1,107 @@
+"""How much of an org's rate limit is ours, when other processes spend it too.
+
+Every process using the same keys reads the same ``X-RateLimit-Remaining``. If
+each spent all of it, all but the first would be answered 429. A :class:`Share`
+watches a bucket's answers for spending that our own requests do not explain,
+measures our part of the window, and turns it into how many requests may go.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+FIRST_WAVE: Final = 2
+"""Requests sent after a probe before the answers show whether others share the limit."""
+_MIN: Final = 0.05
+_ALONE: Final = 0.95
+"""A share above this means nobody else is spending the limit."""
+_BACK_OFF: Final = 0.7
+"""A 429 to a request sent on credit shrinks our share by this factor."""
+
+
+class Share:
+    """Our part of one limit: measured in each window, folded in at the next one."""
+
+    __slots__ = ("_backed_off_at", "_now", "_past")
+
+    def __init__(self) -> None:
+        self._past: float | None = None  # from windows before this one
+        self._now: float | None = None  # measured in this window so far
+        self._backed_off_at = -math.inf
+
+    @property
+    def alone(self) -> bool:
+        """True while nothing shows anyone else spending this limit."""
+        return (self._past or 1.0) >= _ALONE
+
+    def credit(self, room: int, limit: int, sent: int, answered: int, probe: bool) -> int:
+        """How many more requests may go in this window.
+
+        ``room`` is what the answers leave (Remaining less ours not yet counted),
+        ``sent``/``answered`` count our requests since the window's first answer,
+        and ``probe`` says whether that answer was to a probe of ours.
+        """
+        share = self._past
+        if share is None:
+            # Whether others spend this limit is not known yet: send in waves that
+            # double while each wave's answers show nobody else. A wave is measured
+            # when all of it is back, since until then our own requests and others'
+            # look alike in Remaining.
+            if self._now is not None and self._now < 1.0:
+                share = self._now
+            elif sent > answered:
+                return 0
+            else:
+                return min(room, max(FIRST_WAVE, answered))
+        if share >= 1.0:
+            return room
+        # Others spend the same budget: keep to our share of the window, so that the
+        # first to wake does not take it all and the others' requests bounce. Our
+        # share says how many spend it; everyone keeping to limit / that many fits.
+        # At least one request beyond the probe, so the share is measured again.
+        sharers = max(1, math.ceil(1 / share - 0.25))
+        quota = max(FIRST_WAVE, limit // sharers)
+        # And of what is left now: others read the same Remaining at the same time.
+        return min(math.floor(room * share + 1e-9), quota - sent - (1 if probe else 0))
+
+    def measure(self, ours: int, others: int, consumed: int) -> None:
+        """Take one answer's account of the window: ``ours`` counted, ``others``' drop."""
+        if others < 1:
+            # Every drop in Remaining is explained by our own requests.
+            if self._now is None:
+                self._now = 1.0
+        elif consumed > 0:
+            # Of everything counted in this window, how much was ours: measured against
+            # the whole window (limit - remaining), so a bucket that woke late is not
+            # flattered.
+            self._now = max(_MIN, min(1.0, ours / consumed))
+
+    def next_window(self, *, rejected: bool, reset_at: float) -> None:
+        """Fold this window's measurement in; ``rejected``: a request on credit got 429."""
+        if self._now is not None:
+            self._past = _fold(self._past, self._now)
+        self._now = None
+        if rejected and reset_at - self._backed_off_at > 0.5:
+            # We spent more than was there: others spend it too, or more than we knew.
+            # Once per window: the other answers of the same burst say the same thing.
+            self._past = max(_MIN, (self._past or 1.0) * _BACK_OFF)
+            self._backed_off_at = reset_at
+
+    def __repr__(self) -> str:
+        return f"Share(past={self._past}, now={self._now})"
+
+
+def _fold(past: float | None, measured: float) -> float:
+    """Quick to fall, slow to rise.
+
+    A window's measurement runs high when others spend after our last answer
+    (and under a sliding window, room coming back hides them), and every process
+    overestimating its share is what makes 429s; so the share rises by a tenth
+    per window, or by a quarter when nobody else was seen at all.
+    """
+    if past is None:
+        return measured
+    if measured >= 1.0:
+        return min(1.0, past * 1.25 + 0.05)
+    return min(measured, past * 1.1)
