@@ -8,9 +8,9 @@ location of a value JSON cannot encode. It is configured once at import.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
@@ -179,11 +179,17 @@ _set_author, _set_deleted_at = _slot_setters["author"], _slot_setters["deleted_a
 _set_extra = _slot_setters["extra"]
 
 
-@functools.lru_cache(maxsize=256)
+_AUTHORS: dict[Any, Author] = {}
+"""Authors sent as ``{"id": ...}``, one frozen instance per id (at most 256 kept)."""
+
+
 def _author_with_id(author_id: str) -> Author:
-    # The records of one answer mostly share an author sent as {"id": ...}:
-    # one frozen instance per id instead of one per record.
-    return Author(id=author_id)
+    author = _AUTHORS.get(author_id)
+    if author is None:
+        if len(_AUTHORS) >= 256:
+            _AUTHORS.clear()
+        author = _AUTHORS[author_id] = Author(id=author_id)
+    return author
 
 
 def _record_author(value: Any) -> Author:
@@ -247,8 +253,15 @@ def structure_record(obj: dict[str, Any]) -> DatasetRecord:
     _set_canonical_id(
         record, canonical_id if type(canonical_id) is str else _optional_str(canonical_id)
     )
-    _set_version(record, version if version is None else _structure_int(version))
-    _set_author(record, author if author is None else _record_author(author))
+    _set_version(
+        record, version if version is None or type(version) is int else _structure_int(version)
+    )
+    if type(author) is dict and len(author) == 1:
+        # Records mostly carry just their author's id: one shared instance per id.
+        shared = _AUTHORS.get(author.get("id"))
+        _set_author(record, shared if shared is not None else _record_author(author))
+    else:
+        _set_author(record, author if author is None else _record_author(author))
     _set_deleted_at(record, deleted_at if deleted_at is None else _optional_datetime(deleted_at))
     _set_extra(
         record, NO_EXTRA if _RECORD_KNOWN.issuperset(fields) else _unknown(fields, _RECORD_KNOWN)
@@ -399,24 +412,62 @@ def record_wire(record: RecordUpdate | Mapping[str, Any]) -> Mapping[str, Any]:
     A plain dict that already has the wire form (a non-empty string ``id``,
     known keys, ``metadata`` a dict) is sent as given: rebuilding it through
     ``RecordUpdate`` would cost more than the request. The encoder still
-    checks every value. Anything else goes through the model's validation.
+    checks every value, and a dict holding ``UNSET`` (which the encoder
+    refuses) is rebuilt by :func:`encode_record` / :func:`encode_records`, so
+    that the field is left out as the model leaves it out. Anything else goes
+    through the model's validation.
     """
     if type(record) is dict:
         rid = record.get("id")
         if (
             type(rid) is str
             and rid
-            and record.keys() <= _RECORD_KEYS
-            and type(record.get("metadata", {})) is dict
-            and UNSET not in record.values()
+            and _RECORD_KEYS.issuperset(record)
+            and type(record.get("metadata", _NO_METADATA)) is dict
         ):
             return record
     return _unstructure_record(to_record_update(record))
 
 
+_NO_METADATA: Final[dict[str, Any]] = {}
+
+
+def _holds_unset(wire: Mapping[str, Any]) -> bool:
+    return type(wire) is dict and UNSET in wire.values()
+
+
 def encode_record(record: RecordUpdate | Mapping[str, Any]) -> bytes:
     """Validate and encode one record update as a JSON object."""
-    return encode_json(record_wire(record))
+    wire = record_wire(record)
+    try:
+        return encode_json(wire)
+    except ValidationError:
+        if not _holds_unset(wire):
+            raise
+    return encode_json(_unstructure_record(to_record_update(wire)))
+
+
+def encode_records(records: Sequence[RecordUpdate | Mapping[str, Any]]) -> bytes:
+    """Validate and encode record updates as one JSON array (one encoder call).
+
+    Errors name the record: ``records[3].input``.
+    """
+    wire = []
+    for index, record in enumerate(records):
+        try:
+            wire.append(record_wire(record))
+        except ValidationError as exc:
+            raise exc.prefixed(f"records[{index}]") from None
+    try:
+        return encode_json(wire)
+    except ValidationError as exc:
+        error = exc
+    if not any(_holds_unset(w) for w in wire):
+        raise error.prefixed("records") from None
+    # Rare: a dict holding UNSET. Rebuild those through the model, then encode again.
+    return encode_records(
+        [_unstructure_record(to_record_update(w)) if _holds_unset(w) else w for w in wire]
+    )
 
 
 def records_body(joined: bytes | bytearray) -> bytes:

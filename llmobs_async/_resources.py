@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from . import _converter, _json
+from . import _converter
 from .errors import ValidationError
 from .models import (
     UNSET,
@@ -163,17 +163,7 @@ class Records(_Resource):
             raise ValidationError("records", "must be a sequence of records")
         if not records:
             raise ValidationError("records", "must not be empty")
-        wire = []
-        for index, record in enumerate(records):
-            try:
-                wire.append(_converter.record_wire(record))
-            except ValidationError as exc:
-                raise exc.prefixed(f"records[{index}]") from None
-        try:
-            encoded = _json.encode_json(wire)  # one encoder call for the whole list
-        except ValidationError as exc:
-            raise exc.prefixed("records") from None
-        payload = _converter.records_body(encoded[1:-1])
+        payload = _converter.records_body(_converter.encode_records(records)[1:-1])
         return await self._client._request("PATCH", path, payload, _converter.load_records)
 
     async def update_many(

@@ -324,3 +324,18 @@ def test_a_client_is_bound_to_the_event_loop_that_first_used_it() -> None:
     finally:
         first.close()
     assert fake.projects[project_id]["name"] == "first loop"
+
+
+async def test_unset_in_a_record_dict_leaves_the_field_out(
+    fake: FakeLLMObsServer, seeded: Seeded, client: LLMObsClient
+) -> None:
+    from llmobs_async import UNSET
+
+    record = {"id": "rec-1", "input": UNSET, "expected_output": "kept"}
+    await client.records.update(seeded.project_id, seeded.dataset_id, [record])
+    result = await client.records.update_many(
+        seeded.project_id, seeded.dataset_id, [{"id": "rec-2", "metadata": UNSET}]
+    )
+    assert result.ok
+    sent = [r.json()["data"]["attributes"]["records"] for r in fake.requests]
+    assert sent == [[{"id": "rec-1", "expected_output": "kept"}], [{"id": "rec-2"}]]
