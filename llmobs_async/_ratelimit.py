@@ -120,12 +120,14 @@ class Bucket:
         Raises :class:`WaitTooLong` if the turn is more than ``max_wait`` seconds away.
         A request whose grant went ``stale`` queues again in its first place.
         """
-        loop = asyncio.get_running_loop()
         if stale is None:
             self._arrivals += 1
             arrival = self._arrivals
         else:
             arrival = stale.arrival
+        if not self._waiters and self._state == _OPEN and not self._paused_until:
+            return self._grant("credit", arrival)
+        loop = asyncio.get_running_loop()
         if not self._waiters:
             kind = self._may_go(loop.time())
             if kind is not None:
@@ -282,6 +284,13 @@ class Bucket:
         self._in_flight -= 1
         if ticket.probe:
             self._probe_out = False
+        if (
+            self._state == _OPEN
+            and status != 429
+            and "X-RateLimit-Remaining" not in headers
+            and not self._waiters
+        ):
+            return  # the common case for a limit that reports nothing: nothing to do
         info = RateLimitInfo.from_headers(headers)
         if info is None or info.remaining is None:
             if status != 429:
