@@ -9,17 +9,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_benchmark_smoke_runs_all_three_clients() -> None:
-    """``benchmarks/run.py --smoke`` exits 0 and reports floor, llmobs_async and official."""
+def _smoke(script: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``benchmarks/<script> --smoke``; return the run and all it printed."""
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
-    output = completed.stdout + completed.stderr
+    return completed, completed.stdout + completed.stderr
+
+
+def test_benchmark_smoke_runs_all_three_clients() -> None:
+    """``benchmarks/run.py --smoke`` exits 0 and reports floor, llmobs_async and official."""
+    completed, output = _smoke("run.py", timeout=120)
     assert completed.returncode == 0, output
     table = completed.stdout
     for client in ("| floor |", "| llmobs_async |", "| official |"):
@@ -29,15 +34,7 @@ def test_benchmark_smoke_runs_all_three_clients() -> None:
 
 def test_ratelimit_benchmark_smoke_prints_a_table() -> None:
     """``benchmarks/ratelimit.py --smoke`` exits 0 and prints a row for llmobs_async."""
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ratelimit.py"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    output = completed.stdout + completed.stderr
+    completed, output = _smoke("ratelimit.py", timeout=60)
     assert completed.returncode == 0, output
     table = completed.stdout.splitlines()
     assert table[0].startswith("| mode | limit |"), output
