@@ -4,7 +4,7 @@ The engine (``_bulkjob``) knows nothing of records: it is given a
 :class:`BulkOperation` that says which endpoint to call, how one item is
 validated and encoded, how encoded items are framed into a body, how an item's
 id is read and which item an error points at. ``update_many`` gives it
-:class:`RecordsPatch`; ``create_many`` and ``delete_many`` will give it theirs.
+:func:`records_patch`; ``create_many`` and ``delete_many`` give it :func:`batch_update`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
-from . import _converter
+from . import _wire_records
+from ._json import encode_json
 from .errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationError
-from .models import RecordUpdate
+from .models import RecordCreate, RecordUpdate
 
 if TYPE_CHECKING:
-    from ._client import LLMObsClient
+    from ._routes import Compiled
+    from ._transport import Transport
 
 __all__ = [
     "BulkFailure",
@@ -27,11 +29,15 @@ __all__ = [
     "BulkOperation",
     "BulkProgress",
     "BulkResult",
-    "RecordsPatch",
+    "RecordsOperation",
 ]
 
 RecordItem: TypeAlias = RecordUpdate | Mapping[str, Any]
 RecordSource: TypeAlias = Iterable[RecordItem] | AsyncIterable[RecordItem]
+NewRecordSource: TypeAlias = (
+    Iterable[RecordCreate | Mapping[str, Any]] | AsyncIterable[RecordCreate | Mapping[str, Any]]
+)
+IdSource: TypeAlias = Iterable[str] | AsyncIterable[str]
 
 _RESULT_ATTRIBUTE = "_llmobs_bulk_result"
 
@@ -171,16 +177,16 @@ class BulkOperation(Protocol):
     """What is specific to one bulk endpoint; the engine does the rest."""
 
     @property
-    def method(self) -> str:
-        """HTTP method, e.g. ``PATCH``."""
-
-    @property
-    def path(self) -> str:
-        """The endpoint, percent-encoded."""
+    def route(self) -> Compiled:
+        """The endpoint, ids filled in."""
 
     @property
     def body_overhead(self) -> int:
-        """Bytes of a body around zero items."""
+        """Bytes of a body around zero items (the largest, if bodies differ)."""
+
+    @property
+    def first_alone(self) -> bool:
+        """Send the first batch alone and wait for its answer before the others."""
 
     def encode(self, item: Any) -> bytes:
         """Validate and encode one item; raise ValidationError naming the field."""
@@ -196,43 +202,96 @@ class BulkOperation(Protocol):
 
 
 def _record_id(item: Any) -> str | None:
-    if isinstance(item, RecordUpdate):
-        return item.id
+    if isinstance(item, RecordUpdate | RecordCreate):
+        return item.id if isinstance(item.id, str) else None
     rid = item.get("id") if isinstance(item, Mapping) else None
     return rid if isinstance(rid, str) else None
 
 
-_RECORDS_POINTER = "/data/attributes/records/"
+def _given_id(item: Any) -> str | None:
+    return item if isinstance(item, str) else None
 
 
-@attrs.frozen(kw_only=True)
-class RecordsPatch:
-    """``PATCH .../datasets/{dataset_id}/records``: the operation of ``update_many``."""
+@attrs.define(kw_only=True)
+class RecordsOperation:
+    """A records endpoint for the bulk engine: ``head + items + tail`` bodies.
 
-    path: str
-    method: str = "PATCH"
-    body_overhead: int = _converter.RECORDS_BODY_OVERHEAD
+    ``first_head``, when set, is the head of the first request only (a
+    ``batch_update`` that makes the job's one new dataset version); the
+    engine sends that batch alone, before the others.
+    """
 
-    # The converter's function itself, not a method around it: it runs per record.
-    encode = staticmethod(_converter.encode_record)
+    route: Compiled
+    encode: Callable[[Any], bytes]
+    item_id: Callable[[Any], str | None]
+    head: bytes
+    tail: bytes
+    pointer: str
+    """The JSON pointer prefix of an item, e.g. ``/data/attributes/records/``."""
+    first_head: bytes | None = None
+    first_alone: bool = attrs.field(init=False)
+    body_overhead: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.first_alone = self.first_head is not None
+        self.body_overhead = len(max(self.head, self.first_head or b"", key=len)) + len(self.tail)
 
     def body(self, joined: bytes | bytearray) -> bytes:
-        """``{"data":{"type":"records","attributes":{"records":[...]}}}``."""
-        return _converter.records_body(joined)
-
-    def item_id(self, item: Any) -> str | None:
-        """The record's ``id``."""
-        return _record_id(item)
+        """The request body around ``joined``, the items encoded and comma-separated."""
+        head = self.head
+        if self.first_head is not None:
+            head, self.first_head = self.first_head, None
+        return b"%s%s%s" % (head, joined, self.tail)
 
     def pointed_index(self, error: APIStatusError) -> int | None:
-        """The record index in ``/data/attributes/records/<i>/...``, if an error has one."""
+        """The item index in ``<pointer><i>/...``, if an error has one."""
         for item in error.errors:
             pointer = item.source.pointer if item.source is not None else None
-            if pointer and pointer.startswith(_RECORDS_POINTER):
-                index = pointer[len(_RECORDS_POINTER) :].partition("/")[0]
+            if pointer and pointer.startswith(self.pointer):
+                index = pointer[len(self.pointer) :].partition("/")[0]
                 if index.isdigit():
                     return int(index)
         return None
+
+
+def records_patch(route: Compiled) -> RecordsOperation:
+    """``PATCH .../records``: the operation of ``update_many``."""
+    head, _, tail = _wire_records.records_body(b"\x00").partition(b"\x00")
+    return RecordsOperation(
+        route=route,
+        # The wire module's function itself, not a method around it: it runs per record.
+        encode=_wire_records.encode_record,
+        item_id=_record_id,
+        head=head,
+        tail=tail,
+        pointer="/data/attributes/records/",
+    )
+
+
+def batch_update(route: Compiled, dataset_id: str, field: str, options: bytes) -> RecordsOperation:
+    """``POST .../batch_update`` carrying ``field`` (``insert_records`` or ``delete_records``).
+
+    The first request makes one new dataset version for the whole job
+    (``create_new_version``), as ddtrace does; the others add to it.
+    """
+    start = b'{"data":{"type":"datasets","id":%s,"attributes":{%s' % (
+        encode_json(dataset_id),
+        options,
+    )
+    head = b'%s"create_new_version":false,"%s":[' % (start, field.encode())
+    return RecordsOperation(
+        route=route,
+        encode=(
+            _wire_records.encode_new_record
+            if field == "insert_records"
+            else _wire_records.encode_record_id
+        ),
+        item_id=_record_id if field == "insert_records" else _given_id,
+        head=head,
+        first_head=head.replace(b'"create_new_version":false', b'"create_new_version":true'),
+        tail=b"]}}}",
+        pointer=f"/data/attributes/{field}/",
+    )
 
 
 def check_batch_options(batch_size: object, max_batch_bytes: object) -> None:
@@ -255,25 +314,27 @@ def check_source(records: object) -> None:
         raise ValidationError("records", "must be an iterable or async iterable of records")
 
 
-async def update_many(
-    client: LLMObsClient,
-    path: str,
-    records: RecordSource,
+async def run_job(
+    transport: Transport,
+    op: BulkOperation,
+    records: Any,
     *,
     batch_size: int,
     max_batch_bytes: int,
     on_progress: ProgressCallback | None,
+    name: str,
 ) -> BulkResult:
-    """Run a bulk update job; see :meth:`Records.update_many`."""
+    """Run a bulk job of ``op`` over ``records``; see ``Records.update_many``."""
     from ._bulkjob import BulkJob
 
     check_batch_options(batch_size, max_batch_bytes)
     check_source(records)
     job = BulkJob(
-        client,
-        RecordsPatch(path=path),
+        transport,
+        op,
         batch_size=batch_size,
         max_batch_bytes=max_batch_bytes,
         on_progress=on_progress,
+        name=name,
     )
     return await job.run(records)

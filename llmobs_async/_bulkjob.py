@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import AsyncIterable, Hashable
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _wire
 from ._batch import Batch as _Batch
 from ._bulk import (
     BulkFailure,
@@ -35,7 +36,7 @@ from ._bulk import (
 from .errors import APIStatusError, LLMObsError, ValidationError
 
 if TYPE_CHECKING:
-    from ._client import LLMObsClient
+    from ._transport import Transport
 
 _ISOLATE: Final = frozenset({400, 404, 409, 422})
 _STOP: Final = frozenset({401, 403})
@@ -47,12 +48,6 @@ class _Stopped:
 
 
 _STOPPED: Final = _Stopped()
-
-
-def _ignore_body(_: bytes) -> None:
-    # A 2xx means the whole batch was applied (the API is all-or-nothing), so
-    # the echoed items are not decoded: that would cost more than the send.
-    return None
 
 
 def _detached(error: LLMObsError) -> LLMObsError:
@@ -93,7 +88,7 @@ class BulkJob:
 
     def __init__(
         self,
-        client: LLMObsClient,
+        transport: Transport,
         op: BulkOperation,
         *,
         batch_size: int,
@@ -102,7 +97,7 @@ class BulkJob:
         field: str = "records",
         name: str = "update_many",
     ) -> None:
-        self.client = client
+        self.transport = transport
         self.op = op
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
@@ -113,11 +108,12 @@ class BulkJob:
         self.name = name
         self.submitted = self.applied = self.failed_count = self.retries = 0
         self.failures: list[BulkFailure] = []
-        self.slots = asyncio.Semaphore(client._pool.max_concurrency)
+        self.slots = asyncio.Semaphore(transport.pool.max_concurrency)
         self.stopped: LLMObsError | None = None
         self.read_all = False
         self.source_error: Exception | None = None
         self.callback_error: Exception | None = None
+        self._first = True
         self._halted = False  # no more requests (401/403, a repeated request-level error)
         self._open: dict[_Batch, None] = {}  # batches whose items await an answer
         self._streak: tuple[Hashable, int] = (None, 0)
@@ -286,6 +282,10 @@ class BulkJob:
         task = self._tasks.create_task(self._send_root(batch))
         self._senders.add(task)
         task.add_done_callback(self._senders.discard)
+        if self._first:
+            self._first = False
+            if self.op.first_alone:
+                await asyncio.wait([task])  # the others wait for it (not cancelled with us)
 
     # --- sending and isolating ----------------------------------------------------------
 
@@ -311,12 +311,11 @@ class BulkJob:
                 self._fail(batch, answered)
             return _STOPPED
         try:
-            await self.client._request(
-                self.op.method,
-                self.op.path,
-                self.op.body(batch.joined),
-                _ignore_body,
-                self._count_retry,
+            await self.transport.request(
+                self.op.route,
+                _wire.nothing,
+                body=self.op.body(batch.joined),
+                on_retry=self._count_retry,
             )
         except LLMObsError as exc:
             return _detached(exc)

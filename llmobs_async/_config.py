@@ -124,10 +124,24 @@ def _positive_seconds(value: object) -> bool:
     )
 
 
+OVERRIDE_ORIGIN_ENV: Final = "DD_LLMOBS_OVERRIDE_ORIGIN"
+
+
 def resolve_base_url(site: str | None, base_url: str | None) -> URL:
-    """Return the API origin: ``base_url`` if given, else ``https://api.{site}``."""
+    """Return the API origin: ``base_url`` if given, else ``https://api.{site}``.
+
+    With neither, ``DD_LLMOBS_OVERRIDE_ORIGIN`` (ddtrace's variable) is the
+    base URL if set, so an app can be pointed at ``llmobs-async fake-server``
+    without a code change; then ``DD_SITE``.
+    """
     if base_url is not None:
         return check_base_url(base_url)
+    override = os.environ.get(OVERRIDE_ORIGIN_ENV)
+    if site is None and override:
+        try:
+            return check_base_url(override)
+        except ValidationError as exc:
+            raise ValidationError(OVERRIDE_ORIGIN_ENV, exc.reason) from None
     chosen = (site or os.environ.get("DD_SITE") or DEFAULT_SITE).strip().lower()
     # "app.datadoghq.eu" is how the site is written in the Datadog UI; accept it.
     chosen = chosen.removeprefix("https://").removeprefix("app.").removeprefix("api.").rstrip("/")

@@ -36,8 +36,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Final, TypeAlias
 
+from ._rateheaders import parse_rate_limit, retry_after_seconds
 from ._share import Share
-from .errors import RateLimitInfo, retry_after_seconds
 
 _UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
 _PROBE_PATIENCE: Final = 1.0
@@ -291,7 +291,7 @@ class Bucket:
             and not self._waiters
         ):
             return  # the common case for a limit that reports nothing: nothing to do
-        info = RateLimitInfo.from_headers(headers)
+        info = parse_rate_limit(headers)
         if info is None or info.remaining is None:
             if status != 429:
                 self._state = _OPEN  # this limit reports nothing: nothing to pace by

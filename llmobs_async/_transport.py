@@ -1,18 +1,50 @@
-"""The transport: the session pool, capped body reads, and credential-free causes.
+"""The transport: the one request loop, and the session pool it sends through.
 
-The pool (sessions, semaphore, rate gates) is shared by every client view.
+Every request of every resource goes through :meth:`Transport.request`:
+route and query and body, then retries, the rate gate, the concurrency
+semaphore, the session, the status, and the typed exception. The pool
+(sessions, semaphore, rate gates) is shared by every client view; a
+:class:`Transport` is one view's origin, keys, timeout and retry policy over it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+import io
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final, TypeAlias, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
-from ._ratelimit import Limits
-from .errors import LLMObsError
+from . import _wire
+from ._rateheaders import parse_rate_limit, server_wait
+from ._ratelimit import Bucket, Limits, Ticket, WaitTooLong
+from ._retry import RetryPolicy
+from ._routes import Compiled
+from ._scrub import scrub
+from ._text import printable
+from .errors import (
+    STATUS_CLASSES,
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    LLMObsError,
+    RateLimitError,
+    ResponseTooLargeError,
+    ServerError,
+)
+
+logger = logging.getLogger("llmobs_async")
+
+T = TypeVar("T")
+Query: TypeAlias = Sequence[tuple[str, str]]
+"""Query parameters in wire form, e.g. ``[("filter[name]", "evals"), ("page[limit]", "100")]``."""
+_LARGE_BODY: Final = 1 << 20
 
 
 class SessionPool:
@@ -135,107 +167,217 @@ class BodyTooLarge(Exception):
         self.status = status
 
 
-REDACTED: Final = "**********"
+class Transport:
+    """One view's way to the API: its origin, keys, timeout and retry policy over the shared pool.
 
-
-def scrub(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:
-    """Return ``exc``, or a stand-in without ``secrets`` if its chain would show one.
-
-    aiohttp's ``ClientResponseError`` (a bad status line, an oversized header,
-    a duplicate Content-Length) carries the request headers, keys included,
-    in its repr. The stand-in keeps the type where it can (with the request
-    headers redacted), the message and the chain, so ``__cause__`` still says
-    what went wrong.
+    Resources hold a transport, never the client.
     """
-    scrubber = _Scrubber(secrets)
-    if not any(scrubber.leaks(e) for e in _chain(exc)):
-        return exc
-    return scrubber.scrubbed(exc, {})
 
+    __slots__ = ("_headers", "limits", "origin", "pool", "retry", "timeout")
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        todo += (e.__cause__, e.__context__)
-    return seen
+    def __init__(
+        self,
+        pool: SessionPool,
+        *,
+        origin: str,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        key_fingerprint: str,
+    ) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.timeout = timeout
+        self.retry = retry
+        # Built once per view: every request reuses the same header object.
+        self._headers = CIMultiDictProxy(CIMultiDict(headers))
+        self.limits = pool.limits(str(URL(origin).origin()), key_fingerprint)
 
+    async def request(
+        self,
+        route: Compiled,
+        load: Callable[[bytes], T],
+        *,
+        body: bytes | None = None,
+        query: Query | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> T:
+        """Send one logical request (with retries) and return ``load`` of the 2xx body.
 
-_FINDABLE = 8
-"""Secrets shorter than this (test keys such as ``"k"``) are redacted where they
-are a header's value but not searched for in text, where they would match
-ordinary words. Datadog's keys are 32 and 40 characters."""
+        Any 2xx is a success; a 202 or 204 has an empty body, which ``load``
+        gets as ``b""``. ``on_retry`` is called before each retry.
+        """
+        target = self.origin + route.path
+        if query:
+            target += "?" + "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in query)
+        url = URL(target, encoded=True)
+        method = route.method
+        if on_retry is None:
+            data = await self.retry.call(lambda: self._attempt(method, url, body, route.gate))
+        else:
+            attempts = 0
 
+            def attempt() -> Awaitable[bytes]:
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1:
+                    on_retry()
+                return self._attempt(method, url, body, route.gate)
 
-class _Scrubber:
-    __slots__ = ("findable", "secrets")
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        self.secrets = secrets
-        self.findable = tuple(s for s in secrets if len(s) >= _FINDABLE)
-
-    def leaks(self, exc: BaseException) -> bool:
-        if self._request_headers(exc) is not None:
-            return True
-        if not self.findable:
-            return False
+            data = await self.retry.call(attempt)
         try:
-            text = f"{exc!r} {exc} {exc.args!r} {getattr(exc, '__dict__', None)!r}"
-        except Exception:  # a repr that fails shows nothing, but trust nothing either
-            return True
-        return any(secret in text for secret in self.findable)
+            return load(data)
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise APIResponseValidationError(
+                f"{method} {url.raw_path}: the response body is not the documented shape "
+                f"({type(exc).__name__}: {printable(str(exc))})",
+                status=200,
+                method=method,
+                url=str(url),
+                body=data,
+            ) from exc
 
-    def _request_headers(self, exc: BaseException) -> CIMultiDictProxy[str] | None:
-        """The request headers ``exc`` carries, if they hold a secret."""
-        info = getattr(exc, "request_info", None)
-        headers = getattr(info, "headers", None)
-        if isinstance(headers, CIMultiDictProxy | CIMultiDict) and any(
-            v in self.secrets for v in headers.values()
-        ):
-            return CIMultiDictProxy(headers) if isinstance(headers, CIMultiDict) else headers
-        return None
+    async def _pass_gate(self, bucket: Bucket, method: str, url: URL) -> Ticket:
+        """Wait for the rate gate's turn, then for a concurrency slot; hold the slot.
 
-    def redact(self, text: str) -> str:
-        for secret in self.findable:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    def scrubbed(self, exc: BaseException, done: dict[int, BaseException]) -> BaseException:
-        if id(exc) in done:
-            return done[id(exc)]
-        clean = self.stand_in(exc) if self.leaks(exc) else exc
-        done[id(exc)] = clean
-        cause, context = exc.__cause__, exc.__context__
-        clean.__cause__ = None if cause is None else self.scrubbed(cause, done)
-        clean.__context__ = None if context is None else self.scrubbed(context, done)
-        clean.__suppress_context__ = exc.__suppress_context__
-        return clean
-
-    def stand_in(self, exc: BaseException) -> BaseException:
-        headers = self._request_headers(exc)
-        if isinstance(exc, aiohttp.ClientResponseError) and headers is not None:
-            info = exc.request_info
-            safe = CIMultiDict(
-                (k, REDACTED if v in self.secrets else v) for k, v in headers.items()
-            )
+        The gate is passed at send time: a grant that went stale while waiting
+        for a slot (a 429 arrived meanwhile) queues again, in its first place.
+        """
+        semaphore = self.pool.semaphore
+        stale: Ticket | None = None
+        while True:
             try:
-                copy = type(exc)(
-                    aiohttp.RequestInfo(
-                        info.url, info.method, CIMultiDictProxy(safe), info.real_url
-                    ),
-                    (),
-                    status=exc.status,
-                    message=self.redact(exc.message),
-                    headers=exc.headers,
-                )
-            except Exception:  # a subclass with another signature: use the fallback
-                pass
+                ticket = await bucket.acquire(self.retry.max_rate_limit_wait, stale=stale)
+            except WaitTooLong as exc:
+                raise _waited_too_long(method, url, exc.wait) from None
+            try:
+                await semaphore.acquire()
+            except BaseException:
+                bucket.unsend(ticket)
+                raise
+            if ticket.current:
+                return ticket
+            semaphore.release()
+            bucket.unsend(ticket)
+            stale = ticket
+
+    async def _attempt(self, method: str, url: URL, body: bytes | None, gate: str) -> bytes:
+        limits, semaphore = self.limits, self.pool.semaphore
+        bucket = limits.bucket(gate)
+        ticket = await self._pass_gate(bucket, method, url)
+        loop = asyncio.get_running_loop()
+        answered = False
+        failure: BaseException | None = None
+        try:
+            session = self.pool.session(self.origin)
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    # aiohttp warns that large raw bytes may block the loop while
+                    # written; a fresh BytesIO per attempt is streamed instead.
+                    data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
+                    headers=self._headers,
+                    timeout=self.timeout,
+                    # Redirects are not followed: the keys must not travel to
+                    # another origin, and the API does not redirect.
+                    allow_redirects=False,
+                    # A caller's session may raise on 4xx; statuses are ours to map.
+                    raise_for_status=False,
+                ) as response:
+                    status = response.status
+                    headers = response.headers
+                    data = await read_body(response)
+            except (TimeoutError, aiohttp.ClientError, OSError, BodyTooLarge) as exc:
+                # Raised below, outside any handler, so the original (whose
+                # repr may hold the keys) is not chained as __context__ too.
+                failure = exc
             else:
-                if not self.leaks(copy):
-                    return copy.with_traceback(exc.__traceback__)
-        text = self.redact(f"{type(exc).__name__}: {exc}")
-        return aiohttp.ClientError(text).with_traceback(exc.__traceback__)
+                bucket.observe(ticket, status, headers, loop.time())
+                answered = True
+        finally:
+            semaphore.release()
+            if not answered:
+                bucket.abandon(ticket)
+        if failure is not None:
+            raise self._failure(method, url, failure)
+        name = headers.get("X-RateLimit-Name")
+        if name is not None:
+            limits.learn(gate, bucket, name)
+        if 200 <= status < 300:
+            return data
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s answered %d", method, url.raw_path, status)
+        raise status_error(status=status, method=method, url=str(url), headers=headers, body=data)
+
+    def _failure(self, method: str, url: URL, exc: BaseException) -> LLMObsError:
+        """The typed error for an attempt that got no complete answer, its cause scrubbed."""
+        where = f"{method} {url.raw_path}"
+        error: LLMObsError
+        if isinstance(exc, BodyTooLarge):
+            return ResponseTooLargeError(
+                f"{where}: the {exc.status} response body is larger than the "
+                f"{MAX_RESPONSE_BYTES >> 20} MiB cap; stopped reading",
+                status=exc.status,
+                method=method,
+                url=str(url),
+                limit=MAX_RESPONSE_BYTES,
+            )
+        cause = scrub(exc, (self._headers["DD-API-KEY"], self._headers["DD-APPLICATION-KEY"]))
+        if isinstance(exc, TimeoutError):
+            error = APITimeoutError(f"{where} timed out", method=method, url=str(url))
+        else:
+            error = APIConnectionError(
+                f"{where} failed: {type(cause).__name__}: {printable(str(cause))}",
+                method=method,
+                url=str(url),
+            )
+        error.__cause__ = cause
+        return error
+
+
+def status_error(
+    *, status: int, method: str, url: str, headers: Mapping[str, str], body: bytes
+) -> APIStatusError:
+    """The typed exception for a non-2xx answer, its ``errors`` array parsed."""
+    if 300 <= status < 400:
+        return APIStatusError(
+            status=status,
+            errors=[],
+            method=method,
+            url=url,
+            headers=headers,
+            body=body,
+            message=f"{status} redirect from {method} {URL(url).raw_path} not followed "
+            "(the client never sends credentials through a redirect)",
+        )
+    errors = _wire.parse_errors(body)
+    if status == 429:
+        info = parse_rate_limit(headers)
+        return RateLimitError(
+            status=status,
+            errors=errors,
+            method=method,
+            url=url,
+            headers=headers,
+            body=body,
+            rate_limit=info,
+            retry_after=server_wait(headers, info),
+        )
+    cls = STATUS_CLASSES.get(status) or (ServerError if status >= 500 else APIStatusError)
+    return cls(status=status, errors=errors, method=method, url=url, headers=headers, body=body)
+
+
+def _waited_too_long(method: str, url: URL, wait: float) -> RateLimitError:
+    """The error for a request the gate would have held past ``max_rate_limit_wait``."""
+    return RateLimitError(
+        status=429,
+        errors=[],
+        method=method,
+        url=str(url),
+        headers={"Retry-After": f"{wait:.3f}"},
+        body=b"",
+        message=f"429 RateLimitError: {method} {url.raw_path}: the rate limit asks to wait "
+        f"{wait:.1f}s, longer than max_rate_limit_wait; not sent",
+        retry_after=wait,
+    )

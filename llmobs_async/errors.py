@@ -11,12 +11,14 @@ failures back.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._text import printable
 
 __all__ = [
     "BODY_SNIPPET_BYTES",
@@ -32,6 +34,7 @@ __all__ = [
     "ErrorSource",
     "LLMObsError",
     "NotFoundError",
+    "PaginationError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -85,24 +88,6 @@ class RateLimitInfo:
     remaining: int | None = None
     reset: float | None = None
     name: str | None = None
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
-        """Parse the rate-limit headers, or return ``None`` if there are none."""
-        limit = headers.get("X-RateLimit-Limit")
-        period = headers.get("X-RateLimit-Period")
-        remaining = headers.get("X-RateLimit-Remaining")
-        reset = headers.get("X-RateLimit-Reset")
-        name = headers.get("X-RateLimit-Name")
-        if limit is None and period is None and remaining is None and reset is None:
-            return None
-        return cls(
-            limit=_to_int(limit),
-            period=_to_float(period),
-            remaining=_to_int(remaining),
-            reset=_to_float(reset),
-            name=name,
-        )
 
 
 BODY_SNIPPET_BYTES: Final = 8192
@@ -214,6 +199,20 @@ class ResponseTooLargeError(LLMObsError):
         self.limit = limit
 
 
+class PaginationError(LLMObsError):
+    """A list answered with a page cursor it had already sent; following it would never end.
+
+    Attributes:
+        cursor: the repeated cursor.
+        url: URL of the list.
+    """
+
+    def __init__(self, message: str, *, cursor: str, url: str) -> None:
+        super().__init__(message)
+        self.cursor = cursor
+        self.url = url
+
+
 class APIStatusError(LLMObsError):
     """The API answered with a non-2xx status.
 
@@ -246,8 +245,6 @@ class APIStatusError(LLMObsError):
         super().__init__(message or self._describe())
 
     def _describe(self) -> str:
-        from urllib.parse import urlsplit
-
         path = urlsplit(self.url).path or self.url
         text = f"{self.status} {type(self).__name__}: {self.method} {path}"
         if self.errors:
@@ -293,17 +290,23 @@ class RateLimitError(APIStatusError):
         rate_limit: the parsed ``X-RateLimit-*`` headers, or ``None``.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        rate_limit: RateLimitInfo | None = None,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.rate_limit = RateLimitInfo.from_headers(self.headers)
-        self.retry_after = _retry_after(self.headers, self.rate_limit)
+        self.rate_limit = rate_limit
+        self.retry_after = retry_after
 
 
 class ServerError(APIStatusError):
     """5xx: the API failed; retried before this is raised."""
 
 
-_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+STATUS_CLASSES: Final[Mapping[int, type[APIStatusError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -313,132 +316,4 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
-
-
-def status_error(
-    *, status: int, method: str, url: str, headers: Mapping[str, str], body: bytes
-) -> APIStatusError:
-    """Build the exception for a non-2xx response (library-internal helper)."""
-    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else APIStatusError)
-    return cls(
-        status=status,
-        errors=parse_errors(body),
-        method=method,
-        url=url,
-        headers=headers,
-        body=body,
-    )
-
-
-def parse_errors(body: bytes) -> list[ErrorItem]:
-    """Parse the ``errors`` array from any shape the API (or a proxy) sends.
-
-    Handles JSON:API objects, bare strings, an empty body and non-JSON (HTML)
-    bodies; never raises.
-    """
-    import json
-
-    if not body or not body.strip():
-        return []
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, or absurdly nested
-        return [ErrorItem(detail=_snippet(body))]
-    raw = doc.get("errors") if isinstance(doc, dict) else None
-    if raw is None:
-        return [ErrorItem(detail=_snippet(body))] if not isinstance(doc, dict) else []
-    if not isinstance(raw, list):
-        raw = [raw]
-    return [_error_item(entry) for entry in raw]
-
-
-def _error_item(entry: Any) -> ErrorItem:
-    if not isinstance(entry, dict):
-        return ErrorItem(detail=str(entry))
-    source = entry.get("source")
-    meta = entry.get("meta")
-    status = entry.get("status")
-    return ErrorItem(
-        title=_str_or_none(entry.get("title")),
-        detail=_str_or_none(entry.get("detail")),
-        status=None if status is None else str(status),
-        source=ErrorSource(
-            pointer=_str_or_none(source.get("pointer")),
-            parameter=_str_or_none(source.get("parameter")),
-            header=_str_or_none(source.get("header")),
-        )
-        if isinstance(source, dict)
-        else None,
-        meta=meta if isinstance(meta, dict) else None,
-    )
-
-
-def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body[:65536].decode("utf-8", "replace")
-    if "<" in text and ">" in text:
-        # An HTML page from a proxy or load balancer: keep its title, if any.
-        lower = text.lower()
-        start, end = lower.find("<title>"), lower.find("</title>")
-        text = text[start + 7 : end] if 0 <= start < end else "non-JSON (HTML) response body"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _retry_after(headers: Mapping[str, str], info: RateLimitInfo | None) -> float | None:
-    if info is not None and info.reset is not None:
-        return info.reset
-    return retry_after_seconds(headers.get("Retry-After"))
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Parse ``Retry-After``: delta seconds or an HTTP date; ``None`` if absent or bad.
-
-    A date without a zone (``-0000``) is read as UTC, as HTTP dates are.
-    """
-    if value is None:
-        return None
-    seconds = _to_float(value)
-    if seconds is not None:
-        return seconds
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def printable(text: str) -> str:
-    """``text`` on one line, control characters escaped (library-internal helper).
-
-    Server-sent text and ids end up in messages and log lines; a CR or LF in
-    them must not be able to start a forged line.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _to_int(value: str | None) -> int | None:
-    try:
-        number = None if value is None else int(value.strip())
-    except ValueError:
-        return None
-    return number if number is not None and number >= 0 else None
-
-
-def _to_float(value: str | None) -> float | None:
-    """A finite, non-negative number of seconds, or ``None``: anything else counts as absent."""
-    try:
-        number = None if value is None else float(value.strip())
-    except ValueError:
-        return None
-    return number if number is not None and 0 <= number < math.inf else None
+"""The exception class of each status with its own; other 5xx are :class:`ServerError`."""

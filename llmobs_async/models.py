@@ -19,7 +19,7 @@ is sent as JSON ``null`` where the API allows it (``input`` and
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
@@ -30,16 +30,30 @@ from .errors import ValidationError
 
 __all__ = [
     "UNSET",
+    "Assessment",
     "Author",
+    "Dataset",
+    "DatasetCreate",
     "DatasetRecord",
+    "DatasetUpdate",
+    "DatasetVersion",
+    "EvalMetric",
     "Experiment",
     "ExperimentAuthor",
+    "ExperimentCreate",
+    "ExperimentMetric",
+    "ExperimentSpan",
     "ExperimentStatus",
     "ExperimentUpdate",
     "JSONValue",
+    "MetricType",
     "Project",
+    "ProjectCreate",
     "ProjectUpdate",
+    "RecordCreate",
     "RecordUpdate",
+    "SpanResult",
+    "SpanStatus",
     "Unset",
 ]
 
@@ -75,18 +89,67 @@ class ExperimentStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
-_STATUS_VALUES = ", ".join(s.value for s in ExperimentStatus)
+class MetricType(enum.StrEnum):
+    """Kind of an experiment metric; says which ``*_value`` field holds its value."""
+
+    SCORE = "score"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    JSON = "json"
 
 
-def _to_status(value: object) -> object:
-    if value is UNSET or isinstance(value, ExperimentStatus):
-        return value
-    if isinstance(value, str):
-        try:
-            return ExperimentStatus(value)
-        except ValueError:
-            pass
-    raise ValidationError("status", f"must be one of {_STATUS_VALUES}; got {value!r}")
+class Assessment(enum.StrEnum):
+    """Verdict of an evaluation metric."""
+
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class SpanStatus(enum.StrEnum):
+    """Outcome of an experiment span."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+def _enum(cls: type[enum.StrEnum], field: str, *, optional: bool = False) -> Any:
+    """An attrs converter to a member of ``cls``; ValidationError naming ``field`` otherwise."""
+    values = ", ".join(m.value for m in cls)
+
+    def convert(value: object) -> object:
+        if isinstance(value, cls) or (optional and value is UNSET):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise ValidationError(field, f"must be one of {values}; got {value!r}")
+
+    return convert
+
+
+_STATUS = _enum(ExperimentStatus, "status", optional=True)
+_METRIC_TYPE = _enum(MetricType, "metric_type")
+_ASSESSMENT = _enum(Assessment, "assessment", optional=True)
+_SPAN_STATUS = _enum(SpanStatus, "status")
+
+
+# Named functions: attrs' mypy plugin accepts nothing else as a converter.
+def _to_status(value: object) -> Any:
+    return _STATUS(value)
+
+
+def _to_metric_type(value: object) -> Any:
+    return _METRIC_TYPE(value)
+
+
+def _to_assessment(value: object) -> Any:
+    return _ASSESSMENT(value)
+
+
+def _to_span_status(value: object) -> Any:
+    return _SPAN_STATUS(value)
 
 
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -112,6 +175,194 @@ def _optional_mapping(_: object, attribute: attrs.Attribute[Any], value: object)
 def _record_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
         raise ValidationError("id", f"must be a non-empty string; got {value!r}")
+
+
+def _name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(attribute.name, f"must be a non-empty string; got {value!r}")
+
+
+def _optional_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not UNSET:
+        _name(instance, attribute, value)
+
+
+def _int(minimum: int) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is UNSET:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValidationError(attribute.name, f"must be an integer >= {minimum}; got {value!r}")
+
+    return check
+
+
+def _optional_bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not UNSET and not isinstance(value, bool):
+        raise ValidationError(attribute.name, f"must be true or false; got {value!r}")
+
+
+def _tags(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is UNSET:
+        return
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValidationError(attribute.name, "must be a list of strings")
+    for index, tag in enumerate(value):
+        if not isinstance(tag, str):
+            raise ValidationError(f"{attribute.name}[{index}]", f"must be a string; got {tag!r}")
+
+
+def _optional_float(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is UNSET:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValidationError(attribute.name, f"must be a number; got {value!r}")
+
+
+def _to_tuple(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+# --- projects -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ProjectCreate:
+    """Body of ``POST /api/v2/llm-obs/v1/projects`` (get-or-create by name)."""
+
+    name: str = attrs.field(validator=_name)
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+
+
+# --- datasets -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DatasetCreate:
+    """Body of ``POST /api/v2/llm-obs/v1/{project_id}/datasets``."""
+
+    name: str = attrs.field(validator=_name)
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DatasetUpdate:
+    """Body of ``PATCH /api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}``."""
+
+    name: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RecordCreate:
+    """One new record of a dataset.
+
+    ``input`` is required (any JSON value); ``id`` is your own id for the
+    record (the API makes one when it is left out).
+    """
+
+    input: JSONValue
+    expected_output: JSONValue | Unset = UNSET
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+    id: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
+    tags: Sequence[str] | Unset = attrs.field(default=UNSET, converter=_to_tuple, validator=_tags)
+
+
+# --- experiments ----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ExperimentCreate:
+    """Body of ``POST /api/v2/llm-obs/v1/experiments``.
+
+    With ``ensure_unique`` (the API's default) the API appends a timestamp to
+    ``name`` and keeps the given name in the experiment's ``experiment`` field.
+    """
+
+    name: str = attrs.field(validator=_name)
+    project_id: str = attrs.field(validator=_name)
+    dataset_id: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
+    dataset_version: int | Unset = attrs.field(default=UNSET, validator=_int(0))
+    description: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    config: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+    ensure_unique: bool | Unset = attrs.field(default=UNSET, validator=_optional_bool)
+    parent_experiment_id: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
+    run_count: int | Unset = attrs.field(default=UNSET, validator=_int(1))
+
+
+_METRIC_VALUE: Final = {
+    MetricType.SCORE: "score_value",
+    MetricType.CATEGORICAL: "categorical_value",
+    MetricType.BOOLEAN: "boolean_value",
+    MetricType.JSON: "json_value",
+}
+
+
+@attrs.frozen(kw_only=True)
+class ExperimentMetric:
+    """One evaluation metric pushed with ``experiments.events.create``.
+
+    The value goes in the field its ``metric_type`` names (``score_value`` for
+    ``score`` ...). ``timestamp_ms`` (epoch milliseconds) must be within 24
+    hours of now when sent: the API refuses it otherwise, and so does the client.
+    """
+
+    span_id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    label: str = attrs.field(validator=_name)
+    metric_type: MetricType = attrs.field(converter=_to_metric_type)
+    timestamp_ms: int = attrs.field(validator=_int(0))
+    score_value: float | Unset = attrs.field(default=UNSET, validator=_optional_float)
+    categorical_value: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    boolean_value: bool | Unset = attrs.field(default=UNSET, validator=_optional_bool)
+    json_value: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+    assessment: Assessment | Unset = attrs.field(default=UNSET, converter=_to_assessment)
+    reasoning: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    error: Mapping[str, JSONValue] | Unset = attrs.field(default=UNSET, validator=_optional_mapping)
+    """``{"message": ...}`` when the evaluation itself failed."""
+    metadata: Mapping[str, JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_optional_mapping
+    )
+    tags: Sequence[str] | Unset = attrs.field(default=UNSET, converter=_to_tuple, validator=_tags)
+
+    def __attrs_post_init__(self) -> None:
+        field = _METRIC_VALUE[self.metric_type]
+        if getattr(self, field) is UNSET and self.error is UNSET:
+            raise ValidationError(field, f"is required for a {self.metric_type.value} metric")
+
+
+@attrs.frozen(kw_only=True)
+class ExperimentSpan:
+    """One span (a task run on a record) pushed with ``experiments.events.create``.
+
+    ``start_ns`` is epoch nanoseconds and ``duration`` nanoseconds; ``meta``
+    holds ``input``, ``output``, ``expected_output`` and ``error``.
+    """
+
+    span_id: str = attrs.field(validator=_name)
+    trace_id: str = attrs.field(validator=_name)
+    name: str = attrs.field(validator=_name)
+    project_id: str = attrs.field(validator=_name)
+    dataset_id: str = attrs.field(validator=_name)
+    start_ns: int = attrs.field(validator=_int(0))
+    duration: int = attrs.field(validator=_int(0))
+    status: SpanStatus = attrs.field(converter=_to_span_status)
+    tags: Sequence[str] | Unset = attrs.field(default=UNSET, converter=_to_tuple, validator=_tags)
+    meta: Mapping[str, JSONValue] | Unset = attrs.field(default=UNSET, validator=_optional_mapping)
 
 
 @attrs.frozen(kw_only=True)
@@ -252,5 +503,85 @@ class DatasetRecord:
     """The dataset version this change created (in answers to a mutation)."""
     author: Author | None = None
     deleted_at: datetime | None = None
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class Dataset:
+    """A dataset of a project, as returned by the API. Only ``id`` is always present."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    project_id: str | None = None
+    current_version: int | None = None
+    """The latest version; every change to the records makes a new one."""
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    """``{}`` when the API leaves it out or sends null."""
+    dataset_type: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+    author: Author | None = None
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class DatasetVersion:
+    """One version of a dataset."""
+
+    id: str
+    dataset_id: str | None = None
+    version_number: int | None = None
+    last_used: datetime | None = None
+    """When an experiment last ran on this version, if one has."""
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class EvalMetric:
+    """An evaluation metric as the events list returns it (every field optional)."""
+
+    id: str | None = None
+    span_id: str | None = None
+    trace_id: str | None = None
+    label: str | None = None
+    metric_type: str | None = None
+    metric_source: str | None = None
+    """``"custom"`` for a metric on a span, ``"summary"`` for one on the whole experiment."""
+    eval_source_type: str | None = None
+    timestamp_ms: int | None = None
+    score_value: float | None = None
+    categorical_value: str | None = None
+    boolean_value: bool | None = None
+    json_value: Any = None
+    assessment: str | None = None
+    reasoning: str | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    tags: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
+    """Fields the API sent that this version of the library does not know."""
+
+
+@attrs.frozen(kw_only=True)
+class SpanResult:
+    """A span of an experiment with its evaluation metrics, from ``experiments.events.list``."""
+
+    id: str | None = None
+    span_id: str | None = None
+    trace_id: str | None = None
+    parent_id: str | None = None
+    name: str | None = None
+    start_ns: int | None = None
+    duration: float | None = None
+    status: str | None = None
+    tags: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = attrs.field(factory=dict)
+    metrics: Mapping[str, Any] = attrs.field(factory=dict)
+    dataset_record_id: str | None = None
+    eval_metrics: tuple[EvalMetric, ...] = ()
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
     """Fields the API sent that this version of the library does not know."""

@@ -46,7 +46,7 @@ def client_for(fake: FakeLLMObsServer, **kwargs: Any) -> LLMObsClient:
     kwargs.setdefault("app_key", fake.app_key)
     client = LLMObsClient(base_url=fake.base_url, **kwargs)
     # Tests inject faults; a 0.5 s first backoff would only slow them down.
-    object.__setattr__(client._retry, "initial", 0.001)
+    object.__setattr__(client._transport.retry, "initial", 0.001)
     return client
 
 

@@ -345,7 +345,7 @@ async def test_the_progress_bar_is_for_terminals_only() -> None:
     import io
 
     from llmobs_async import BulkProgress
-    from llmobs_async._progress import ProgressBar
+    from llmobs_async._cli.output import ProgressBar
 
     screen = io.StringIO()
     bar = ProgressBar(screen, total=1000, enabled=True)

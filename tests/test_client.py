@@ -239,10 +239,10 @@ def test_keys_and_site_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DD_SITE", "us5.datadoghq.com")
     client = LLMObsClient()
     assert client.base_url == "https://api.us5.datadoghq.com"
-    assert client._headers["DD-APPLICATION-KEY"] == "env-app"
+    assert client._transport._headers["DD-APPLICATION-KEY"] == "env-app"
     monkeypatch.setenv("DD_APP_KEY", "preferred")
-    assert LLMObsClient()._headers["DD-APPLICATION-KEY"] == "preferred"
-    assert LLMObsClient(api_key="explicit")._headers["DD-API-KEY"] == "explicit"
+    assert LLMObsClient()._transport._headers["DD-APPLICATION-KEY"] == "preferred"
+    assert LLMObsClient(api_key="explicit")._transport._headers["DD-API-KEY"] == "explicit"
 
 
 def test_missing_keys_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

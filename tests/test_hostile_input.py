@@ -135,9 +135,9 @@ def test_bad_options_are_refused(option: str, value: Any) -> None:
 def test_good_options_are_kept() -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_read=5)
     client = LLMObsClient(api_key="k", app_key="a", max_concurrency=3, timeout=timeout)
-    assert client._pool.max_concurrency == 3 and client._timeout is timeout
+    assert client._pool.max_concurrency == 3 and client._transport.timeout is timeout
     view = client.with_options(timeout=2, max_retries=0)
-    assert view._timeout.total == 2.0 and view.max_retries == 0
+    assert view._transport.timeout.total == 2.0 and view.max_retries == 0
 
 
 # --- base_url ------------------------------------------------------------------------

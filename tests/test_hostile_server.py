@@ -222,7 +222,7 @@ async def test_malformed_answers_chain_no_key(
     async with LLMObsClient(
         base_url=garbage_server, api_key=API_KEY, app_key=APP_KEY, max_retries=1
     ) as client:
-        object.__setattr__(client._retry, "initial", 0.001)
+        object.__setattr__(client._transport.retry, "initial", 0.001)
         with pytest.raises(errors.APIConnectionError) as info:
             await client.projects.update("p", name="x")
     exc = info.value

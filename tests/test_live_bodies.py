@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from llmobs_async import _converter, errors, models
+from llmobs_async import _wire, _wire_records, errors, models
 from llmobs_async.models import Author, DatasetRecord, Experiment, Project
 
 from . import live_bodies
@@ -55,10 +55,14 @@ LISTED = attrs.evolve(RECORD, version=None)
 
 Load = Callable[[bytes], Any]
 CASES: dict[str, tuple[Load, bytes, Any]] = {
-    "project-create": (_converter.load_project, live_bodies.PROJECT_CREATE, PROJECT),
-    "experiment-create": (_converter.load_experiment, live_bodies.EXPERIMENT_CREATE, EXPERIMENT),
-    "batch-update": (_converter.load_records, live_bodies.BATCH_UPDATE, [RECORD]),
-    "records-list": (_converter.load_records, live_bodies.RECORDS_LIST, [LISTED]),
+    "project-create": (_wire.one(_wire.structure_project), live_bodies.PROJECT_CREATE, PROJECT),
+    "experiment-create": (
+        _wire.one(_wire.structure_experiment),
+        live_bodies.EXPERIMENT_CREATE,
+        EXPERIMENT,
+    ),
+    "batch-update": (_wire_records.load_records, live_bodies.BATCH_UPDATE, [RECORD]),
+    "records-list": (_wire_records.load_records, live_bodies.RECORDS_LIST, [LISTED]),
 }
 
 
@@ -68,7 +72,7 @@ def test_real_bodies_parse_into_the_right_model(load: Load, body: bytes, expecte
 
 
 def test_a_record_resource_keeps_tags_canonical_id_version_and_author() -> None:
-    [record] = _converter.load_records(live_bodies.BATCH_UPDATE)
+    [record] = _wire_records.load_records(live_bodies.BATCH_UPDATE)
     assert record.tags == ("priority:high", "team:ml")
     assert (record.canonical_id, record.version) == ("24671c08-…", 1)
     assert record.author == Author(id="422c9d15-…")
@@ -91,8 +95,11 @@ def _with_attribute(body: bytes, key: str, value: Any) -> bytes:
 @pytest.mark.parametrize(
     ("load", "body"),
     [
-        (_converter.load_project, live_bodies.PROJECT_CREATE),
-        (_converter.load_experiment, _without(live_bodies.EXPERIMENT_CREATE, "description")),
+        (_wire.one(_wire.structure_project), live_bodies.PROJECT_CREATE),
+        (
+            _wire.one(_wire.structure_experiment),
+            _without(live_bodies.EXPERIMENT_CREATE, "description"),
+        ),
     ],
     ids=["project", "experiment"],
 )
@@ -134,14 +141,19 @@ async def test_the_client_reads_answers_without_description(fake, seeded: Seeded
 
 
 @pytest.mark.parametrize("body", [b"", b"\n"], ids=["empty", "newline"])
-async def test_an_empty_200_to_an_experiment_patch_is_the_experiment_id(
+async def test_an_empty_200_to_an_experiment_patch_is_read_back(
     fake, seeded: Seeded, client, body: bytes
 ) -> None:
-    # The live API answers a status change with an empty 200 (API-REFERENCE 2.4).
+    # The live API answers a status change with an empty 200 (API-REFERENCE 2.4):
+    # the client reads the experiment back, so the result is what is stored.
     fake.inject(status=200, body=body)
     experiment = await client.experiments.update(seeded.experiment_id, status="completed")
-    assert experiment == Experiment(id=seeded.experiment_id)
-    assert len(fake.requests) == 1
+    stored = fake.experiments[seeded.experiment_id]
+    assert (experiment.id, experiment.name) == (seeded.experiment_id, stored["name"])
+    assert [(r.method, r.query.get("filter[id]")) for r in fake.requests] == [
+        ("PATCH", None),
+        ("GET", seeded.experiment_id),
+    ]
 
 
 async def test_an_empty_200_to_a_project_or_records_patch_is_still_refused(
@@ -173,9 +185,9 @@ SHAPES: dict[str, tuple[type[Any], Callable[[dict[str, Any]], Any]]] = {
     "record-in-group": (DatasetRecord, lambda f: {"data": [{"records": [{"id": "x", **f}]}]}),
 }
 LOADERS: dict[type[Any], Load] = {
-    Project: _converter.load_project,
-    Experiment: _converter.load_experiment,
-    DatasetRecord: lambda body: _converter.load_records(body)[0],
+    Project: _wire.one(_wire.structure_project),
+    Experiment: _wire.one(_wire.structure_experiment),
+    DatasetRecord: lambda body: _wire_records.load_records(body)[0],
 }
 
 
@@ -229,7 +241,7 @@ def test_authors_sent_as_an_id_are_shared_but_full_authors_are_read_whole() -> N
         ]
         + [{"id": "r3", "attributes": {"author": {"id": "u1", "name": "Jane", "team": "ml"}}}]
     }
-    records = _converter.load_records(json.dumps(doc).encode())
+    records = _wire_records.load_records(json.dumps(doc).encode())
     assert records[0].author is records[1].author is records[2].author
     assert records[0].author == Author(id="u1")
     full = records[3].author

@@ -130,46 +130,61 @@ async def test_a_429_for_one_tenants_keys_does_not_delay_another_tenant() -> Non
 # --- 2. per named limit --------------------------------------------------------------------------
 
 
-async def test_a_named_limit_pauses_its_routes_and_no_other() -> None:
+async def test_a_named_limit_pauses_its_endpoints_and_no_other() -> None:
     async with FakeLLMObsServer() as fake:
-        under_a, under_b, also_a = (fake.add_project() for _ in range(3))
-        names = {under_a: "a", under_b: "b", also_a: "a"}
+        project_id = fake.add_project()
+        dataset_id = fake.add_dataset(project_id=project_id, records=1)
+        experiment_id = fake.add_experiment(project_id=project_id, dataset_id=dataset_id)
+        resource = {"type": "x", "attributes": {"name": "n"}}
+        endpoints = {  # path part: (limit name, answer body, one call)
+            "/projects/": ("a", {"data": {"id": project_id, **resource}}),
+            "/records": ("b", {"data": [{"id": "rec-0", **resource}]}),
+            "/experiments/": ("a", {"data": {"id": experiment_id, **resource}}),
+        }
 
-        def name_routes() -> None:
-            for project_id, name in names.items():
-                answer_project(fake, project_id, {"X-RateLimit-Name": name}, times=None)
+        def name_endpoints() -> None:
+            for part, (name, body) in endpoints.items():
+                headers = {"X-RateLimit-Name": name}
+                fake.inject(status=200, body=body, headers=headers, times=None, match=on(part))
 
-        name_routes()
+        def call(client: LLMObsClient, part: str, value: str) -> Awaitable[Any]:
+            if part == "/projects/":
+                return client.projects.update(project_id, name=value)
+            if part == "/records":
+                return client.records.update(project_id, dataset_id, [{"id": "r", "input": value}])
+            return client.experiments.update(experiment_id, name=value)
+
+        name_endpoints()
         async with client_for(fake) as client:
-            for project_id in names:  # the answers teach the client each route's limit
-                await client.projects.update(project_id, name="learn")
-            # A 429 under "a" on the first route (faults apply in injection order).
+            for part in endpoints:  # the answers teach the client each endpoint's limit
+                await call(client, part, "learn")
+            # A 429 under "a" on projects (faults apply in injection order).
             fake.clear_faults()
             fake.inject(
                 status=429,
                 headers=limit_headers(
                     Limit="60", Period="60", Remaining="0", Reset="0.5", Name="a"
                 ),
-                match=on(under_a),
+                match=on("/projects/"),
             )
-            name_routes()
+            name_endpoints()
             with pytest.raises(errors.RateLimitError):
-                await client.with_options(max_retries=0).projects.update(under_a, name="x")
+                await call(client.with_options(max_retries=0), "/projects/", "x")
             limited = fake.requests[-1]
             assert limited.status == 429
             await bounded(
                 asyncio.gather(
-                    *(client.projects.update(under_b, name=f"b{i}") for i in range(3)),
-                    client.projects.update(also_a, name="shared"),
-                    client.projects.update(under_a, name="same"),
+                    *(call(client, "/records", f"b{i}") for i in range(3)),
+                    call(client, "/experiments/", "shared"),
+                    call(client, "/projects/", "same"),
                 )
             )
         later = after(fake, limited)
         assert [r.status for r in later] == [200] * 5
-        waited = {p: [round(r.at - limited.at, 2) for r in later if p in r.path] for p in names}
-        assert max(waited[under_b]) < 0.25, waited  # name "b": not paused
-        assert min(waited[also_a]) >= 0.5 - TOLERANCE, waited  # name "a": one shared pause
-        assert min(waited[under_a]) >= 0.5 - TOLERANCE, waited
+        waited = {p: [round(r.at - limited.at, 2) for r in later if p in r.path] for p in endpoints}
+        assert max(waited["/records"]) < 0.25, waited  # name "b": not paused
+        assert min(waited["/experiments/"]) >= 0.5 - TOLERANCE, waited  # "a": one shared pause
+        assert min(waited["/projects/"]) >= 0.5 - TOLERANCE, waited
 
 
 # --- 3. the gate is passed at send time ----------------------------------------------------------

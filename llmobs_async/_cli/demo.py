@@ -11,10 +11,9 @@ from __future__ import annotations
 import sys
 import time
 
-from ._cli import print_json
-from ._client import LLMObsClient
-from ._progress import ProgressBar
-from .testing import Chaos, FakeLLMObsServer
+from .._client import LLMObsClient
+from ..testing import Chaos, FakeLLMObsServer
+from .output import ProgressBar, print_json
 
 
 def _expected(i: int) -> str:

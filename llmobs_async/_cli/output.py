@@ -1,11 +1,44 @@
-"""A terminal progress line for bulk updates: counts, rate and ETA, redrawn in place."""
+"""Command-line output: models as JSON (indented, or one per line) and the progress bar."""
 
 from __future__ import annotations
 
+import enum
+import json
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TextIO
 
-from ._bulk import BulkProgress
+import attrs
+
+from .._bulk import BulkProgress
+
+
+def to_jsonable(value: Any) -> Any:
+    """A response model (or list of them) as plain JSON-ready data."""
+
+    def serialize(_: Any, __: Any, v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.isoformat()
+        if isinstance(v, enum.Enum):
+            return v.value
+        if isinstance(v, Mapping) and not isinstance(v, dict):
+            return dict(v)
+        return v
+
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    return attrs.asdict(value, value_serializer=serialize)
+
+
+def print_json(value: Any) -> None:
+    """Print a response model as indented JSON on stdout."""
+    print(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def print_jsonl(value: Any) -> None:
+    """Print a response model as one line of JSON (JSON Lines) on stdout."""
+    print(json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":")))
 
 
 class ProgressBar:

@@ -9,45 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-import attrs
-
-from ._client import LLMObsClient
-from .errors import LLMObsError, ValidationError
-from .models import UNSET, ExperimentStatus
+from .._client import LLMObsClient
+from ..errors import LLMObsError, ValidationError
+from ..models import UNSET, ExperimentStatus
+from .output import print_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def to_jsonable(value: Any) -> Any:
-    """A response model (or list of them) as plain JSON-ready data."""
-
-    def serialize(_: Any, __: Any, v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat()
-        if isinstance(v, enum.Enum):
-            return v.value
-        if isinstance(v, Mapping) and not isinstance(v, dict):
-            return dict(v)
-        return v
-
-    if isinstance(value, list):
-        return [to_jsonable(v) for v in value]
-    return attrs.asdict(value, value_serializer=serialize)
-
-
-def print_json(value: Any) -> None:
-    """Print a response model as indented JSON on stdout."""
-    print(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -246,13 +221,13 @@ async def _projects_update(args: argparse.Namespace) -> int:
 
 
 async def _records_update(args: argparse.Namespace) -> int:
-    from ._cli_records import records_update
+    from .records import records_update
 
     return await records_update(args, _client(args))
 
 
 async def _fake_server(args: argparse.Namespace) -> int:
-    from .testing import FakeLLMObsServer
+    from ..testing import FakeLLMObsServer
 
     async with FakeLLMObsServer(port=args.port) as fake:
         project_id = fake.add_project(name="local project")
@@ -272,7 +247,7 @@ async def _fake_server(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     return await run_demo(records=args.records)
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from ._bulk import BulkFailure, BulkInterruptedError, BulkResult
-from .errors import APIStatusError, ValidationError
+from .._bulk import BulkFailure, BulkInterruptedError, BulkResult
+from ..errors import APIStatusError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

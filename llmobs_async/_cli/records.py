@@ -21,13 +21,13 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ._bulk import BulkInterruptedError, BulkResult, RecordsPatch, check_batch_options
-from ._bulkjob import BulkJob
-from ._cli_summary import failure_text, print_summary
-from ._client import LLMObsClient
-from ._progress import ProgressBar
-from ._resources import records_path
-from .errors import ValidationError
+from .. import _routes
+from .._bulk import BulkInterruptedError, BulkResult, check_batch_options, records_patch
+from .._bulkjob import BulkJob
+from .._client import LLMObsClient
+from ..errors import ValidationError
+from .output import ProgressBar
+from .summary import failure_text, print_summary
 
 EXIT_INTERRUPTED = 130
 MARK = "_failure"
@@ -145,14 +145,16 @@ async def records_update(args: argparse.Namespace, client: LLMObsClient) -> int:
     if args.grace < 0:
         raise ValidationError("--grace", "must be >= 0")
     check_batch_options(args.batch_size, 5_000_000)
-    op = RecordsPatch(path=records_path(args.project_id, args.dataset_id))
+    op = records_patch(
+        _routes.UPDATE_RECORDS.compile(project_id=args.project_id, dataset_id=args.dataset_id)
+    )
     stream = _open(args.file)
     source = JsonLinesSource(stream, start=args.start_line)
     show = not args.quiet and sys.stderr.isatty()
     total = _count_lines(args.file, args.start_line) if show else None
     bar = ProgressBar(sys.stderr, total=total, enabled=show)
     job = BulkJob(
-        client,
+        client._transport,
         op,
         batch_size=args.batch_size,
         max_batch_bytes=5_000_000,

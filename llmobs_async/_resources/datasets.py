@@ -1,0 +1,109 @@
+"""``client.datasets``: create, get, list, update, delete and versions of a project's datasets."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import _routes, _wire
+from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
+from ..pagination import AsyncPaginator
+from ._base import Resource, filters, get_one, paginate, request_model
+
+_read_create = _wire.request_reader(DatasetCreate, "datasets")
+_read_update = _wire.request_reader(DatasetUpdate, "datasets")
+_load = _wire.one(_wire.structure_dataset)
+_load_page = _wire.page_of(_wire.structure_dataset)
+_load_versions = _wire.many(_wire.structure_version)
+
+
+class Datasets(Resource):
+    """Datasets of a project: ``/api/v2/llm-obs/v1/{project_id}/datasets``."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        project_id: str,
+        name: str | DatasetCreate | Mapping[str, Any],
+        /,
+        *,
+        description: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+    ) -> Dataset:
+        """Create an empty dataset (version 0) in a project.
+
+        Pass the name and fields, or a ready :class:`~llmobs_async.models.DatasetCreate`.
+        """
+        route = _routes.CREATE_DATASET.compile(project_id=project_id)
+        fields = {"description": description, "metadata": metadata}
+        if isinstance(name, str):
+            body = DatasetCreate(name=name, description=description, metadata=metadata)
+        else:
+            body = request_model(name, fields, DatasetCreate, _read_create)
+        payload = _wire.encode_model(body, "datasets")
+        return await self._transport.request(route, _load, body=payload)
+
+    async def get(self, project_id: str, dataset_id: str) -> Dataset:
+        """The dataset with this id; ``NotFoundError`` when there is none."""
+        _routes.segment("dataset_id", dataset_id)
+        route = _routes.LIST_DATASETS.compile(project_id=project_id)
+        return await get_one(
+            self.list(project_id, ids=[dataset_id]),
+            "dataset",
+            dataset_id,
+            self._transport.origin + route.path,
+        )
+
+    def list(
+        self,
+        project_id: str,
+        *,
+        name: str | None = None,
+        ids: Sequence[str] | None = None,
+        cursor: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPaginator[Dataset]:
+        """Every dataset of a project (newest first), or those with this ``name`` or ``ids``."""
+        return paginate(
+            self._transport,
+            _routes.LIST_DATASETS.compile(project_id=project_id),
+            _load_page,
+            filters(name=name, id=ids),
+            cursor=cursor,
+            page_size=page_size,
+        )
+
+    async def update(
+        self,
+        project_id: str,
+        dataset_id: str,
+        body: DatasetUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+    ) -> Dataset:
+        """Partially update a dataset's name, description or metadata."""
+        route = _routes.UPDATE_DATASET.compile(project_id=project_id, dataset_id=dataset_id)
+        update = request_model(
+            body,
+            {"name": name, "description": description, "metadata": metadata},
+            DatasetUpdate,
+            _read_update,
+        )
+        payload = _wire.encode_model(update, "datasets", nonempty=True)
+        return await self._transport.request(route, _load, body=payload)
+
+    async def delete(self, project_id: str, dataset_ids: str | Sequence[str], /) -> None:
+        """Delete one dataset of a project or several (one request)."""
+        route = _routes.DELETE_DATASETS.compile(project_id=project_id)
+        payload = _wire.encode_ids("datasets", "dataset_ids", dataset_ids)
+        await self._transport.request(route, _wire.nothing, body=payload)
+
+    async def versions(self, project_id: str, dataset_id: str) -> builtins.list[DatasetVersion]:
+        """Every version of a dataset (the API does not page this list)."""
+        route = _routes.DATASET_VERSIONS.compile(project_id=project_id, dataset_id=dataset_id)
+        return await self._transport.request(route, _load_versions)

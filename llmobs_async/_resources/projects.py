@@ -1,0 +1,90 @@
+"""``client.projects``: create (get-or-create by name), get, list, update, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import _routes, _wire
+from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
+from ..pagination import AsyncPaginator
+from ._base import Resource, filters, get_one, paginate, request_model
+
+_read_create = _wire.request_reader(ProjectCreate, "projects")
+_read_update = _wire.request_reader(ProjectUpdate, "projects")
+_load = _wire.one(_wire.structure_project)
+_load_page = _wire.page_of(_wire.structure_project)
+
+
+class Projects(Resource):
+    """Projects of the organization: ``/api/v2/llm-obs/v1/projects``."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        name: str | ProjectCreate | Mapping[str, Any],
+        /,
+        *,
+        description: str | Unset = UNSET,
+    ) -> Project:
+        """Create a project, or return the existing one of that name (the API's get-or-create).
+
+        Pass the name and fields, or a ready :class:`~llmobs_async.models.ProjectCreate`.
+        """
+        if isinstance(name, str):
+            body = ProjectCreate(name=name, description=description)
+        else:
+            body = request_model(name, {"description": description}, ProjectCreate, _read_create)
+        payload = _wire.encode_model(body, "projects")
+        return await self._transport.request(_routes.CREATE_PROJECT.compile(), _load, body=payload)
+
+    async def get(self, project_id: str) -> Project:
+        """The project with this id; ``NotFoundError`` when there is none."""
+        _routes.segment("project_id", project_id)
+        route = _routes.LIST_PROJECTS.compile()
+        return await get_one(
+            self.list(ids=[project_id]), "project", project_id, self._transport.origin + route.path
+        )
+
+    def list(
+        self,
+        *,
+        name: str | None = None,
+        ids: Sequence[str] | None = None,
+        cursor: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPaginator[Project]:
+        """Every project (newest first), or those with this ``name`` or these ``ids``; lazily."""
+        return paginate(
+            self._transport,
+            _routes.LIST_PROJECTS.compile(),
+            _load_page,
+            filters(name=name, id=ids),
+            cursor=cursor,
+            page_size=page_size,
+        )
+
+    async def update(
+        self,
+        project_id: str,
+        body: ProjectUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+    ) -> Project:
+        """Partially update a project; fields not given are left unchanged."""
+        route = _routes.UPDATE_PROJECT.compile(project_id=project_id)
+        update = request_model(
+            body, {"name": name, "description": description}, ProjectUpdate, _read_update
+        )
+        payload = _wire.encode_model(update, "projects", nonempty=True)
+        return await self._transport.request(route, _load, body=payload)
+
+    async def delete(self, project_ids: str | Sequence[str], /) -> None:
+        """Delete one project or several (one request)."""
+        payload = _wire.encode_ids("projects", "project_ids", project_ids)
+        await self._transport.request(
+            _routes.DELETE_PROJECTS.compile(), _wire.nothing, body=payload
+        )

@@ -1,0 +1,224 @@
+"""``client.records``: list, create, update and delete a dataset's records, one call or a job."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import _bulk, _json, _routes, _wire, _wire_records
+from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
+from ..errors import ValidationError
+from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
+from ..pagination import AsyncPaginator, Page
+from ._base import Resource, filters, paginate
+
+
+def _load_page(body: bytes) -> Page[DatasetRecord]:
+    doc = _json.loads(body)
+    data = doc["data"]
+    if not isinstance(data, list):
+        raise TypeError("data is not a list")
+    structure = _wire_records.structure_record
+    return Page(items=[structure(item) for item in data], next_cursor=_wire.next_cursor(doc))
+
+
+def _sequence(records: Any) -> Sequence[Any]:
+    if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
+        raise ValidationError("records", "must be a sequence of records")
+    if not records:
+        raise ValidationError("records", "must not be empty")
+    return records
+
+
+class Records(Resource):
+    """Records of a dataset: ``/api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}/records``."""
+
+    __slots__ = ()
+
+    def list(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None = None,
+        tags: Sequence[str] | None = None,
+        cursor: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPaginator[DatasetRecord]:
+        """Every record of a dataset (at its current ``version`` unless given); lazily.
+
+        ``tags`` keeps the records that carry every one of them (``"key:value"``).
+        """
+        route = _routes.LIST_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
+        query = filters(tags=tags)
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise ValidationError("version", f"must be an integer >= 0; got {version!r}")
+            query.append(("filter[version]", str(version)))
+        return paginate(
+            self._transport, route, _load_page, query, cursor=cursor, page_size=page_size
+        )
+
+    async def create(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: Sequence[RecordCreate | Mapping[str, Any]],
+        *,
+        deduplicate: bool | Unset = UNSET,
+    ) -> builtins.list[DatasetRecord]:
+        """Add records to a dataset in one request (a new dataset version); return them as stored.
+
+        Each item is a :class:`~llmobs_async.models.RecordCreate` or a mapping
+        of its fields (``input`` required). For more than a request's worth,
+        use :meth:`create_many`.
+        """
+        route = _routes.CREATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
+        encoded = _wire_records.encode_new_records(_sequence(records))
+        options = b""
+        if deduplicate is not UNSET:
+            if not isinstance(deduplicate, bool):
+                raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
+            options = b',"deduplicate":%s' % (b"true" if deduplicate else b"false")
+        payload = _wire.envelope("records", b'{"records":%s%s}' % (encoded, options))
+        return await self._transport.request(route, _wire_records.load_records, body=payload)
+
+    async def update(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: Sequence[RecordUpdate | Mapping[str, Any]],
+    ) -> builtins.list[DatasetRecord]:
+        """Update records of a dataset in one request and return them as stored.
+
+        Each item is a :class:`~llmobs_async.models.RecordUpdate` or a mapping
+        with its fields (``id`` required). For more than a request's worth of
+        records use :meth:`update_many`.
+        """
+        route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
+        encoded = _wire_records.encode_records(_sequence(records))
+        payload = _wire_records.records_body(encoded[1:-1])
+        return await self._transport.request(route, _wire_records.load_records, body=payload)
+
+    async def delete(
+        self, project_id: str, dataset_id: str, record_ids: str | Sequence[str], /
+    ) -> None:
+        """Delete records of a dataset by id, in one request."""
+        route = _routes.DELETE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
+        payload = _wire.encode_ids("records", "record_ids", record_ids)
+        await self._transport.request(route, _wire.nothing, body=payload)
+
+    async def update_many(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: RecordSource,
+        *,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Stream any number of record updates in batches; lose none.
+
+        ``records`` is any iterable or async iterable of ``RecordUpdate`` or
+        dicts; it is read lazily, so memory stays bounded by ``batch_size`` x
+        the batches in flight (the client's ``max_concurrency``). Batches are
+        cut at ``batch_size`` records or ``max_batch_bytes`` of JSON, whichever
+        comes first; a 413 splits a batch in halves down to single records,
+        and a batch the API refuses (400, 404, 409, 422) is split to isolate
+        the records at fault. Invalid records are reported without being sent.
+
+        Returns a :class:`~llmobs_async.BulkResult` where
+        ``applied + sum(len(f.records) for f in failed) == submitted``;
+        it does not raise for failed records (call ``raise_for_failures()``).
+        ``on_progress`` gets a :class:`~llmobs_async.BulkProgress` after each batch.
+        """
+        route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
+        return await _bulk.run_job(
+            self._transport,
+            _bulk.records_patch(route),
+            records,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+            name="update_many",
+        )
+
+    async def create_many(
+        self,
+        project_id: str,
+        dataset_id: str,
+        records: NewRecordSource,
+        *,
+        deduplicate: bool = True,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Stream any number of new records into a dataset: one new dataset version per job.
+
+        Goes through ``batch_update``: the first batch makes the new version
+        (sent alone), the others add to it. Otherwise as :meth:`update_many`.
+        """
+        if not isinstance(deduplicate, bool):
+            raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
+        return await self._batch_job(
+            project_id,
+            dataset_id,
+            records,
+            "insert_records",
+            b'"deduplicate":%s,' % (b"true" if deduplicate else b"false"),
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+        )
+
+    async def delete_many(
+        self,
+        project_id: str,
+        dataset_id: str,
+        record_ids: IdSource,
+        *,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Delete any number of records by id: one new dataset version per job.
+
+        Goes through ``batch_update`` like :meth:`create_many`; reports as :meth:`update_many`.
+        """
+        return await self._batch_job(
+            project_id,
+            dataset_id,
+            record_ids,
+            "delete_records",
+            b"",
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+        )
+
+    async def _batch_job(
+        self,
+        project_id: str,
+        dataset_id: str,
+        items: Any,
+        field: str,
+        options: bytes,
+        *,
+        batch_size: int,
+        max_batch_bytes: int,
+        on_progress: ProgressCallback | None,
+    ) -> BulkResult:
+        route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
+        name = "create_many" if field == "insert_records" else "delete_many"
+        return await _bulk.run_job(
+            self._transport,
+            _bulk.batch_update(route, dataset_id, field, options),
+            items,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+            name=name,
+        )

@@ -1,0 +1,84 @@
+"""Lazy, resumable iteration over the API's cursor-paged lists.
+
+Every ``list`` method returns an :class:`AsyncPaginator` without sending
+anything. Iterating it fetches one page at a time, each only when the items
+of the previous one are used up::
+
+    async for record in client.records.list(project_id, dataset_id):
+        ...
+
+    async for page in client.records.list(project_id, dataset_id, page_size=500).pages():
+        save(page.items, page.next_cursor)          # resume later with cursor=
+
+The next cursor is the answer's ``meta.after``; the list ends when it is
+missing, ``null`` or ``""``. A server that sends a cursor twice raises
+:class:`~llmobs_async.errors.PaginationError` instead of looping forever.
+Every page goes through the client's request loop, so a 429, a 5xx or a
+dropped connection in the middle of a pull is waited out and retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import attrs
+
+from .errors import PaginationError
+
+__all__ = ["AsyncPaginator", "Page"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[T]):
+    """One page of a list: its items and the cursor of the next page (``None`` at the end)."""
+
+    items: Sequence[T]
+    next_cursor: str | None = None
+
+
+class AsyncPaginator(Generic[T]):
+    """Every item of a list, page after page, fetched only as they are used.
+
+    Iterate it with ``async for`` for the items, or :meth:`pages` for whole
+    pages. Each iteration starts again from the ``cursor`` it was made with
+    (the first page by default). Nothing is sent until it is iterated.
+    """
+
+    __slots__ = ("_cursor", "_fetch", "_what")
+
+    def __init__(
+        self, fetch: Callable[[str | None], Awaitable[Page[T]]], *, cursor: str | None, what: str
+    ) -> None:
+        self._fetch = fetch
+        self._cursor = cursor
+        self._what = what
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Yield the pages; the last one has ``next_cursor`` ``None``."""
+        cursor = self._cursor
+        seen: set[str] = set()
+        while True:
+            page = await self._fetch(cursor)
+            yield page
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+            if cursor in seen:
+                raise PaginationError(
+                    f"{self._what}: the server sent the page cursor {cursor[:40]!r} a second "
+                    "time; stopped instead of looping",
+                    cursor=cursor,
+                    url=self._what,
+                )
+            seen.add(cursor)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    def __repr__(self) -> str:
+        return f"AsyncPaginator({self._what}, cursor={self._cursor!r})"
