@@ -1,25 +1,33 @@
 """llmobs_async: an async-first client for the Datadog LLM Observability API.
 
 >>> async with LLMObsClient() as client:  # doctest: +SKIP
+...     project = await client.projects.create("evals")
+...     async for record in client.records.list(project.id, dataset_id):
+...         ...
 ...     exp = await client.experiments.update(exp_id, status="completed")
 """
 
-from . import errors, models
+from . import errors, models, pagination
 from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
 from ._version import __version__
 from .models import UNSET
+from .pagination import AsyncPaginator, EventsPage, Page
 
 __all__ = [
     "SITES",
     "UNSET",
+    "AsyncPaginator",
     "BulkFailure",
     "BulkInterruptedError",
     "BulkProgress",
     "BulkResult",
+    "EventsPage",
     "LLMObsClient",
+    "Page",
     "__version__",
     "errors",
     "models",
+    "pagination",
 ]

@@ -21,7 +21,6 @@ from .models import RecordCreate, RecordUpdate
 
 if TYPE_CHECKING:
     from ._routes import Compiled
-    from ._transport import Transport
 
 __all__ = [
     "BulkFailure",
@@ -312,29 +311,3 @@ def check_source(records: object) -> None:
         isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable)
     ):
         raise ValidationError("records", "must be an iterable or async iterable of records")
-
-
-async def run_job(
-    transport: Transport,
-    op: BulkOperation,
-    records: Any,
-    *,
-    batch_size: int,
-    max_batch_bytes: int,
-    on_progress: ProgressCallback | None,
-    name: str,
-) -> BulkResult:
-    """Run a bulk job of ``op`` over ``records``; see ``Records.update_many``."""
-    from ._bulkjob import BulkJob
-
-    check_batch_options(batch_size, max_batch_bytes)
-    check_source(records)
-    job = BulkJob(
-        transport,
-        op,
-        batch_size=batch_size,
-        max_batch_bytes=max_batch_bytes,
-        on_progress=on_progress,
-        name=name,
-    )
-    return await job.run(records)

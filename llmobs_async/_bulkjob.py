@@ -32,6 +32,8 @@ from ._bulk import (
     RecordItem,
     RecordSource,
     attach_result,
+    check_batch_options,
+    check_source,
 )
 from .errors import APIStatusError, LLMObsError, ValidationError
 
@@ -438,3 +440,27 @@ async def _aiter(records: RecordSource) -> AsyncIterable[RecordItem]:
     else:
         for item in records:
             yield item
+
+
+async def run_job(
+    transport: Transport,
+    op: BulkOperation,
+    records: Any,
+    *,
+    batch_size: int,
+    max_batch_bytes: int,
+    on_progress: ProgressCallback | None,
+    name: str,
+) -> BulkResult:
+    """Run a bulk job of ``op`` over ``records``; see ``Records.update_many``."""
+    check_batch_options(batch_size, max_batch_bytes)
+    check_source(records)
+    job = BulkJob(
+        transport,
+        op,
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        on_progress=on_progress,
+        name=name,
+    )
+    return await job.run(records)

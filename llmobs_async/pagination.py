@@ -25,8 +25,9 @@ from typing import Generic, TypeVar
 import attrs
 
 from .errors import PaginationError
+from .models import EvalMetric, SpanResult
 
-__all__ = ["AsyncPaginator", "Page"]
+__all__ = ["AsyncPaginator", "EventsPage", "Page"]
 
 T = TypeVar("T")
 
@@ -37,6 +38,14 @@ class Page(Generic[T]):
 
     items: Sequence[T]
     next_cursor: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EventsPage(Page[SpanResult]):
+    """A page of an experiment's results: its spans, and the experiment-level metrics."""
+
+    summary_metrics: Sequence[EvalMetric] = ()
+    """Metrics of the whole experiment (``metric_source`` ``"summary"``), not of one span."""
 
 
 class AsyncPaginator(Generic[T]):

@@ -6,13 +6,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import attrs
-
 from .. import _json, _routes, _wire
 from ..errors import ValidationError
 from ..models import (
     UNSET,
-    EvalMetric,
     Experiment,
     ExperimentCreate,
     ExperimentMetric,
@@ -23,7 +20,7 @@ from ..models import (
     SpanResult,
     Unset,
 )
-from ..pagination import AsyncPaginator, Page
+from ..pagination import AsyncPaginator, EventsPage, Page
 from ._base import Resource, filters, get_one, paginate, request_model
 
 _read_create = _wire.request_reader(ExperimentCreate, "experiments")
@@ -193,13 +190,6 @@ class Experiments(Resource):
         await self._transport.request(
             _routes.DELETE_EXPERIMENTS.compile(), _wire.nothing, body=payload
         )
-
-
-@attrs.frozen(kw_only=True)
-class EventsPage(Page[SpanResult]):
-    """A page of an experiment's results: spans, and the experiment-level metrics."""
-
-    summary_metrics: Sequence[EvalMetric] = ()
 
 
 def _load_events_page(body: bytes) -> Page[SpanResult]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _bulk, _json, _routes, _wire, _wire_records
 from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
+from .._bulkjob import run_job
 from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
@@ -135,7 +136,7 @@ class Records(Resource):
         ``on_progress`` gets a :class:`~llmobs_async.BulkProgress` after each batch.
         """
         route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
-        return await _bulk.run_job(
+        return await run_job(
             self._transport,
             _bulk.records_patch(route),
             records,
@@ -213,7 +214,7 @@ class Records(Resource):
     ) -> BulkResult:
         route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
         name = "create_many" if field == "insert_records" else "delete_many"
-        return await _bulk.run_job(
+        return await run_job(
             self._transport,
             _bulk.batch_update(route, dataset_id, field, options),
             items,

@@ -1,0 +1,106 @@
+"""The package's shape: the public surface is ``__all__``, and no module imports itself back.
+
+Imports are read from the source (every ``import``, at module level, under
+``TYPE_CHECKING`` or inside a function), so a cycle hidden behind a lazy
+import counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import TypeVar
+
+import llmobs_async
+
+PACKAGE = Path(llmobs_async.__file__).resolve().parent
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        out.update(t for t in targets if t in known and t != name)
+    return out
+
+
+def test_no_module_imports_itself_back() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    # A package's __init__ importing its own submodules is how re-exports work.
+    graph = {
+        name: {t for t in targets if not t.startswith(name + ".")}
+        for name, targets in graph.items()
+    }
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_every_module_imports_on_its_own() -> None:
+    for info in pkgutil.walk_packages(llmobs_async.__path__, "llmobs_async."):
+        if info.name.endswith(("pytest_plugin", "__main__")):
+            continue  # run by pytest and by ``python -m``, not imported
+        importlib.import_module(info.name)
+
+
+def test_the_public_surface_is_all_and_only_all() -> None:
+    public = {n for n in dir(llmobs_async) if not n.startswith("_")}
+    modules = {"errors", "models", "pagination", "testing"}
+    assert public - modules == set(llmobs_async.__all__) - modules - {"__version__"}
+    for name in llmobs_async.__all__:
+        value = getattr(llmobs_async, name)
+        assert getattr(value, "__doc__", None) or name in ("SITES", "UNSET", "__version__"), name
+
+
+def test_every_public_name_of_the_submodules_is_documented_and_listed() -> None:
+    for module in (llmobs_async.errors, llmobs_async.models, llmobs_async.pagination):
+        listed = set(module.__all__)
+        defined = {
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+            and not isinstance(v, TypeVar)
+        }
+        assert defined <= listed | {"STATUS_CLASSES", "NO_EXTRA"}, (
+            module.__name__,
+            defined - listed,
+        )
+        for name in listed:
+            assert getattr(module, name) is not None, name
