@@ -32,6 +32,8 @@ async def test_three_updates_send_the_documented_requests(
     paths = [r.path for r in fake.requests]
     assert paths == [
         f"/api/v2/llm-obs/v1/experiments/{seeded.experiment_id}",
+        # The live API answers the PATCH with an empty 200: the client reads it back.
+        f"/api/v2/llm-obs/v1/experiments?filter[id]={seeded.experiment_id}",
         f"/api/v2/llm-obs/v1/projects/{seeded.project_id}",
         f"/api/v2/llm-obs/v1/{seeded.project_id}/datasets/{seeded.dataset_id}/records",
     ]
