@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _routes, _wire
+from ..errors import ValidationError
 from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
 from ..pagination import AsyncPaginator
 from ._base import Resource, filters, get_one, paginate, request_model
@@ -40,6 +41,8 @@ class Datasets(Resource):
         fields = {"description": description, "metadata": metadata}
         if isinstance(name, str):
             body = DatasetCreate(name=name, description=description, metadata=metadata)
+        elif name is None:
+            raise ValidationError("name", "is required")
         else:
             body = request_model(name, fields, DatasetCreate, _read_create)
         payload = _wire.encode_model(body, "datasets")

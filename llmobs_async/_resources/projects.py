@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _routes, _wire
+from ..errors import ValidationError
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
 from ._base import Resource, filters, get_one, paginate, request_model
@@ -34,6 +35,8 @@ class Projects(Resource):
         """
         if isinstance(name, str):
             body = ProjectCreate(name=name, description=description)
+        elif name is None:
+            raise ValidationError("name", "is required")
         else:
             body = request_model(name, {"description": description}, ProjectCreate, _read_create)
         payload = _wire.encode_model(body, "projects")
