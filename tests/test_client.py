@@ -341,3 +341,20 @@ async def test_unset_in_a_record_dict_leaves_the_field_out(
     assert result.ok
     sent = [r.json()["data"]["attributes"]["records"] for r in fake.requests]
     assert sent == [[{"id": "rec-1", "expected_output": "kept"}], [{"id": "rec-2"}]]
+
+
+async def test_the_override_origin_variable_points_the_client_at_a_server(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeLLMObsServer, seeded: Seeded
+) -> None:
+    # ddtrace's variable: an app is pointed at the fake without a code change.
+    monkeypatch.setenv("DD_LLMOBS_OVERRIDE_ORIGIN", fake.base_url)
+    monkeypatch.setenv("DD_API_KEY", fake.api_key)
+    monkeypatch.setenv("DD_APP_KEY", fake.app_key)
+    async with LLMObsClient() as client:
+        assert client.base_url == fake.base_url
+        assert (await client.projects.get(seeded.project_id)).name == "proj"
+    assert LLMObsClient(site="datadoghq.eu").base_url == "https://api.datadoghq.eu"
+    monkeypatch.setenv("DD_LLMOBS_OVERRIDE_ORIGIN", "http://example.com")
+    with pytest.raises(errors.ValidationError) as caught:
+        LLMObsClient()
+    assert caught.value.field == "DD_LLMOBS_OVERRIDE_ORIGIN"
