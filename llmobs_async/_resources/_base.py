@@ -36,6 +36,15 @@ def request_model(body: Any, fields: dict[str, Any], model: type[T], read: Calla
     return read(body)
 
 
+def named_model(name: Any, fields: dict[str, Any], model: type[T], read: Callable[[Any], T]) -> T:
+    """A create's model from its name and fields, or from a ready model or mapping as ``name``."""
+    if isinstance(name, str):
+        return model(name=name, **fields)  # type: ignore[call-arg]  # every create model has a name
+    if name is None:
+        raise ValidationError("name", "is required")
+    return request_model(name, fields, model, read)
+
+
 def filters(**values: str | Sequence[str] | None) -> list[tuple[str, str]]:
     """``filter[name]`` query parameters; a sequence repeats the parameter, None leaves it out."""
     query: list[tuple[str, str]] = []

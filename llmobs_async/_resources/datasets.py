@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _routes, _wire
-from ..errors import ValidationError
 from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
 from ..pagination import AsyncPaginator
-from ._base import Resource, filters, get_one, paginate, request_model
+from ._base import Resource, filters, get_one, named_model, paginate, request_model
 
 _read_create = _wire.request_reader(DatasetCreate, "datasets")
 _read_update = _wire.request_reader(DatasetUpdate, "datasets")
@@ -39,12 +38,7 @@ class Datasets(Resource):
         """
         route = _routes.CREATE_DATASET.compile(project_id=project_id)
         fields = {"description": description, "metadata": metadata}
-        if isinstance(name, str):
-            body = DatasetCreate(name=name, description=description, metadata=metadata)
-        elif name is None:
-            raise ValidationError("name", "is required")
-        else:
-            body = request_model(name, fields, DatasetCreate, _read_create)
+        body = named_model(name, fields, DatasetCreate, _read_create)
         payload = _wire.encode_model(body, "datasets")
         return await self._transport.request(route, _load, body=payload)
 

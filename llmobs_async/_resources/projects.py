@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _routes, _wire
-from ..errors import ValidationError
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
-from ._base import Resource, filters, get_one, paginate, request_model
+from ._base import Resource, filters, get_one, named_model, paginate, request_model
 
 _read_create = _wire.request_reader(ProjectCreate, "projects")
 _read_update = _wire.request_reader(ProjectUpdate, "projects")
@@ -33,12 +32,7 @@ class Projects(Resource):
 
         Pass the name and fields, or a ready :class:`~llmobs_async.models.ProjectCreate`.
         """
-        if isinstance(name, str):
-            body = ProjectCreate(name=name, description=description)
-        elif name is None:
-            raise ValidationError("name", "is required")
-        else:
-            body = request_model(name, {"description": description}, ProjectCreate, _read_create)
+        body = named_model(name, {"description": description}, ProjectCreate, _read_create)
         payload = _wire.encode_model(body, "projects")
         return await self._transport.request(_routes.CREATE_PROJECT.compile(), _load, body=payload)
 
