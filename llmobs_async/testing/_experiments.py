@@ -103,10 +103,10 @@ def _unique_name(store: FakeStore, project_id: str, name: str) -> str:
 
 
 def list_experiments(store: FakeStore, query: MultiMapping[str]) -> Reply:
-    """``GET v1/experiments``: needs a project, a dataset or ids (``filter[...]``).
+    """``GET v1/experiments``: needs ``filter[project_id]``, ``[dataset_id]`` or ``[id]``.
 
-    The specification asks for a project or a dataset; ddtrace reads one
-    experiment with ``filter[id]`` alone, which the live API answers.
+    The spec requires one of the first two; ddtrace gets an experiment with
+    ``filter[id]`` alone, so the live API takes that too.
     """
     project_id = query.get("filter[project_id]")
     dataset_id = query.get("filter[dataset_id]")
