@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from .. import _json, _routes, _wire
+from .._transport import Transport
 from ..errors import ValidationError
 from ..models import (
     UNSET,
@@ -42,7 +43,7 @@ class Experiments(Resource):
 
     __slots__ = ("events",)
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Transport) -> None:
         super().__init__(transport)
         self.events = Events(transport)
         """Push and read an experiment's spans and evaluation metrics."""
