@@ -28,6 +28,9 @@ class Seeded:
 async def fake() -> AsyncIterator[FakeLLMObsServer]:
     """A started fake server with no data."""
     async with FakeLLMObsServer() as server:
+        # The 0.1 client reads the experiment PATCH answer; the live API (and the
+        # fake by default) answers it empty. Drop this once update reads back.
+        server.experiment_patch_echo = True
         yield server
 
 

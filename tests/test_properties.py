@@ -77,6 +77,7 @@ ORIGINAL = {"name": "orig", "description": "orig desc", "error": "orig err", "me
 def test_any_experiment_update_changes_exactly_the_fields_set(fields, as_model):
     async def run() -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
         async with FakeLLMObsServer() as fake:
+            fake.experiment_patch_echo = True  # as in conftest: the 0.1 client reads the answer
             eid = fake.add_experiment(project_id=fake.add_project())
             fake.experiments[eid].update(copy.deepcopy(ORIGINAL))
             before = copy.deepcopy(fake.experiments[eid])

@@ -23,14 +23,22 @@ class RecordedRequest:
 
     method: str
     path: str
+    """The path as sent, query string included (percent-encoding kept)."""
     headers: Mapping[str, str]
     body: bytes
+    query: Mapping[str, list[str]] = attrs.field(factory=dict)
+    """The query string, decoded: each parameter with its values (``page[cursor]``: ``[...]``)."""
     status: int = 0
     """Status answered; 0 while unanswered, or when the connection was dropped or
     the client went away before the answer."""
     at: float = attrs.field(factory=time.monotonic)
     """When the request arrived (its body read), in ``time.monotonic()`` seconds: the
     clock asyncio's default loop uses, so tests can compare it with ``loop.time()``."""
+
+    @property
+    def url_path(self) -> str:
+        """The path without its query string."""
+        return self.path.partition("?")[0]
 
     def json(self) -> Any:
         """The request body, decoded."""
@@ -43,7 +51,8 @@ class Fault:
 
     ``status`` with ``body`` and ``headers`` replaces the answer; ``delay``
     holds the answer back; ``drop`` closes the connection without answering.
-    ``match`` narrows the requests it applies to; ``times=None`` is forever.
+    ``match`` narrows the requests it applies to; ``times=None`` is forever;
+    ``after`` lets that many matching requests through before it applies.
     """
 
     status: int | None = None
@@ -53,12 +62,16 @@ class Fault:
     drop: bool = False
     times: int | None = 1
     match: Callable[[RecordedRequest], bool] | None = None
+    after: int = 0
 
     def take(self, request: RecordedRequest) -> bool:
         """Consume one use of the fault if it applies to ``request``."""
         if self.times is not None and self.times <= 0:
             return False
         if self.match is not None and not self.match(request):
+            return False
+        if self.after > 0:
+            self.after -= 1
             return False
         if self.times is not None:
             self.times -= 1

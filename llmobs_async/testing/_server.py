@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ._events import ExperimentEvents
 from ._faults import (
     HTML_PAGE,
     Chaos,
@@ -19,10 +20,19 @@ from ._faults import (
     error_body,
     rate_limit_fault,
 )
-from ._store import ApiFault, FakeStore
-
-_PREFIX = "/api/v2/llm-obs/v1"
-_REDACTED = "<redacted>"
+from ._http import (
+    BODILESS,
+    RECORD_ROUTES,
+    decode_body,
+    raw_response,
+    record_ids,
+    recorded,
+    status_title,
+)
+from ._records import FakeDataset
+from ._routes import ROUTES, Call
+from ._store import FakeStore
+from ._wire import ApiFault, Reply
 
 
 class FakeLLMObsServer:
@@ -31,10 +41,12 @@ class FakeLLMObsServer:
     It checks the ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (401 when
     missing, 403 when wrong; :meth:`add_keys` accepts more pairs, e.g. one per
     tenant), validates bodies as the API does (400 with a
-    JSON pointer, 404 for unknown ids), applies PATCH semantics, answers in
-    the live API's shapes (empty fields left out, records as ``datasets``
-    resources with ``tags``, ``canonical_id`` and ``version``), records every
-    request, and injects faults on demand::
+    JSON pointer, 404 for unknown ids), implements every operation of the
+    client (projects, datasets, versioned records, experiments, events) with
+    newest-first cursor pages, answers in the live API's shapes (empty fields
+    left out, records as ``datasets`` resources with ``tags``,
+    ``canonical_id`` and ``version``, an experiment PATCH answered 200 with an
+    empty body), records every request, and injects faults on demand::
 
         async with FakeLLMObsServer() as fake:
             project_id = fake.add_project()
@@ -81,9 +93,8 @@ class FakeLLMObsServer:
     async def start(self) -> FakeLLMObsServer:
         """Start listening; ``base_url`` is set afterwards."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_patch(_PREFIX + "/experiments/{id}", self._experiment)
-        app.router.add_patch(_PREFIX + "/projects/{id}", self._project)
-        app.router.add_patch(_PREFIX + "/{project_id}/datasets/{dataset_id}/records", self._records)
+        for method, path, call in ROUTES:
+            app.router.add_route(method, path, self._endpoint(call))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(
             app,
@@ -127,8 +138,29 @@ class FakeLLMObsServer:
 
     @property
     def experiments(self) -> dict[str, dict[str, Any]]:
-        """Experiments by id, as attribute dicts."""
+        """Experiments by id, as attribute dicts (soft-deleted ones have ``deleted_at``)."""
         return self.store.experiments
+
+    @property
+    def datasets(self) -> dict[str, FakeDataset]:
+        """Datasets by id: ``attributes``, ``version``, ``versions`` and ``records``."""
+        return self.store.datasets
+
+    @property
+    def experiment_patch_echo(self) -> bool:
+        """Answer an experiment PATCH with the resource, as older fakes did.
+
+        ``False`` (the default) answers 200 with an empty body, as the live API does.
+        """
+        return self.store.experiment_patch_echo
+
+    @experiment_patch_echo.setter
+    def experiment_patch_echo(self, value: bool) -> None:
+        self.store.experiment_patch_echo = value
+
+    def events(self, experiment_id: str) -> ExperimentEvents:
+        """The spans and metrics pushed to an experiment."""
+        return self.store.events_of(experiment_id)
 
     def add_project(self, **kwargs: Any) -> str:
         """Seed a project (``id``, ``name``, ``description``); return its id."""
@@ -144,12 +176,21 @@ class FakeLLMObsServer:
         project_id: str,
         id: str | None = None,
         records: Iterable[Mapping[str, Any]] | int = (),
+        **attributes: Any,
     ) -> str:
-        """Seed a dataset with records (dicts, or a count to generate); return its id."""
-        return self.store.add_dataset(project_id=project_id, id=id, records=records)
+        """Seed a dataset with records (dicts, or a count to generate); return its id.
+
+        ``attributes``: ``name``, ``description``, ``metadata``. 100,000
+        generated records take about a second.
+        """
+        return self.store.add_dataset(project_id=project_id, id=id, records=records, **attributes)
+
+    def add_records(self, dataset_id: str, records: Iterable[Mapping[str, Any]]) -> None:
+        """Seed records (``id`` optional) into a dataset, as one new version."""
+        self.store.add_records(dataset_id, records)
 
     def records(self, dataset_id: str) -> dict[str, dict[str, Any]]:
-        """The stored records of a dataset, by id."""
+        """The records of a dataset's current version, by id."""
         return self.store.datasets[dataset_id].records
 
     def add_keys(self, api_key: str, app_key: str) -> None:
@@ -176,19 +217,23 @@ class FakeLLMObsServer:
         drop: bool = False,
         times: int | None = 1,
         match: Callable[[RecordedRequest], bool] | None = None,
+        after: int = 0,
     ) -> Fault:
         """Misbehave on the next ``times`` matching requests (``None``: forever).
 
         ``status`` without ``body`` sends a JSON:API error body for that status;
         ``body`` may be bytes, text or a JSON-able mapping. Faults apply in the
-        order injected; a request takes at most one.
+        order injected; a request takes at most one. ``after`` lets that many
+        matching requests through first, e.g. to fail the third page of a pull::
+
+            fake.inject(status=503, after=2, match=lambda r: r.url_path.endswith("/records"))
         """
         if isinstance(body, Mapping):
             body = json.dumps(body).encode()
         elif isinstance(body, str):
             body = body.encode()
         if status is not None and body is None:
-            body = error_body(status, _title(status))
+            body = error_body(status, status_title(status))
         fault = Fault(
             status=status,
             body=body,
@@ -197,6 +242,7 @@ class FakeLLMObsServer:
             drop=drop,
             times=times,
             match=match,
+            after=after,
         )
         self._faults.append(fault)
         return fault
@@ -209,17 +255,20 @@ class FakeLLMObsServer:
         limit: int = 60,
         period: float = 60.0,
         match: Callable[[RecordedRequest], bool] | None = None,
+        after: int = 0,
     ) -> Fault:
         """Answer 429 with ``X-RateLimit-*`` headers asking to wait ``reset`` seconds.
 
         ``limit`` and ``period`` are the advertised limit: a client that paces
         itself will keep to ``limit`` requests per ``period`` afterwards.
-        ``times`` and ``match`` work as in :meth:`inject`: the next ``times``
-        requests for which ``match`` is true (``None``: every request) get it.
+        ``times``, ``match`` and ``after`` work as in :meth:`inject`: the next
+        ``times`` requests for which ``match`` is true (``None``: every
+        request) get it, once ``after`` of them went through.
         """
         fault = rate_limit_fault(reset=reset, limit=limit, period=period)
         fault.times = times
         fault.match = match
+        fault.after = after
         self._faults.append(fault)
         return fault
 
@@ -230,12 +279,16 @@ class FakeLLMObsServer:
         )
 
     def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
-        """Refuse, forever, every records request that contains ``record_id``."""
+        """Refuse, forever, every records request that names ``record_id``.
+
+        Records requests are the records PATCH, create and delete, and
+        ``batch_update``; a record is named by its ``id`` or in an id list.
+        """
         return self.inject(
             status=status,
-            body=error_body(status, _title(status), f"record {record_id} is invalid"),
+            body=error_body(status, status_title(status), f"record {record_id} is invalid"),
             times=None,
-            match=lambda r: r.path.endswith("/records") and record_id in _record_ids(r.body),
+            match=lambda r: r.url_path.endswith(RECORD_ROUTES) and record_id in record_ids(r.body),
         )
 
     def clear_faults(self) -> None:
@@ -245,33 +298,19 @@ class FakeLLMObsServer:
 
     # --- HTTP -------------------------------------------------------------------
 
-    async def _experiment(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(
-            request, lambda doc: self.store.update_experiment(request.match_info["id"], doc)
-        )
+    def _endpoint(self, call: Call) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self._handle(
+                request, lambda doc: call(self.store, request.match_info, request.query, doc)
+            )
 
-    async def _project(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(
-            request, lambda doc: self.store.update_project(request.match_info["id"], doc)
-        )
-
-    async def _records(self, request: web.Request) -> web.StreamResponse:
-        info = request.match_info
-        return await self._handle(
-            request,
-            lambda doc: self.store.update_records(info["project_id"], info["dataset_id"], doc),
-        )
+        return handler
 
     async def _handle(
-        self, request: web.Request, apply: Callable[[Any], dict[str, Any]]
+        self, request: web.Request, apply: Callable[[Any], Reply]
     ) -> web.StreamResponse:
         body = await request.read()
-        seen = RecordedRequest(
-            method=request.method,
-            path=request.raw_path,
-            headers=_redact(request.headers),
-            body=body,
-        )
+        seen = recorded(request, body)
         self.requests.append(seen)
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
@@ -287,19 +326,13 @@ class FakeLLMObsServer:
         return response
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.raw_path,
-                headers=_redact(request.headers),
-                body=await request.read(),
-                status=404,
-            )
-        )
-        return _raw(404, error_body(404, "Not Found", "no such endpoint"), {})
+        seen = recorded(request, await request.read())
+        seen.status = 404
+        self.requests.append(seen)
+        return raw_response(404, error_body(404, "Not Found", "no such endpoint"), {})
 
     async def _answer(
-        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Any]
+        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
     ) -> web.Response | None:
         fault = next((f for f in self._faults if f.take(seen)), None)
         if fault is None and self.chaos is not None:
@@ -310,24 +343,20 @@ class FakeLLMObsServer:
             if fault.drop:
                 return None
             if fault.status is not None:
-                return _raw(fault.status, fault.body or b"", fault.headers)
+                return raw_response(fault.status, fault.body or b"", fault.headers)
         limit_headers: Mapping[str, str] = {}
         if self.rate_limit is not None:
             allowed, limit_headers = self.rate_limit.admit()
             if not allowed:
-                return _raw(429, b'{"errors":["Too many requests"]}', limit_headers)
+                return raw_response(429, b'{"errors":["Too many requests"]}', limit_headers)
         try:
             self._authenticate(request)
             if len(seen.body) > self.max_body_bytes:
                 raise ApiFault(413, "Payload Too Large", "request body too large")
-            try:
-                doc = json.loads(seen.body)
-            except ValueError:
-                raise ApiFault(400, "Bad Request", "request body is not valid JSON") from None
-            answer = apply(doc)
+            answer = apply(None if request.method in BODILESS else decode_body(seen.body))
         except ApiFault as fault_:
-            return _raw(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
-        return _raw(200, json.dumps(answer).encode(), limit_headers)
+            return raw_response(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
+        return raw_response(answer.status, answer.encode(), limit_headers)
 
     def _authenticate(self, request: web.Request) -> None:
         api_key = request.headers.get("DD-API-KEY")
@@ -337,34 +366,5 @@ class FakeLLMObsServer:
         pair = (api_key, app_key)
         if pair != (self.api_key, self.app_key) and pair not in self._extra_keys:
             raise ApiFault(403, "Forbidden", "invalid API key or application key")
-        if request.content_type != "application/json":
+        if request.method not in BODILESS and request.content_type != "application/json":
             raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")
-
-
-def _raw(status: int, body: bytes, headers: Mapping[str, str]) -> web.Response:
-    response = web.Response(status=status, body=body, headers=headers)
-    if not any(key.lower() == "content-type" for key in headers):
-        response.content_type = "application/json"
-    return response
-
-
-def _record_ids(body: bytes) -> set[str]:
-    try:
-        records = json.loads(body)["data"]["attributes"]["records"]
-        return {r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)}
-    except (ValueError, KeyError, TypeError):
-        return set()
-
-
-def _redact(headers: Mapping[str, str]) -> dict[str, str]:
-    secret = {"dd-api-key", "dd-application-key"}
-    return {k: (_REDACTED if k.lower() in secret else v) for k, v in headers.items()}
-
-
-def _title(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

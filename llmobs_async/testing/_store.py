@@ -1,23 +1,53 @@
-"""The fake API's state and its PATCH semantics, independent of HTTP.
+"""The fake API's state: projects, datasets, experiments and events, by id.
 
-Objects are kept as plain JSON-ready dicts of all their attributes, empty
-ones included, so tests can read any of them. Answers are written the way
-the live API writes them: empty fields left out (see :data:`OMITTED_WHEN`),
-an ``author`` on everything, records as JSON:API resources of type
-``datasets`` with ``tags``, ``canonical_id`` and the dataset ``version``.
-Every method validates the way the API does and raises :class:`ApiFault`
-(status plus ``errors`` array) when it would refuse.
+Seeding (``add_*``), lookups that answer 404 the way the API does, and the
+PATCH semantics of projects, experiments and records live here; the other
+operations are in ``_datasets`` and ``_experiments``. Every method
+validates the way the API does and raises :class:`ApiFault` (status plus
+``errors`` array) when it would refuse.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 import uuid
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
+
+from ._events import ExperimentEvents
+from ._paging import SeqIndex
+from ._records import RECORD_FIELDS, FakeDataset
+from ._wire import (
+    AUTHOR_ID,
+    OMITTED_WHEN,
+    ApiFault,
+    answer_attributes,
+    attributes_of,
+    bad_request,
+    check_fields,
+    check_json,
+    escape,
+    not_found,
+    now_iso,
+    record_resource,
+    resource,
+)
+
+__all__ = [
+    "AUTHOR_ID",
+    "OMITTED_WHEN",
+    "STATUSES",
+    "ApiFault",
+    "FakeDataset",
+    "FakeStore",
+    "answer_attributes",
+    "bad_request",
+    "not_found",
+    "now_iso",
+    "record_resource",
+]
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 EXPERIMENT_FIELDS = {
@@ -29,66 +59,6 @@ EXPERIMENT_FIELDS = {
     "metadata": dict,
 }
 PROJECT_FIELDS = {"name": str, "description": str}
-RECORD_FIELDS = ("input", "expected_output", "metadata")
-AUTHOR_ID = "00000000-0000-4000-8000-00000000a0a0"
-"""Id of the user the fake says created everything (``author: {"id": ...}``)."""
-OMITTED_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
-    "projects": {"description": ("", None)},
-    "experiments": {
-        "description": ("", None),
-        "error": (None,),
-        "parent_experiment_id": (None,),
-        "dataset_name": (None,),
-        "deleted_at": (None,),
-        "aggregate_data": (None,),
-    },
-    "datasets": {
-        "expected_output": (None,),
-        "metadata": ({}, None),
-        "tags": ([], None),
-        "deleted_at": (None,),
-    },
-}
-"""By resource type (a record's is ``datasets``): the attributes the live API
-leaves out of its answers, and the values for which it does."""
-
-
-class ApiFault(Exception):
-    """An error answer: HTTP status and the JSON:API ``errors`` array."""
-
-    def __init__(self, status: int, title: str, detail: str, pointer: str | None = None) -> None:
-        super().__init__(detail)
-        item: dict[str, Any] = {"status": str(status), "title": title, "detail": detail}
-        if pointer is not None:
-            item["source"] = {"pointer": pointer}
-        self.status = status
-        self.body: dict[str, Any] = {"errors": [item]}
-
-
-def bad_request(detail: str, pointer: str | None = None) -> ApiFault:
-    """A 400 like the API's, with a JSON pointer into the request."""
-    return ApiFault(400, "Bad Request", detail, pointer)
-
-
-def not_found(detail: str) -> ApiFault:
-    """A 404 like the API's."""
-    return ApiFault(404, "Not Found", detail)
-
-
-def now_iso() -> str:
-    """The current time as the API writes it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@attrs.define
-class FakeDataset:
-    """A dataset: its project and its records by id."""
-
-    id: str
-    project_id: str
-    records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    version: int = 0
-    """The current version: each change to the records creates a new one."""
 
 
 @attrs.define
@@ -98,6 +68,18 @@ class FakeStore:
     projects: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     experiments: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     datasets: dict[str, FakeDataset] = attrs.field(factory=dict)
+    events: dict[str, ExperimentEvents] = attrs.field(factory=dict)
+    """Spans and metrics pushed to each experiment, by experiment id."""
+    experiment_patch_echo: bool = False
+    """Answer an experiment PATCH with the resource (200 with an empty body otherwise, as live)."""
+    _seq: Iterator[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    project_index: SeqIndex[str] = attrs.field(init=False, factory=SeqIndex)
+    dataset_index: dict[str, SeqIndex[str]] = attrs.field(init=False, factory=dict)
+    experiment_index: SeqIndex[str] = attrs.field(init=False, factory=SeqIndex)
+
+    def next_seq(self) -> int:
+        """A sequence number larger than every one given before (creation order)."""
+        return next(self._seq)
 
     # --- seeding -----------------------------------------------------------
 
@@ -114,6 +96,7 @@ class FakeStore:
             "created_at": ts,
             "updated_at": ts,
         }
+        self.project_index.add(self.next_seq(), pid)
         return pid
 
     def add_dataset(
@@ -122,47 +105,45 @@ class FakeStore:
         project_id: str,
         id: str | None = None,
         records: Iterable[Mapping[str, Any]] | int = (),
+        name: str | None = None,
+        description: str = "",
+        metadata: Mapping[str, Any] | None = None,
     ) -> str:
         """Create a dataset in ``project_id`` and return its id.
 
-        ``records`` is an iterable of record dicts (``id`` required) or a
-        count of records to generate with ids ``rec-0`` ... ``rec-{n-1}``.
+        ``records`` is an iterable of record dicts or a count of records to
+        generate with ids ``rec-0`` ... ``rec-{n-1}`` (one new version if any).
+        ``name`` defaults to ``dataset-`` and the first 8 characters of the id.
         """
         if project_id not in self.projects:
             raise KeyError(f"unknown project {project_id!r}")
         did = id or str(uuid.uuid4())
-        self.datasets[did] = FakeDataset(id=did, project_id=project_id)
+        ts = now_iso()
+        dataset = FakeDataset(id=did, project_id=project_id)
+        dataset.attributes = {
+            "author": {"id": AUTHOR_ID},
+            "name": name or f"dataset-{did[:8]}",
+            "description": description,
+            "metadata": dict(metadata or {}),
+            "dataset_type": "user",
+            "created_at": ts,
+            "updated_at": ts,
+        }
+        self.datasets[did] = dataset
+        self.dataset_index.setdefault(project_id, SeqIndex()).add(self.next_seq(), did)
         if isinstance(records, int):
             records = ({"id": f"rec-{i}", "input": {"i": i}} for i in range(records))
-        self.add_records(did, records)
+        dataset.seed(records)
         return did
 
     def add_records(self, dataset_id: str, records: Iterable[Mapping[str, Any]]) -> None:
         """Add records to a dataset, as a new version if there are any.
 
-        Each record needs an ``id``; ``input``/``expected_output`` default to
-        null, ``metadata`` to ``{}``, ``tags`` to ``[]``, ``canonical_id`` to
-        a new UUID.
+        ``id`` defaults to a new UUID, ``input``/``expected_output`` to null,
+        ``metadata`` to ``{}``, ``tags`` to ``[]``, ``canonical_id`` to a new
+        UUID. A record with the id of an existing one replaces it.
         """
-        dataset = self.datasets[dataset_id]
-        ts = now_iso()
-        added = False
-        for rec in records:
-            added = True
-            dataset.records[rec["id"]] = {
-                "id": rec["id"],
-                "author": {"id": AUTHOR_ID},
-                "canonical_id": rec.get("canonical_id") or str(uuid.uuid4()),
-                "dataset_id": dataset_id,
-                "input": rec.get("input"),
-                "expected_output": rec.get("expected_output"),
-                "metadata": dict(rec.get("metadata") or {}),
-                "tags": list(rec.get("tags") or ()),
-                "created_at": ts,
-                "updated_at": ts,
-            }
-        if added:
-            dataset.version += 1
+        self.datasets[dataset_id].seed(records)
 
     def add_experiment(
         self,
@@ -171,9 +152,10 @@ class FakeStore:
         dataset_id: str | None = None,
         id: str | None = None,
         name: str = "My Experiment v1",
-        status: str = "running",
+        status: str | None = "running",
+        **attributes: Any,
     ) -> str:
-        """Create an experiment and return its id."""
+        """Create an experiment and return its id; ``attributes`` override the stored ones."""
         if project_id not in self.projects:
             raise KeyError(f"unknown project {project_id!r}")
         eid = id or str(uuid.uuid4())
@@ -193,13 +175,50 @@ class FakeStore:
             "error": None,
             "created_at": ts,
             "updated_at": ts,
+            **attributes,
         }
+        self.experiment_index.add(self.next_seq(), eid)
         return eid
+
+    # --- lookups: 404 as the API answers it --------------------------------------------------
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        """The stored project, or 404."""
+        stored = self.projects.get(project_id)
+        if stored is None:
+            raise not_found(f"project {project_id} not found")
+        return stored
+
+    def dataset(self, project_id: str, dataset_id: str) -> FakeDataset:
+        """The live dataset of that project, or 404 (for the project first)."""
+        self.project(project_id)
+        dataset = self.datasets.get(dataset_id)
+        if (
+            dataset is None
+            or dataset.project_id != project_id
+            or dataset.attributes.get("deleted_at")
+        ):
+            raise not_found(f"dataset {dataset_id} not found")
+        return dataset
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        """The stored experiment that is not soft-deleted, or 404."""
+        stored = self.experiments.get(experiment_id)
+        if stored is None or stored.get("deleted_at"):
+            raise not_found(f"experiment {experiment_id} not found")
+        return stored
+
+    def events_of(self, experiment_id: str) -> ExperimentEvents:
+        """The events pushed to an experiment (an empty log at first)."""
+        events = self.events.get(experiment_id)
+        if events is None:
+            events = self.events[experiment_id] = ExperimentEvents()
+        return events
 
     # --- PATCH semantics ------------------------------------------------------
 
     def update_experiment(self, experiment_id: str, doc: Any) -> dict[str, Any]:
-        """Apply an experiment PATCH body; return the response document."""
+        """Apply an experiment PATCH body; return the resource document."""
         return _patch(self.experiments, experiment_id, doc, "experiments", EXPERIMENT_FIELDS)
 
     def update_project(self, project_id: str, doc: Any) -> dict[str, Any]:
@@ -207,53 +226,29 @@ class FakeStore:
         return _patch(self.projects, project_id, doc, "projects", PROJECT_FIELDS)
 
     def update_records(self, project_id: str, dataset_id: str, doc: Any) -> dict[str, Any]:
-        """Apply a records PATCH body (all or nothing); return the response document."""
-        if project_id not in self.projects:
-            raise not_found(f"project {project_id} not found")
-        dataset = self.datasets.get(dataset_id)
-        if dataset is None or dataset.project_id != project_id:
-            raise not_found(f"dataset {dataset_id} not found")
-        attributes = _attributes(doc, "records")
+        """Apply a records PATCH body (all or nothing); return the response document.
+
+        A field given is set, ``null`` included; a field absent is left as is.
+        """
+        dataset = self.dataset(project_id, dataset_id)
+        attributes = attributes_of(doc, "records")
         for key in attributes:
             if key != "records":
-                raise bad_request(f"unknown attribute {key!r}", f"/data/attributes/{_escape(key)}")
+                raise bad_request(f"unknown attribute {key!r}", f"/data/attributes/{escape(key)}")
         records = attributes.get("records")
         if not isinstance(records, list) or not records:
             raise bad_request("records must be a non-empty array", "/data/attributes/records")
         for index, rec in enumerate(records):
             _check_record(dataset, index, rec)
         ts = now_iso()
-        dataset.version += 1
+        version = dataset.bump()
         out = []
         for rec in records:
             stored = dataset.records[rec["id"]]
-            for key in RECORD_FIELDS:
-                if key in rec:
-                    stored[key] = rec[key]
-            stored["updated_at"] = ts
-            out.append(record_resource(stored, version=dataset.version))
+            values = {key: rec[key] for key in RECORD_FIELDS if key in rec}
+            dataset.change(stored, {**values, "updated_at": ts})
+            out.append(record_resource(stored, version=version))
         return {"data": out}
-
-
-def answer_attributes(kind: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """``attributes`` as the live API answers them: without the empty ones."""
-    omitted = OMITTED_WHEN[kind]
-    return {
-        key: value
-        for key, value in attributes.items()
-        if key not in omitted or not any(value == empty for empty in omitted[key])
-    }
-
-
-def record_resource(stored: Mapping[str, Any], *, version: int | None = None) -> dict[str, Any]:
-    """A stored record as the live API answers it: a ``datasets`` resource.
-
-    Answers to a change carry the new dataset ``version``; listings do not.
-    """
-    attributes = answer_attributes("datasets", {k: v for k, v in stored.items() if k != "id"})
-    if version is not None:
-        attributes["version"] = version
-    return {"id": stored["id"], "type": "datasets", "attributes": attributes}
 
 
 def _patch(
@@ -266,37 +261,13 @@ def _patch(
     stored = table.get(id)
     if stored is None:
         raise not_found(f"{type_[:-1]} {id} not found")
-    attributes = _attributes(doc, type_)
-    _check_fields(attributes, fields)
+    attributes = attributes_of(doc, type_)
+    check_fields(attributes, fields)
     if attributes.get("status", STATUSES[0]) not in STATUSES:
         raise bad_request(f"invalid status {attributes['status']!r}", "/data/attributes/status")
     stored.update(attributes)
     stored["updated_at"] = now_iso()
-    return {"data": {"id": id, "type": type_, "attributes": answer_attributes(type_, stored)}}
-
-
-def _attributes(doc: Any, type_: str) -> dict[str, Any]:
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict):
-        raise bad_request("Missing required attribute in body", "/data")
-    if data.get("type") != type_:
-        raise bad_request(f"type must be {type_!r}", "/data/type")
-    attributes = data.get("attributes")
-    if not isinstance(attributes, dict):
-        raise bad_request("Missing required attribute in body", "/data/attributes")
-    return attributes
-
-
-def _check_fields(attributes: dict[str, Any], fields: Mapping[str, type]) -> None:
-    for key, value in attributes.items():
-        expected = fields.get(key)
-        pointer = f"/data/attributes/{_escape(key)}"
-        if expected is None:
-            raise bad_request(f"unknown attribute {key!r}", pointer)
-        if not isinstance(value, expected):
-            raise bad_request(f"{key} must be a {expected.__name__}", pointer)
-        if expected is dict:
-            _check_json(value, pointer)
+    return {"data": resource(type_, id, stored)}
 
 
 def _check_record(dataset: FakeDataset, index: int, rec: Any) -> None:
@@ -308,27 +279,11 @@ def _check_record(dataset: FakeDataset, index: int, rec: Any) -> None:
         raise bad_request("Missing required attribute in body", f"{pointer}/id")
     for key in rec:
         if key != "id" and key not in RECORD_FIELDS:
-            raise bad_request(f"unknown attribute {key!r}", f"{pointer}/{_escape(key)}")
+            raise bad_request(f"unknown attribute {key!r}", f"{pointer}/{escape(key)}")
     if "metadata" in rec and not isinstance(rec["metadata"], dict):
         raise bad_request("metadata must be an object", f"{pointer}/metadata")
     for key in RECORD_FIELDS:
         if key in rec:
-            _check_json(rec[key], f"{pointer}/{key}")
+            check_json(rec[key], f"{pointer}/{key}")
     if rid not in dataset.records:
         raise not_found(f"record {rid} not found in dataset {dataset.id}")
-
-
-def _escape(key: str) -> str:
-    """Escape a key for a JSON pointer (RFC 6901)."""
-    return str(key).replace("~", "~0").replace("/", "~1")
-
-
-def _check_json(value: Any, pointer: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise bad_request("not a valid JSON number", pointer)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_json(item, f"{pointer}/{_escape(key)}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json(item, f"{pointer}/{index}")
