@@ -1,12 +1,26 @@
 """Test helpers: a fake LLM Observability API to run your code against.
 
 ``FakeLLMObsServer`` listens on 127.0.0.1 (random port), keeps projects,
-experiments and datasets in memory, checks auth and bodies like the API,
-and injects faults (statuses, 429 with rate-limit headers, latency, dropped
-connections, HTML bodies) on demand. See its docstring for an example.
+datasets (with versioned records), experiments and their events in memory,
+implements every operation of the client with newest-first cursor pages,
+checks auth and bodies like the API, and injects faults (statuses, 429 with
+rate-limit headers, latency, dropped connections, HTML bodies) on demand.
+See its docstring for an example. With pytest and pytest-asyncio installed,
+the fixtures ``llmobs_fake`` and ``llmobs_client`` are ready to use
+(:mod:`llmobs_async.testing.pytest_plugin`).
 """
 
+from ._events import ExperimentEvents
 from ._faults import Chaos, Fault, FixedWindowLimit, RecordedRequest
+from ._records import FakeDataset
 from ._server import FakeLLMObsServer
 
-__all__ = ["Chaos", "FakeLLMObsServer", "Fault", "FixedWindowLimit", "RecordedRequest"]
+__all__ = [
+    "Chaos",
+    "ExperimentEvents",
+    "FakeDataset",
+    "FakeLLMObsServer",
+    "Fault",
+    "FixedWindowLimit",
+    "RecordedRequest",
+]
