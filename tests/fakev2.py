@@ -86,9 +86,11 @@ class Api:
         assert 200 <= answer.status < 300, (answer.status, answer.body)
         return answer.body
 
-    async def pull(self, path: str, params: Params = None) -> tuple[list[Any], int]:
-        """Every item of a list, page after page; and the number of pages."""
-        items, pages, cursor = [], 0, ""
+    async def pull(
+        self, path: str, params: Params = None, cursor: str = ""
+    ) -> tuple[list[Any], int]:
+        """Every item of a list from ``cursor`` on, page after page; and the number of pages."""
+        items, pages = [], 0
         while True:
             query = list(params.items() if isinstance(params, dict) else params or [])
             if cursor:
@@ -96,7 +98,7 @@ class Api:
             page = await self.ok("GET", path, params=query)
             pages += 1
             items += page["data"]
-            assert page["meta"]["after"] != cursor or not cursor, "the same cursor twice"
+            assert not cursor or page["meta"]["after"] != cursor, "the same cursor twice"
             cursor = page["meta"]["after"]
             if cursor == "":
                 return items, pages

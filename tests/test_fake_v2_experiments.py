@@ -107,6 +107,7 @@ async def test_list_filters(api: Api, where: tuple[str, str]) -> None:
         ("filter[project_id]", pid), ("filter[id]", made[0]), ("filter[id]", made[2])
     ) == [made[2], made[0]]
     assert await found(("filter[project_id]", pid), ("filter[experiment]", "e1")) == [made[1]]
+    assert await found(("filter[id]", made[1])) == [made[1]]  # how ddtrace gets one
     name = api.fake.experiments[made[1]]["name"]
     assert await found(("filter[project_id]", pid), ("filter[name]", name)) == [made[1]]
     contains = json.dumps({"tags": ["y"], "commit": "a"})

@@ -86,3 +86,20 @@ async def test_bad_deletes_are_400(api: Api) -> None:
     for ids_ in ([], "p", [""]):
         answer = await api.post(f"{V1}/projects/delete", doc("projects", {"project_ids": ids_}))
         assert answer.status == 400 and answer.pointer.startswith("/data/attributes/project_ids")
+
+
+async def test_seeding_helpers_feed_the_lists_and_reseeding_an_id_keeps_one_entry(
+    api: Api,
+) -> None:
+    pid = api.fake.add_project(id="p-1", name="first")
+    api.fake.add_project(id="p-1", name="again")
+    did = api.fake.add_dataset(project_id=pid, name="seeded", records=[{"input": 1}])
+    api.fake.add_records(did, [{"id": "r", "input": 2}])
+    assert ids((await api.ok("GET", f"{V1}/projects"))["data"]) == ["p-1"]
+    [dataset] = (await api.ok("GET", f"{V1}/{pid}/datasets"))["data"]
+    assert (dataset["attributes"]["name"], dataset["attributes"]["current_version"]) == (
+        "seeded",
+        2,
+    )
+    records = (await api.ok("GET", f"{V1}/{pid}/datasets/{did}/records"))["data"]
+    assert ids(records)[0] == "r" and len(records) == 2

@@ -131,10 +131,13 @@ def list_datasets(store: FakeStore, project_id: str, query: MultiMapping[str]) -
     before, limit = page_request(query, scope, "datasets")
 
     def keep(did: str) -> bool:
-        attributes = store.datasets[did].attributes
+        dataset = store.datasets.get(did)
+        if dataset is None or dataset.project_id != project_id:
+            return False
+        attributes = dataset.attributes
         if attributes.get("deleted_at") or (ids and did not in ids):
             return False
-        return name is None or attributes["name"] == name
+        return name is None or attributes.get("name") == name
 
     index = store.dataset_index.get(project_id)
     found, next_seq = index.page(before, limit, keep) if index else ([], None)

@@ -103,13 +103,17 @@ def _unique_name(store: FakeStore, project_id: str, name: str) -> str:
 
 
 def list_experiments(store: FakeStore, query: MultiMapping[str]) -> Reply:
-    """``GET v1/experiments``: needs ``filter[project_id]`` or ``filter[dataset_id]``."""
+    """``GET v1/experiments``: needs ``filter[project_id]``, ``[dataset_id]`` or ``[id]``.
+
+    The spec requires one of the first two; ddtrace gets an experiment with
+    ``filter[id]`` alone, so the live API takes that too.
+    """
     project_id = query.get("filter[project_id]")
     dataset_id = query.get("filter[dataset_id]")
-    if not project_id and not dataset_id:
+    ids = set(filter_values(query, "filter[id]"))
+    if not project_id and not dataset_id and not ids:
         detail = "filter[project_id] or filter[dataset_id] is required"
         raise bad_parameter("filter[project_id]", detail)
-    ids = set(filter_values(query, "filter[id]"))
     parents = set(filter_values(query, "filter[parent_experiment_id]"))
     name, logical = query.get("filter[name]"), query.get("filter[experiment]")
     metadata = _metadata_filter(query.get("filter[metadata]"))

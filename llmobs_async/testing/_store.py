@@ -88,6 +88,8 @@ class FakeStore:
     ) -> str:
         """Create a project and return its id."""
         pid = id or str(uuid.uuid4())
+        if pid not in self.projects:  # seeding an id again keeps its place in the list
+            self.project_index.add(self.next_seq(), pid)
         ts = now_iso()
         self.projects[pid] = {
             "author": {"id": AUTHOR_ID},
@@ -96,7 +98,6 @@ class FakeStore:
             "created_at": ts,
             "updated_at": ts,
         }
-        self.project_index.add(self.next_seq(), pid)
         return pid
 
     def add_dataset(
@@ -129,8 +130,9 @@ class FakeStore:
             "created_at": ts,
             "updated_at": ts,
         }
+        if did not in self.datasets:
+            self.dataset_index.setdefault(project_id, SeqIndex()).add(self.next_seq(), did)
         self.datasets[did] = dataset
-        self.dataset_index.setdefault(project_id, SeqIndex()).add(self.next_seq(), did)
         if isinstance(records, int):
             records = ({"id": f"rec-{i}", "input": {"i": i}} for i in range(records))
         dataset.seed(records)
@@ -159,6 +161,8 @@ class FakeStore:
         if project_id not in self.projects:
             raise KeyError(f"unknown project {project_id!r}")
         eid = id or str(uuid.uuid4())
+        if eid not in self.experiments:
+            self.experiment_index.add(self.next_seq(), eid)
         ts = now_iso()
         self.experiments[eid] = {
             "author": {"id": AUTHOR_ID},
@@ -177,7 +181,6 @@ class FakeStore:
             "updated_at": ts,
             **attributes,
         }
-        self.experiment_index.add(self.next_seq(), eid)
         return eid
 
     # --- lookups: 404 as the API answers it --------------------------------------------------
