@@ -152,7 +152,7 @@ async def test_an_empty_200_to_an_experiment_patch_is_read_back(
     assert (experiment.id, experiment.name) == (seeded.experiment_id, stored["name"])
     assert [(r.method, r.query.get("filter[id]")) for r in fake.requests] == [
         ("PATCH", None),
-        ("GET", seeded.experiment_id),
+        ("GET", [seeded.experiment_id]),  # the fake keeps every value of a parameter
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .._bulk import BulkResult
 from .._client import LLMObsClient
-from ..models import Dataset, DatasetRecord, Project
+from ..models import UNSET, Dataset, DatasetRecord, Project
 from ..testing import Chaos, FakeLLMObsServer
 from .output import CountBar, ProgressBar
 
@@ -155,8 +155,13 @@ class _Demo:
         """Create an experiment on the dataset's version, push results, read back, complete."""
         client = self.client
         version = (await client.datasets.get(project.id, dataset.id)).current_version
+        self.check(version is not None, "the dataset has no current version")
         exp = await client.experiments.create(
-            project.id, dataset.id, "demo-run", dataset_version=version, config={"model": "adder"}
+            project.id,
+            dataset.id,
+            "demo-run",
+            dataset_version=UNSET if version is None else version,
+            config={"model": "adder"},
         )
         print(f"6. experiment {exp.name!r} {exp.id} on dataset version {version}")
         self.check(exp.dataset_version == version, f"experiment on version {exp.dataset_version}")
@@ -220,7 +225,8 @@ class _Demo:
 
     async def _pull(self, project: Project, dataset: Dataset, what: str) -> list[DatasetRecord]:
         bar = CountBar(sys.stderr, what="pulled", enabled=self.tty)
-        started, pulled, pages = time.monotonic(), [], 0
+        started, pages = time.monotonic(), 0
+        pulled: list[DatasetRecord] = []
         async for page in self.client.records.list(project.id, dataset.id, page_size=1000).pages():
             pulled.extend(page.items)
             pages += 1

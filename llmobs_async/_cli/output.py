@@ -91,9 +91,9 @@ def record_line(record: DatasetRecord) -> bytes:
 
 def _author(author: Author) -> Any:
     # Records mostly name their author by id alone: the common case skips the generic walk.
-    if author.id is not None and not author.extra and author.name is author.email is None:
-        if author.handle is author.icon is None:
-            return {"id": author.id}
+    only_id = author.name is author.email is author.handle is author.icon is None
+    if only_id and author.id is not None and not author.extra:
+        return {"id": author.id}
     return to_jsonable(author, nested=True)
 
 
