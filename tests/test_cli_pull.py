@@ -19,6 +19,7 @@ from pathlib import Path
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .test_cli import _cli
+from .test_cli_interrupt import _start
 
 PAGE = 500
 
@@ -109,18 +110,7 @@ async def test_ctrl_c_mid_pull_says_where_to_resume(fake: FakeLLMObsServer, tmp_
         return True
 
     fake.inject(delay=60, times=None, match=hold)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
-    environ.update(DD_API_KEY=fake.api_key, DD_APP_KEY=fake.app_key)
-    environ["DD_LLMOBS_OVERRIDE_ORIGIN"] = fake.base_url  # what the fake-server says to export
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "llmobs_async",
-        *_list_args(project_id, dataset_id, out),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environ,
-    )
+    proc = await _start(fake, *_list_args(project_id, dataset_id, out))
     await asyncio.wait_for(held.wait(), 60)
     proc.send_signal(signal.SIGINT)
     _, err_b = await asyncio.wait_for(proc.communicate(), 30)
@@ -173,3 +163,51 @@ async def test_records_list_stops_quietly_when_the_reader_does(fake: FakeLLMObsS
     assert len(out.splitlines()) == 2
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert len([r for r in fake.requests if _is_page(r)]) < 200  # it stopped pulling
+
+
+def test_a_record_line_is_what_records_create_reads_then_the_api_fields() -> None:
+    from llmobs_async._cli.output import record_line
+    from llmobs_async._wire_records import structure_record
+
+    record = structure_record(
+        {
+            "id": "r1",
+            "type": "datasets",
+            "attributes": {
+                "input": {"big": 2**70, "text": "caf\u00e9"},
+                "metadata": {"k": None},
+                "tags": ["a:b"],
+                "version": 3,
+                "created_at": "2026-11-23T13:32:39.421652+00:00",
+                "author": {"id": "u1", "name": "Ada"},
+                "brand_new_field": [1],
+            },
+        }
+    )
+    line = record_line(record)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    doc = json.loads(line)
+    assert list(doc)[:5] == ["id", "input", "expected_output", "metadata", "tags"]
+    assert doc["input"] == {"big": 2**70, "text": "caf\u00e9"}  # beyond orjson's 64 bits
+    assert (doc["expected_output"], doc["metadata"], doc["version"]) == (None, {"k": None}, 3)
+    assert doc["author"] == {"id": "u1", "name": "Ada"}
+    assert doc["brand_new_field"] == [1]  # what the API adds tomorrow is kept
+    assert doc["created_at"] == "2026-11-23T13:32:39.421652+00:00"
+
+
+def test_the_pull_counter_draws_on_terminals_only() -> None:
+    import io
+
+    from llmobs_async._cli.output import CountBar
+
+    screen = io.StringIO()
+    bar = CountBar(screen, what="pulled", enabled=True)
+    bar(5000, 5)
+    bar.close()
+    drawn = screen.getvalue()
+    assert drawn.startswith("\rpulled 5,000 records  5 pages") and drawn.endswith("\n")
+    quiet = io.StringIO()
+    bar = CountBar(quiet, what="pulled", enabled=False)
+    bar(5000, 5)
+    bar.close()
+    assert quiet.getvalue() == ""

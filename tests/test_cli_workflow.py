@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from llmobs_async import LLMObsClient
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded
@@ -247,3 +248,19 @@ async def test_fake_server_says_how_to_point_an_app_at_it() -> None:
         server.send_signal(signal.SIGINT)
         await asyncio.wait_for(server.communicate(), 30)
     assert server.returncode == 130
+
+
+async def test_the_demo_notices_a_record_missing_or_wrong(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    from llmobs_async._cli.demo import _Demo, _new_record
+
+    project = await client.projects.create("p")
+    dataset = await client.datasets.create(project.id, "d")
+    rows = [_new_record(n) for n in range(10)]
+    rows[4] = {**rows[4], "expected_output": "nine"}
+    del rows[7]
+    await client.records.create(project.id, dataset.id, rows)
+    demo = _Demo(fake, client, 10)
+    await demo.pull_and_verify(project, dataset)
+    assert demo.problems == ["1 records missing", "1 records wrong or repeated"]

@@ -5,25 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ..models import UNSET
-from .common import EXIT_OK, make_client, quoted
+from .common import EXIT_OK, given, make_client, quoted
 from .output import print_json
 
 
 async def experiments_update(args: argparse.Namespace) -> int:
     """``experiments update``: change the given fields of one experiment and print it."""
-    fields = {
-        "status": args.status,
-        "name": args.name,
-        "description": args.description,
-        "dataset_id": args.dataset_id,
-        "error": args.error,
-        "metadata": args.metadata,
-    }
+    fields = given(args, "status", "name", "description", "dataset_id", "error", "metadata")
     async with make_client(args) as client:
-        experiment = await client.experiments.update(
-            args.id, **{k: (UNSET if v is None else v) for k, v in fields.items()}
-        )
+        experiment = await client.experiments.update(args.id, **fields)
     print_json(experiment)
     return EXIT_OK
 
@@ -31,11 +21,7 @@ async def experiments_update(args: argparse.Namespace) -> int:
 async def projects_update(args: argparse.Namespace) -> int:
     """``projects update``: change the given fields of one project and print it."""
     async with make_client(args) as client:
-        project = await client.projects.update(
-            args.id,
-            name=UNSET if args.name is None else args.name,
-            description=UNSET if args.description is None else args.description,
-        )
+        project = await client.projects.update(args.id, **given(args, "name", "description"))
     print_json(project)
     return EXIT_OK
 

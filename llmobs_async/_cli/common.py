@@ -16,10 +16,11 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 from .._client import LLMObsClient
 from ..errors import ValidationError
+from ..models import UNSET
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,6 +33,11 @@ def make_client(args: argparse.Namespace) -> LLMObsClient:
     _check_key("DD_APP_KEY", os.environ.get(app_name), "application key", name=app_name)
     # With neither --site nor --base-url the client reads DD_LLMOBS_OVERRIDE_ORIGIN, then DD_SITE.
     return LLMObsClient(site=args.site, base_url=args.base_url, max_retries=args.max_retries)
+
+
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options ``names`` as keyword arguments: one not given is ``UNSET`` (left unchanged)."""
+    return {name: UNSET if getattr(args, name) is None else getattr(args, name) for name in names}
 
 
 def _check_key(field: str, value: str | None, what: str, *, name: str | None = None) -> None:

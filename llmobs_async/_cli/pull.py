@@ -87,13 +87,12 @@ async def records_list(args: argparse.Namespace) -> int:
         say(f"{done} in {elapsed:.1f}s")
         return EXIT_OK
     say(str(error) if error is not None else "interrupted")
-    say(f"{done}; {_how_to_resume(output, state.cursor)}")
+    if state.cursor is not None:  # None: no page written, none asked for; nothing to resume
+        say(f"{done}; {_how_to_resume(output, state.cursor)}")
     return EXIT_FAILED if error is not None else EXIT_INTERRUPTED
 
 
-def _how_to_resume(output: str | None, cursor: str | None) -> str:
-    if cursor is None:
-        return "nothing of this dataset was written: run the command again from the start"
+def _how_to_resume(output: str | None, cursor: str) -> str:
     how = f"resume with --cursor {quoted(cursor)}"
     if output:
         return f"{how} --append (the same -o, --version and --page-size)"

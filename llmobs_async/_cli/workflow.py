@@ -10,9 +10,8 @@ import argparse
 from typing import Any
 
 from ..errors import ValidationError
-from ..models import UNSET
 from ..pagination import AsyncPaginator
-from .common import EXIT_OK, make_client
+from .common import EXIT_OK, given, make_client
 from .output import print_json, print_jsonl
 
 
@@ -34,10 +33,7 @@ async def datasets_create(args: argparse.Namespace) -> int:
     """``datasets create``: make an empty dataset (version 0) and print it."""
     async with make_client(args) as client:
         dataset = await client.datasets.create(
-            args.project_id,
-            args.name,
-            description=UNSET if args.description is None else args.description,
-            metadata=UNSET if args.metadata is None else args.metadata,
+            args.project_id, args.name, **given(args, "description", "metadata")
         )
     print_json(dataset)
     return EXIT_OK
