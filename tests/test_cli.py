@@ -190,10 +190,26 @@ async def test_errors_and_exit_codes(
     assert message in run.err
 
 
-async def test_demo_applies_every_record() -> None:
+async def test_demo_runs_the_whole_workflow_through_faults() -> None:
     run = await _cli(None, "demo", "--records", "2000")
-    assert run.code == 0, run.err
-    assert "all 2,000 records hold their new values" in run.out
+    assert run.code == 0, run.out + run.err
+    assert "Traceback" not in run.err and "!!" not in run.out
+    for step in (
+        "found again by name",
+        "created 2,000 of 2,000",
+        "the job made 1 dataset version(s)",
+        "checked all 2,000: ids unique, content as created",
+        "updated 2,000 of 2,000",
+        "checked all 2,000: every record holds its update",
+        "read back 2,000 spans",
+        "experiment marked completed",
+        "read by id: completed",
+        "verdict: OK",
+    ):
+        assert step in run.out
+    answered = run.out.split("the fake API answered ")[1].split("\n")[0]
+    faults = [int(part.split()[0]) for part in answered.split(", ")[1:]]
+    assert len(faults) == 3 and all(faults), answered  # 429s, 503s and drops all happened
 
 
 async def test_hostile_lines_are_reported_and_every_good_line_is_sent(

@@ -1,4 +1,4 @@
-"""Command-line output: models as JSON (indented, or one per line) and the progress bar."""
+"""Command-line output: models as JSON (indented, or one per line), records, progress bars."""
 
 from __future__ import annotations
 
@@ -10,25 +10,40 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import attrs
+import orjson
 
 from .._bulk import BulkProgress
+from ..models import Author, DatasetRecord
 
 
-def to_jsonable(value: Any) -> Any:
-    """A response model (or list of them) as plain JSON-ready data."""
+def to_jsonable(value: Any, *, nested: bool = False) -> Any:
+    """A response model (or list of them) as plain JSON-ready data.
 
-    def serialize(_: Any, __: Any, v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat()
-        if isinstance(v, enum.Enum):
-            return v.value
-        if isinstance(v, Mapping) and not isinstance(v, dict):
-            return dict(v)
-        return v
-
-    if isinstance(value, list):
-        return [to_jsonable(v) for v in value]
-    return attrs.asdict(value, value_serializer=serialize)
+    Fields the API sent that the models do not know (a model's ``extra``) are
+    written beside the known ones, as the API sent them. A model inside
+    another (an ``author``) leaves out the fields it does not have.
+    """
+    if attrs.has(type(value)):
+        out: dict[str, Any] = {}
+        extra: Mapping[str, Any] = {}
+        for field in attrs.fields(type(value)):
+            item = getattr(value, field.name)
+            if field.name == "extra":
+                extra = item
+            elif item is not None or not nested:
+                out[field.name] = to_jsonable(item, nested=True)
+        for key, item in extra.items():
+            out.setdefault(key, to_jsonable(item, nested=True))
+        return out
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {key: to_jsonable(item, nested=True) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item, nested=nested) for item in value]
+    return value
 
 
 def print_json(value: Any) -> None:
@@ -38,7 +53,54 @@ def print_json(value: Any) -> None:
 
 def print_jsonl(value: Any) -> None:
     """Print a response model as one line of JSON (JSON Lines) on stdout."""
-    print(json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":")))
+    print(json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":")), flush=True)
+
+
+_RECORD_SERVER_FIELDS = ("dataset_id", "version", "canonical_id", "created_at", "updated_at")
+
+
+def record_line(record: DatasetRecord) -> bytes:
+    """One record as a line of JSON: what ``records create`` reads first, then the API's fields.
+
+    Written out for speed (a pull writes every record of a dataset): about
+    10x faster than :func:`to_jsonable` and the standard library.
+    """
+    doc: dict[str, Any] = {
+        "id": record.id,
+        "input": record.input,
+        "expected_output": record.expected_output,
+        "metadata": record.metadata,
+        "tags": record.tags,
+    }
+    for name in _RECORD_SERVER_FIELDS:
+        item = getattr(record, name)
+        if item is not None:
+            doc[name] = item
+    author = record.author
+    if author is not None:
+        doc["author"] = _author(author)
+    if record.deleted_at is not None:
+        doc["deleted_at"] = record.deleted_at
+    for key, item in record.extra.items():
+        doc.setdefault(key, item)
+    try:
+        return orjson.dumps(doc, default=_plain, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # an integer beyond 64 bits, which orjson refuses: the slow way
+        return json.dumps(to_jsonable(doc)).encode() + b"\n"  # ASCII: whatever the strings hold
+
+
+def _author(author: Author) -> Any:
+    # Records mostly name their author by id alone: the common case skips the generic walk.
+    only_id = author.name is author.email is author.handle is author.icon is None
+    if only_id and author.id is not None and not author.extra:
+        return {"id": author.id}
+    return to_jsonable(author, nested=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):  # e.g. a read-only mapping view
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class ProgressBar:
@@ -48,8 +110,11 @@ class ProgressBar:
     is not a terminal or the user asked for quiet output.
     """
 
-    def __init__(self, stream: TextIO, *, total: int | None, enabled: bool) -> None:
+    def __init__(
+        self, stream: TextIO, *, total: int | None, enabled: bool, verb: str = "applied"
+    ) -> None:
         self._stream = stream
+        self._verb = verb
         self._total = total
         self._enabled = enabled
         self._started = time.monotonic()
@@ -82,7 +147,7 @@ class ProgressBar:
             line = f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self._total:,}"
             if rate > 0:
                 line += f"  ETA {_duration((self._total - done) / rate)}"
-        line += f"  {rate:,.0f} rec/s  applied {p.applied:,}  failed {p.failed:,}"
+        line += f"  {rate:,.0f} rec/s  {self._verb} {p.applied:,}  failed {p.failed:,}"
         line += f"  retries {p.retries:,}"
         self._stream.write("\r" + line + "\x1b[K")
         self._stream.flush()
@@ -92,3 +157,42 @@ def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class CountBar:
+    """Draws a running count (records pulled, pages) on one terminal line, ~10 times a second.
+
+    For work whose total is unknown, such as a dataset pulled page by page.
+    Disabled (draws nothing) when ``enabled`` is false.
+    """
+
+    def __init__(self, stream: TextIO, *, what: str, enabled: bool) -> None:
+        self._stream = stream
+        self._what = what
+        self._enabled = enabled
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self._drawn = False
+        self._count = self._pages = 0
+
+    def __call__(self, count: int, pages: int) -> None:
+        """Take the new totals; redraw if enough time has passed."""
+        self._count, self._pages = count, pages
+        now = time.monotonic()
+        if self._enabled and now - self._last_draw >= 0.1:
+            self._last_draw = now
+            self._draw(now)
+
+    def close(self) -> None:
+        """Draw the final state and end the line."""
+        if self._enabled and self._drawn:
+            self._draw(time.monotonic())
+            self._stream.write("\n")
+            self._stream.flush()
+
+    def _draw(self, now: float) -> None:
+        self._drawn = True
+        rate = self._count / max(now - self._started, 1e-6)
+        line = f"{self._what} {self._count:,} records  {self._pages:,} pages  {rate:,.0f} rec/s"
+        self._stream.write("\r" + line + "\x1b[K")
+        self._stream.flush()

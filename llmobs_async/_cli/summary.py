@@ -1,4 +1,4 @@
-"""The end of a ``records update`` run: the counts, then the failures by cause.
+"""The end of a bulk run (``records update``, ``create``): the counts, the failures by cause.
 
 Causes are grouped (status and title, an invalid field, a malformed line, not
 sent) with a count and the first few records, so an error that refused a
@@ -114,8 +114,13 @@ def failure_text(failure: BulkFailure, rid: str | None = None) -> str:
     return f"{rid}: {text}" if rid is not None else text
 
 
-def print_summary(lines: _Lines, result: BulkResult, elapsed: float, *, verbose: int) -> None:
-    """Print the failures by cause (and, with ``verbose``, every line) and the counts."""
+def print_summary(
+    lines: _Lines, result: BulkResult, elapsed: float, *, verbose: int, verb: str = "applied"
+) -> None:
+    """Print the failures by cause (and, with ``verbose``, every line) and the counts.
+
+    ``verb`` is what became of a record that went through: ``applied``, ``created``.
+    """
     every = sorted(_failed_lines(lines, result), key=lambda entry: entry[0])
     for _, label, _, group in every:
         group.add(label)  # in line order: the examples are the first lines
@@ -126,7 +131,7 @@ def print_summary(lines: _Lines, result: BulkResult, elapsed: float, *, verbose:
             print(f"llmobs-async: {said}", file=err)
     if len(every) > _SHOWN_LINES:
         hint = "" if verbose else " (-v lists every line)"
-        print(f"llmobs-async: {len(every):,} lines not applied, by cause{hint}:", file=err)
+        print(f"llmobs-async: {len(every):,} lines not {verb}, by cause{hint}:", file=err)
         for group in causes[:_SHOWN_CAUSES]:
             print(f"  {group.describe()}", file=err)
         if len(causes) > _SHOWN_CAUSES:
@@ -136,7 +141,7 @@ def print_summary(lines: _Lines, result: BulkResult, elapsed: float, *, verbose:
     total = result.submitted + len(lines.malformed)
     rate = result.applied / elapsed if elapsed > 0 else 0.0
     summary = (
-        f"applied {result.applied:,} of {total:,} records in {elapsed:.1f}s "
+        f"{verb} {result.applied:,} of {total:,} records in {elapsed:.1f}s "
         f"({rate:,.0f} records/s); {failed:,} failed; "
     )
     if unsent:

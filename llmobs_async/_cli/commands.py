@@ -1,0 +1,62 @@
+"""The single-call commands (``experiments update``, ``projects update``), the fake, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from .common import EXIT_OK, given, make_client, quoted
+from .output import print_json
+
+
+async def experiments_update(args: argparse.Namespace) -> int:
+    """``experiments update``: change the given fields of one experiment and print it."""
+    fields = given(args, "status", "name", "description", "dataset_id", "error", "metadata")
+    async with make_client(args) as client:
+        experiment = await client.experiments.update(args.id, **fields)
+    print_json(experiment)
+    return EXIT_OK
+
+
+async def projects_update(args: argparse.Namespace) -> int:
+    """``projects update``: change the given fields of one project and print it."""
+    async with make_client(args) as client:
+        project = await client.projects.update(args.id, **given(args, "name", "description"))
+    print_json(project)
+    return EXIT_OK
+
+
+async def fake_server(args: argparse.Namespace) -> int:
+    """``fake-server``: the fake API in the foreground, seeded, until Ctrl-C."""
+    from ..testing import FakeLLMObsServer
+
+    async with FakeLLMObsServer(port=args.port) as fake:
+        project_id = fake.add_project(name="local project")
+        dataset_id = fake.add_dataset(
+            project_id=project_id, records=args.records, name="local dataset"
+        )
+        experiment_id = fake.add_experiment(project_id=project_id, dataset_id=dataset_id)
+        last = f"rec-{args.records - 1}"
+        print(
+            f"fake LLM Observability API on {fake.base_url} (Ctrl-C to stop)\n"
+            f"  project    {project_id}\n"
+            f"  dataset    {dataset_id} ({args.records:,} records, rec-0 .. {last})\n"
+            f"  experiment {experiment_id}\n"
+            "Point an app (this client, or ddtrace) or this command line at it, no code change:\n"
+            f"  export DD_LLMOBS_OVERRIDE_ORIGIN={fake.base_url} "
+            f"DD_API_KEY={fake.api_key} DD_APP_KEY={fake.app_key}\n"
+            "then, e.g.:\n"
+            f"  llmobs-async records list --project-id {quoted(project_id)} "
+            f"--dataset-id {quoted(dataset_id)} | head -3\n"
+            f"  llmobs-async experiments update {quoted(experiment_id)} --status completed",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+    return EXIT_OK  # pragma: no cover - runs until interrupted
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """``demo``: the whole workflow against an in-process fake (see :mod:`.demo`)."""
+    from .demo import run_demo
+
+    return await run_demo(records=args.records)
