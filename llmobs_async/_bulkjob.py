@@ -17,11 +17,12 @@ the job stops or is interrupted) failed with ``sent=False``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Hashable
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire
 from ._batch import Batch as _Batch
+from ._batch import detached, each, error_key
 from ._bulk import (
     BulkFailure,
     BulkInterruptedError,
@@ -29,11 +30,8 @@ from ._bulk import (
     BulkProgress,
     BulkResult,
     ProgressCallback,
-    RecordItem,
     RecordSource,
     attach_result,
-    check_batch_options,
-    check_source,
 )
 from .errors import APIStatusError, LLMObsError, ValidationError
 
@@ -50,35 +48,6 @@ class _Stopped:
 
 
 _STOPPED: Final = _Stopped()
-
-
-def _detached(error: LLMObsError) -> LLMObsError:
-    """``error`` without its tracebacks (and its causes'), to be kept in a result.
-
-    A traceback holds the frames it passed through, and with them the batch
-    and the request body: a million-record job with a hundred bad records
-    kept ~100 MB alive that way.
-    """
-    seen: BaseException | None = error
-    for _ in range(8):  # the exception and a short chain of causes
-        if seen is None:
-            break
-        seen.__traceback__ = None
-        seen = seen.__cause__ or seen.__context__
-    return error
-
-
-def _key(error: LLMObsError) -> Hashable:
-    """What makes two answers "alike": the status and every error item."""
-    if isinstance(error, APIStatusError):
-        return (
-            error.status,
-            tuple(
-                (e.title, e.detail, e.source.pointer if e.source is not None else None)
-                for e in error.errors
-            ),
-        )
-    return (type(error).__name__, str(error))
 
 
 class BulkJob:
@@ -225,7 +194,7 @@ class BulkJob:
         batch = self._new_batch(0)
         batch_size, room = self.batch_size, self._room
         try:
-            async for item in _aiter(records):
+            async for item in each(records):
                 index = self.submitted
                 encoded = self._encode(item)
                 if encoded is None:
@@ -320,7 +289,7 @@ class BulkJob:
                 on_retry=self._count_retry,
             )
         except LLMObsError as exc:
-            return _detached(exc)
+            return detached(exc)
         self._open.pop(batch, None)
         self.applied += len(batch)
         self._streak = (None, 0)
@@ -362,7 +331,7 @@ class BulkJob:
         second = await self._try(rest, error)
         if not isinstance(second, LLMObsError):
             return
-        if _key(first) == _key(error) == _key(second):
+        if error_key(first) == error_key(error) == error_key(second):
             self._fail(rest, second)
             self._judged_request_level(second)
         else:
@@ -383,7 +352,7 @@ class BulkJob:
             await self._isolate(part, error, probe=False)
 
     def _judged_request_level(self, error: LLMObsError) -> None:
-        key = _key(error)
+        key = error_key(error)
         count = self._streak[1] + 1 if self._streak[0] == key else 1
         self._streak = (key, count)
         if count >= 2:
@@ -431,36 +400,3 @@ class BulkJob:
             # finish so nothing is left half-sent; the error is raised at the end.
             self.on_progress = None
             self.callback_error = exc
-
-
-async def _aiter(records: RecordSource) -> AsyncIterable[RecordItem]:
-    if isinstance(records, AsyncIterable):
-        async for item in records:
-            yield item
-    else:
-        for item in records:
-            yield item
-
-
-async def run_job(
-    transport: Transport,
-    op: BulkOperation,
-    records: Any,
-    *,
-    batch_size: int,
-    max_batch_bytes: int,
-    on_progress: ProgressCallback | None,
-    name: str,
-) -> BulkResult:
-    """Run a bulk job of ``op`` over ``records``; see ``Records.update_many``."""
-    check_batch_options(batch_size, max_batch_bytes)
-    check_source(records)
-    job = BulkJob(
-        transport,
-        op,
-        batch_size=batch_size,
-        max_batch_bytes=max_batch_bytes,
-        on_progress=on_progress,
-        name=name,
-    )
-    return await job.run(records)

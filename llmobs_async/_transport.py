@@ -20,7 +20,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from . import _wire
+from ._errorbody import parse_errors
 from ._rateheaders import parse_rate_limit, server_wait
 from ._ratelimit import Bucket, Limits, Ticket, WaitTooLong
 from ._retry import RetryPolicy
@@ -351,7 +351,7 @@ def status_error(
             message=f"{status} redirect from {method} {URL(url).raw_path} not followed "
             "(the client never sends credentials through a redirect)",
         )
-    errors = _wire.parse_errors(body)
+    errors = parse_errors(body)
     if status == 429:
         info = parse_rate_limit(headers)
         return RateLimitError(

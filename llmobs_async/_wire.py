@@ -3,13 +3,13 @@
 One cattrs converter, configured once at import. Responses are read
 forward-compatibly (only ``id`` is required, unknown fields go to
 ``extra``); requests are validated before anything is sent. The hot path of
-dataset records is hand-written, in :mod:`llmobs_async._wire_records`.
+dataset records is hand-written, in :mod:`llmobs_async._wire_records`; error
+bodies are read in :mod:`llmobs_async._errorbody`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -20,7 +20,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import _json
 from ._json import encode_json
-from .errors import ErrorItem, ErrorSource, ValidationError
+from .errors import ValidationError
 from .models import (
     Author,
     Dataset,
@@ -360,63 +360,3 @@ def encode_ids(resource_type: str, field: str, ids: Sequence[str] | str) -> byte
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(f"{field}[{index}]", f"must be a non-empty string; got {value!r}")
     return envelope(resource_type, encode_json({field: list(ids)}))
-
-
-# --- error bodies ----------------------------------------------------------------------
-
-
-def parse_errors(body: bytes) -> list[ErrorItem]:
-    """Parse the ``errors`` array from any shape the API (or a proxy) sends; never raises.
-
-    Handles JSON:API objects, bare strings, an empty body and non-JSON (HTML) bodies.
-    """
-    if not body or not body.strip():
-        return []
-    try:
-        # The standard library, not orjson: error bodies may be anything, and
-        # its RecursionError on absurd nesting is caught below.
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return [ErrorItem(detail=_snippet(body))]
-    raw = doc.get("errors") if isinstance(doc, dict) else None
-    if raw is None:
-        return [ErrorItem(detail=_snippet(body))] if not isinstance(doc, dict) else []
-    if not isinstance(raw, list):
-        raw = [raw]
-    return [_error_item(entry) for entry in raw]
-
-
-def _error_item(entry: Any) -> ErrorItem:
-    if not isinstance(entry, dict):
-        return ErrorItem(detail=str(entry))
-    source = entry.get("source")
-    meta = entry.get("meta")
-    status = entry.get("status")
-    return ErrorItem(
-        title=_str_or_none(entry.get("title")),
-        detail=_str_or_none(entry.get("detail")),
-        status=None if status is None else str(status),
-        source=ErrorSource(
-            pointer=_str_or_none(source.get("pointer")),
-            parameter=_str_or_none(source.get("parameter")),
-            header=_str_or_none(source.get("header")),
-        )
-        if isinstance(source, dict)
-        else None,
-        meta=meta if isinstance(meta, dict) else None,
-    )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body[:65536].decode("utf-8", "replace")
-    if "<" in text and ">" in text:
-        # An HTML page from a proxy or load balancer: keep its title, if any.
-        lower = text.lower()
-        start, end = lower.find("<title>"), lower.find("</title>")
-        text = text[start + 7 : end] if 0 <= start < end else "non-JSON (HTML) response body"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

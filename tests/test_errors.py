@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmobs_async import LLMObsClient, errors
-from llmobs_async._wire import parse_errors
+from llmobs_async._errorbody import parse_errors
 from llmobs_async.errors import ErrorItem, ErrorSource, RateLimitInfo
 from llmobs_async.models import ExperimentUpdate
 from llmobs_async.testing import FakeLLMObsServer

@@ -7,8 +7,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _bulk, _json, _routes, _wire, _wire_records
-from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
-from .._bulkjob import run_job
+from .._bulk import (
+    BulkOperation,
+    BulkResult,
+    IdSource,
+    NewRecordSource,
+    ProgressCallback,
+    RecordSource,
+    check_batch_options,
+    check_source,
+)
+from .._bulkjob import BulkJob
+from .._transport import Transport
 from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
@@ -136,7 +146,7 @@ class Records(Resource):
         ``on_progress`` gets a :class:`~llmobs_async.BulkProgress` after each batch.
         """
         route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
-        return await run_job(
+        return await _run(
             self._transport,
             _bulk.records_patch(route),
             records,
@@ -214,7 +224,7 @@ class Records(Resource):
     ) -> BulkResult:
         route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
         name = "create_many" if field == "insert_records" else "delete_many"
-        return await run_job(
+        return await _run(
             self._transport,
             _bulk.batch_update(route, dataset_id, field, options),
             items,
@@ -223,3 +233,27 @@ class Records(Resource):
             on_progress=on_progress,
             name=name,
         )
+
+
+async def _run(
+    transport: Transport,
+    op: BulkOperation,
+    records: Any,
+    *,
+    batch_size: int,
+    max_batch_bytes: int,
+    on_progress: ProgressCallback | None,
+    name: str,
+) -> BulkResult:
+    """Run a bulk job of ``op`` over ``records``; see :meth:`Records.update_many`."""
+    check_batch_options(batch_size, max_batch_bytes)
+    check_source(records)
+    job = BulkJob(
+        transport,
+        op,
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        on_progress=on_progress,
+        name=name,
+    )
+    return await job.run(records)
