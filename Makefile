@@ -35,6 +35,7 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run.py --check
+	$(BIN)/python benchmarks/pager.py --check
 	$(BIN)/python benchmarks/ratelimit.py --check
 	$(BIN)/python benchmarks/chaos.py
 
