@@ -150,3 +150,20 @@ def encode_pages(
             orjson.dumps(after),
         )
         yield (cursor(dataset_id, page_size, offset) if offset else None), body
+
+
+SPEC_PREFIX: Final = "spec-"
+"""Datasets whose id starts with this are served in the specification's flat shape."""
+
+
+def spec_record(resource: dict[str, Any]) -> dict[str, Any]:
+    """A record in the 2.62.0 specification's flat shape (``LLMObsDatasetRecordDataResponse``).
+
+    The live API does not send this shape (API-REFERENCE 4.2); it is what the
+    official client's models expect: the required fields present, nullable ones null.
+    """
+    attributes = resource["attributes"]
+    flat = {key: attributes.get(key) for key in ("input", "expected_output", "metadata")}
+    for key in ("dataset_id", "created_at", "updated_at"):
+        flat[key] = attributes[key]
+    return {"id": resource["id"], **flat}

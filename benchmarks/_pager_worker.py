@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from _pager_data import DATASET_ID, PROJECT_ID, WARMUP_DATASET_ID, expected_ids
+from _pager_data import DATASET_ID, PROJECT_ID, SPEC_PREFIX, WARMUP_DATASET_ID, expected_ids
 
 PREFIX = "/api/v2/llm-obs/v1"
 Pull = Callable[[str, list[str]], Awaitable[dict[str, Any]]]
@@ -81,8 +81,13 @@ async def llmobs(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]
     return result, f"llmobs_async {llmobs_async.__version__}"
 
 
-async def official(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]) -> Any:
-    """``datadog-api-client`` async, ``list_llm_obs_dataset_records`` page after page."""
+async def official(
+    url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]], prefix: str = ""
+) -> Any:
+    """``datadog-api-client`` async, ``list_llm_obs_dataset_records`` page after page.
+
+    With ``prefix`` ``"spec-"`` it reads the same records in the spec's flat shape.
+    """
     from datadog_api_client import AsyncApiClient, Configuration
     from datadog_api_client import version as dd_version
     from datadog_api_client.v2.api.agent_observability_api import AgentObservabilityApi
@@ -95,6 +100,7 @@ async def official(url: str, page_size: int, body: Callable[[Pull], Awaitable[An
     async def pull(dataset_id: str, ids: list[str]) -> dict[str, Any]:
         append, kinds, item = ids.append, set(), None
         kwargs: dict[str, Any] = {"page_limit": page_size}
+        dataset_id = prefix + dataset_id
         while True:
             response = await api.list_llm_obs_dataset_records(PROJECT_ID, dataset_id, **kwargs)
             data = response.data
@@ -118,7 +124,17 @@ async def official(url: str, page_size: int, body: Callable[[Pull], Awaitable[An
     return result, f"datadog-api-client {dd_version.__version__}"
 
 
-CLIENTS = {"floor": floor, "llmobs_async": llmobs, "official": official}
+async def official_spec(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]) -> Any:
+    """The official client on the spec's flat shape: what its models cost when they parse."""
+    return await official(url, page_size, body, prefix=SPEC_PREFIX)
+
+
+CLIENTS = {
+    "floor": floor,
+    "llmobs_async": llmobs,
+    "official": official,
+    "official_spec": official_spec,
+}
 
 
 async def measure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -30,20 +30,24 @@ from typing import Any
 from run import _cores, _pin, source_state
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = ("floor", "llmobs_async", "official")
+CLIENTS = ("floor", "llmobs_async", "official", "official_spec")
 FLOOR_BUDGET = 1.3  # llmobs_async CPU per record at most this times the floor's
 OFFICIAL_BUDGET = 20.0  # the official client at least this times llmobs_async's CPU
+# official_spec reads the same records in the spec's flat shape, which its models
+# parse in full at about 1.5 ms a record: a smaller pull, on the first page size only.
+SPEC_RECORDS = 5_000
 Cells = dict[tuple[int, str], dict[str, Any]]
 
 
 class PagerServer:
     """``with PagerServer(...) as server: server.url``; its pages are built before it listens."""
 
-    def __init__(self, records: int, page_sizes: list[int], warmup: int, cpu: int | None) -> None:
+    def __init__(self, args: argparse.Namespace, cpu: int | None) -> None:
         self._args = [
-            f"--records={records}",
-            f"--page-sizes={','.join(map(str, page_sizes))}",
-            f"--warmup-records={warmup}",
+            f"--records={args.records}",
+            f"--page-sizes={','.join(map(str, args.page_sizes))}",
+            f"--warmup-records={args.warmup}",
+            f"--spec-records={args.spec_records}",
         ]
         self._cpu = cpu
         self.url = ""
@@ -119,10 +123,13 @@ def run(args: argparse.Namespace) -> Cells:
         (size, client): {"rounds": [], "errors": []}
         for size in args.page_sizes
         for client in clients
+        if client != "official_spec" or size == args.page_sizes[0]
     }
+    if "official_spec" not in clients:
+        args.spec_records = 0
     server_cpu, worker_cpu = _cores()
     print(f"building {args.records:,} records ...", file=sys.stderr, flush=True)
-    with PagerServer(args.records, args.page_sizes, args.warmup, server_cpu) as server:
+    with PagerServer(args, server_cpu) as server:
         for index in range(args.rounds):
             for (size, client), cell in cells.items():
                 spec = {
@@ -132,6 +139,9 @@ def run(args: argparse.Namespace) -> Cells:
                     "records": args.records,
                     "warmup_records": args.warmup,
                 }
+                if client == "official_spec":
+                    spec["records"] = args.spec_records
+                    spec["warmup_records"] = min(args.spec_records, args.warmup)
                 result = run_worker(server, spec, worker_cpu, timeout=60 if args.smoke else 900)
                 if "error" in result:
                     cell["errors"].append(result["error"])
@@ -176,7 +186,7 @@ def summarize(cells: Cells) -> dict[tuple[int, str], dict[str, Any]]:
         ours = out.get((size, "llmobs_async"), {}).get("cpu_us_median")
         if "cpu_us_median" in entry:
             entry["cpu_vs_floor"] = entry["cpu_us_median"] / floor if floor else None
-            if client == "official":
+            if client.startswith("official"):
                 entry["cpu_vs_llmobs_async"] = entry["cpu_us_median"] / ours if ours else None
     return out
 
@@ -186,7 +196,11 @@ def _ratio(value: float | None) -> str:
 
 
 def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
-    """The Markdown table: one row per page size and client."""
+    """The Markdown table: one row per page size and client.
+
+    ``official_spec`` read other bytes (the spec's shape, fewer records): its
+    ratio says what the official models cost when they do parse, not a budget.
+    """
     lines = [
         "| page size | client | CPU µs/record (median) | range (min-max) | records/s (wall) "
         "| CPU vs floor | official / llmobs_async CPU | what the client returned |",
@@ -202,6 +216,8 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
         else:
             types = "/".join(s["item_types"])
             returned = f"{types} objects, created_at as {s['created_at_type']}"
+        if client == "official_spec":
+            returned += "; the spec's flat shape, not the live one (informational)"
         returned = f"all {s['records']:,} ids, each once; {returned}"
         lines.append(
             f"| {size:,} | {client} | {s['cpu_us_median']:,.2f} "
@@ -212,8 +228,13 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def budget_lines(summary: dict[tuple[int, str], dict[str, Any]]) -> tuple[list[str], bool]:
-    """One line per budget and page size measured, and whether all of them hold."""
+def budget_lines(
+    summary: dict[tuple[int, str], dict[str, Any]], budget_size: int
+) -> tuple[list[str], bool]:
+    """One line per budget, and whether they hold; checked at ``budget_size`` only.
+
+    The other page sizes get the same lines marked ``info``.
+    """
     lines, ok = [], True
     for (size, client), s in summary.items():
         if client == "llmobs_async" and s.get("cpu_vs_floor") is not None:
@@ -228,8 +249,11 @@ def budget_lines(summary: dict[tuple[int, str], dict[str, Any]]) -> tuple[list[s
             )
         else:
             continue
-        ok = ok and holds
-        lines.append(f"{'PASS' if holds else 'FAIL'} {text}")
+        if size == budget_size:
+            ok = ok and holds
+            lines.append(f"{'PASS' if holds else 'FAIL'} {text}")
+        else:
+            lines.append(f"info ({'within' if holds else 'outside'}) {text}")
     return lines, ok
 
 
@@ -246,6 +270,8 @@ def _meta(args: argparse.Namespace, source: str, load: tuple[float, ...]) -> dic
         "records": args.records,
         "warmup_records": args.warmup,
         "page_sizes": args.page_sizes,
+        "budget_page_size": args.page_sizes[0],
+        "spec_records": args.spec_records,
     }
 
 
@@ -256,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a budget is missed")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--page-sizes", default="1000,5000", help="page[limit] values to run")
+    parser.add_argument(
+        "--page-sizes", default="1000,5000", help="page[limit] values; budgets at the first"
+    )
+    parser.add_argument("--spec-records", type=int, default=SPEC_RECORDS)
     parser.add_argument("--warmup", type=int, help="warm-up records (default: 2 largest pages)")
     parser.add_argument("--clients", help="comma-separated (default: all three)")
     parser.add_argument("--output", type=Path, default=HERE / "pager_results.json")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rounds, args.records, args.page_sizes = 1, 2_000, "500"
+        args.rounds, args.records, args.page_sizes, args.spec_records = 1, 2_000, "500", 200
     args.page_sizes = [int(size) for size in args.page_sizes.split(",")]
     if args.warmup is None:
         args.warmup = 2 * max(args.page_sizes)
@@ -271,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if source_state() != source:
         print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
     print(render(summary))
-    budgets, within = budget_lines(summary)
+    budgets, within = budget_lines(summary, args.page_sizes[0])
     if not args.smoke:
         document = {
             "meta": _meta(args, source, load),

@@ -13,6 +13,10 @@ is ``{"data": [record resources], "meta": {"after": <cursor or "">}}`` with
 the live API's content type. The keys must be present; an unknown dataset,
 page size or cursor gets a 4xx in the API's error shape.
 
+With ``--spec-records N``, the datasets ``spec-<id>`` hold the first N
+records of ``<id>`` in the specification's flat shape (what the official
+client's models parse; the live API never sends it).
+
 ``GET /_stats`` gives the counters: pages and records served, and answers
 that were not 200, so the runner can check each worker's traffic.
 """
@@ -27,7 +31,15 @@ import sys
 from typing import Any
 
 import orjson
-from _pager_data import DATASET_ID, PROJECT_ID, WARMUP_DATASET_ID, encode_pages, make_records
+from _pager_data import (
+    DATASET_ID,
+    PROJECT_ID,
+    SPEC_PREFIX,
+    WARMUP_DATASET_ID,
+    encode_pages,
+    make_records,
+    spec_record,
+)
 from aiohttp import web
 from server import serve
 
@@ -41,7 +53,12 @@ def build_pages(datasets: dict[str, int], page_sizes: list[int]) -> Pages:
     """Every page body, keyed by (dataset, page size, cursor), with its record count."""
     pages: Pages = {}
     for dataset_id, count in datasets.items():
-        records = [orjson.dumps(record) for record in make_records(dataset_id, count)]
+        served_id = dataset_id.removeprefix(SPEC_PREFIX)
+        shape = spec_record if dataset_id.startswith(SPEC_PREFIX) else None
+        records = [
+            orjson.dumps(shape(record) if shape else record)
+            for record in make_records(served_id, count)
+        ]
         for size in page_sizes:
             for index, (cursor, body) in enumerate(encode_pages(dataset_id, records, size)):
                 in_page = min(size, count - index * size)
@@ -92,10 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--page-sizes", required=True, help="comma-separated, e.g. 1000,5000")
     parser.add_argument("--warmup-records", type=int, default=0)
+    parser.add_argument("--spec-records", type=int, default=0, help="also in the spec's shape")
     args = parser.parse_args(argv)
     datasets: dict[str, Any] = {DATASET_ID: args.records}
     if args.warmup_records:
         datasets[WARMUP_DATASET_ID] = args.warmup_records
+    if args.spec_records:
+        datasets[SPEC_PREFIX + DATASET_ID] = args.spec_records
+        datasets[SPEC_PREFIX + WARMUP_DATASET_ID] = min(args.spec_records, args.warmup_records)
     pages = build_pages(datasets, [int(size) for size in args.page_sizes.split(",")])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(make_app(pages)))
