@@ -33,8 +33,15 @@ Pull = Callable[[str, list[str]], Awaitable[dict[str, Any]]]
 """``pull(dataset_id, ids)``: read every page, append each record's id; return notes."""
 
 
-async def floor(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]) -> Any:
-    """Plain aiohttp and ``orjson.loads`` per page, following ``meta.after``; no models."""
+async def floor(
+    url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]], lean: bool = False
+) -> Any:
+    """Plain aiohttp and ``orjson.loads`` per page, following ``meta.after``; no models.
+
+    The plain loop holds a page's document until the next one replaces it, so
+    two pages are alive while the next is decoded; ``lean`` frees each page
+    before asking for the next, as llmobs_async's paginator does.
+    """
     import aiohttp
     import orjson
     from yarl import URL
@@ -53,6 +60,8 @@ async def floor(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]
             for item in document["data"]:
                 append(item["id"])
             after = document["meta"]["after"]
+            if lean:
+                del document, data
             if not after:
                 return {}
             target = f"{first}&page[cursor]={quote(after, safe='')}"
@@ -124,6 +133,11 @@ async def official(
     return result, f"datadog-api-client {dd_version.__version__}"
 
 
+async def floor_lean(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]) -> Any:
+    """The floor holding one page at a time."""
+    return await floor(url, page_size, body, lean=True)
+
+
 async def official_spec(url: str, page_size: int, body: Callable[[Pull], Awaitable[Any]]) -> Any:
     """The official client on the spec's flat shape: what its models cost when they parse."""
     return await official(url, page_size, body, prefix=SPEC_PREFIX)
@@ -131,6 +145,7 @@ async def official_spec(url: str, page_size: int, body: Callable[[Pull], Awaitab
 
 CLIENTS = {
     "floor": floor,
+    "floor_lean": floor_lean,
     "llmobs_async": llmobs,
     "official": official,
     "official_spec": official_spec,

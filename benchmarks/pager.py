@@ -30,7 +30,7 @@ from typing import Any
 from run import _cores, _pin, source_state
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = ("floor", "llmobs_async", "official", "official_spec")
+CLIENTS = ("floor", "floor_lean", "llmobs_async", "official", "official_spec")
 FLOOR_BUDGET = 1.3  # llmobs_async CPU per record at most this times the floor's
 OFFICIAL_BUDGET = 20.0  # the official client at least this times llmobs_async's CPU
 # official_spec reads the same records in the spec's flat shape, which its models
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> Cells:
     print(f"building {args.records:,} records ...", file=sys.stderr, flush=True)
     with PagerServer(args, server_cpu) as server:
         for index in range(args.rounds):
-            for (size, client), cell in cells.items():
+            for size, client in _round_order(cells, index):
+                cell = cells[(size, client)]
                 spec = {
                     "client": client,
                     "url": server.url,
@@ -147,13 +148,34 @@ def run(args: argparse.Namespace) -> Cells:
                     cell["errors"].append(result["error"])
                     described = f"ERROR {result['error']}"
                 else:
-                    cell["rounds"].append(result)
+                    cell["rounds"].append({**result, "round": index})
                     cpu_us = result["cpu_s"] / result["records"] * 1e6
                     rate = result["records"] / result["wall_s"]
                     described = f"{cpu_us:,.2f} µs CPU/record, {rate:,.0f} records/s"
                 label = f"round {index + 1}/{args.rounds} page {size} {client}"
                 print(f"{label}: {described}", file=sys.stderr, flush=True)
     return cells
+
+
+def _round_order(cells: Cells, index: int) -> list[tuple[int, str]]:
+    """Each page size's clients, the order rotated every round: none always runs first."""
+    order: list[tuple[int, str]] = []
+    for size in dict.fromkeys(size for size, _ in cells):
+        keys = [key for key in cells if key[0] == size]
+        shift = index % len(keys)
+        order += keys[shift:] + keys[:shift]
+    return order
+
+
+def _paired(cells: Cells, size: int, client: str) -> float | None:
+    """The median over rounds of ``client``'s CPU per record over the floor's, round by round."""
+    floor = {r["round"]: r for r in cells.get((size, "floor"), {}).get("rounds", [])}
+    ratios = [
+        (r["cpu_s"] / r["records"]) / (floor[r["round"]]["cpu_s"] / floor[r["round"]]["records"])
+        for r in cells[(size, client)]["rounds"]
+        if r["round"] in floor
+    ]
+    return statistics.median(ratios) if ratios else None
 
 
 def _cpu_us(cell: dict[str, Any]) -> list[float]:
@@ -179,6 +201,7 @@ def summarize(cells: Cells) -> dict[tuple[int, str], dict[str, Any]]:
                 item_types=first.get("item_types", []),
                 created_at_type=first.get("created_at_type"),
                 version=first["version"],
+                cpu_vs_floor_paired=_paired(cells, size, client),
             )
         out[(size, client)] = entry
     for (size, client), entry in out.items():
@@ -195,6 +218,11 @@ def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}x"
 
 
+def _paired_text(client: str, s: dict[str, Any]) -> str:
+    paired = s.get("cpu_vs_floor_paired")
+    return "" if client == "floor" or paired is None else f" ({paired:.2f}x)"
+
+
 def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
     """The Markdown table: one row per page size and client.
 
@@ -203,7 +231,8 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
     """
     lines = [
         "| page size | client | CPU µs/record (median) | range (min-max) | records/s (wall) "
-        "| CPU vs floor | official / llmobs_async CPU | what the client returned |",
+        "| CPU vs floor (median of same-round ratios) | official / llmobs_async CPU "
+        "| what the client returned |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for (size, client), s in summary.items():
@@ -211,8 +240,10 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
             error = s["errors"][-1] if s["errors"] else "no rounds"
             lines.append(f"| {size:,} | {client} | error: {error} | | | | | |")
             continue
-        if client == "floor":
+        if client.startswith("floor"):
             returned = "ids read from dicts (no models)"
+            if client == "floor_lean":
+                returned += "; each page freed before the next (informational)"
         else:
             types = "/".join(s["item_types"])
             returned = f"{types} objects, created_at as {s['created_at_type']}"
@@ -222,7 +253,8 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
         lines.append(
             f"| {size:,} | {client} | {s['cpu_us_median']:,.2f} "
             f"| {s['cpu_us_min']:,.2f}-{s['cpu_us_max']:,.2f} | {s['records_per_s_median']:,.0f} "
-            f"| {_ratio(s.get('cpu_vs_floor'))} | {_ratio(s.get('cpu_vs_llmobs_async'))} "
+            f"| {_ratio(s.get('cpu_vs_floor'))}{_paired_text(client, s)} "
+            f"| {_ratio(s.get('cpu_vs_llmobs_async'))} "
             f"| {returned} |"
         )
     return "\n".join(lines)
@@ -237,6 +269,12 @@ def budget_lines(
     """
     lines, ok = [], True
     for (size, client), s in summary.items():
+        lean = summary.get((size, "floor_lean"), {}).get("cpu_us_median")
+        if client == "llmobs_async" and lean and "cpu_us_median" in s:
+            value = s["cpu_us_median"] / lean
+            lines.append(
+                f"info page {size:,}: {value:.2f}x floor_lean (the floor freeing each page)"
+            )
         if client == "llmobs_async" and s.get("cpu_vs_floor") is not None:
             value = s["cpu_vs_floor"]
             holds = value <= FLOOR_BUDGET

@@ -51,9 +51,9 @@ def test_pager_benchmark_smoke_pulls_every_record_with_each_client() -> None:
     assert completed.returncode == 0, output
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| 500 |")]
     clients = [row.split("|")[2].strip() for row in rows]
-    assert clients == ["floor", "llmobs_async", "official", "official_spec"], output
+    assert clients == ["floor", "floor_lean", "llmobs_async", "official", "official_spec"], output
     for row in rows:
         assert "error" not in row, output
-    assert all("all 2,000 ids, each once" in row for row in rows[:3]), output
-    assert "all 200 ids, each once" in rows[3], output
-    assert "DatasetRecord objects, created_at as datetime" in rows[1], output
+    assert all("all 2,000 ids, each once" in row for row in rows[:4]), output
+    assert "all 200 ids, each once" in rows[4], output
+    assert "DatasetRecord objects, created_at as datetime" in rows[2], output
