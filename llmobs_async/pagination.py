@@ -71,8 +71,11 @@ class AsyncPaginator(Generic[T]):
         seen: set[str] = set()
         while True:
             page = await self._fetch(cursor)
-            yield page
             cursor = page.next_cursor
+            yield page
+            # Not held while the next page is fetched and decoded: the garbage
+            # collector would scan it again, and the pull would hold two pages.
+            del page
             if cursor is None:
                 return
             if cursor in seen:
@@ -86,8 +89,11 @@ class AsyncPaginator(Generic[T]):
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
-            for item in page.items:
+            items = page.items
+            del page
+            for item in items:
                 yield item
+            del items  # the page's records go before the next page comes (see pages)
 
     def __repr__(self) -> str:
         return f"AsyncPaginator({self._what}, cursor={self._cursor!r})"

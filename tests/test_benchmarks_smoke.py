@@ -43,3 +43,17 @@ def test_ratelimit_benchmark_smoke_prints_a_table() -> None:
     assert "| llmobs_async |" in rows[0], output
     assert "error" not in rows[0], output
     assert "RECORDS LOST" not in completed.stderr, output
+
+
+def test_pager_benchmark_smoke_pulls_every_record_with_each_client() -> None:
+    """``benchmarks/pager.py --smoke`` exits 0; every client got all its ids, each once."""
+    completed, output = _smoke("pager.py", timeout=120)
+    assert completed.returncode == 0, output
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| 500 |")]
+    clients = [row.split("|")[2].strip() for row in rows]
+    assert clients == ["floor", "floor_lean", "llmobs_async", "official", "official_spec"], output
+    for row in rows:
+        assert "error" not in row, output
+    assert all("all 2,000 ids, each once" in row for row in rows[:4]), output
+    assert "all 200 ids, each once" in rows[4], output
+    assert "DatasetRecord objects, created_at as datetime" in rows[2], output
