@@ -227,7 +227,9 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
     """The Markdown table: one row per page size and client.
 
     ``official_spec`` read other bytes (the spec's shape, fewer records): its
-    ratio says what the official models cost when they do parse, not a budget.
+    ratio says what the official models cost when they do parse. That is the
+    row the 20x budget is checked on: on the live shape the official client
+    builds no models at all.
     """
     lines = [
         "| page size | client | CPU µs/record (median) | range (min-max) | records/s (wall) "
@@ -248,7 +250,7 @@ def render(summary: dict[tuple[int, str], dict[str, Any]]) -> str:
             types = "/".join(s["item_types"])
             returned = f"{types} objects, created_at as {s['created_at_type']}"
         if client == "official_spec":
-            returned += "; the spec's flat shape, not the live one (informational)"
+            returned += "; the spec's flat shape, which its models parse"
         returned = f"all {s['records']:,} ids, each once; {returned}"
         lines.append(
             f"| {size:,} | {client} | {s['cpu_us_median']:,.2f} "
@@ -280,10 +282,20 @@ def budget_lines(
             holds = value <= FLOOR_BUDGET
             text = f"page {size:,}: {value:.2f}x the floor (budget <= {FLOOR_BUDGET}x)"
         elif client == "official" and s.get("cpu_vs_llmobs_async") is not None:
+            # On the live shape the official models give up and hand back raw dicts
+            # (UnparsedObject, timestamps as strings): no models built, so no budget.
+            value = s["cpu_vs_llmobs_async"]
+            lines.append(
+                f"info page {size:,}: {value:.1f}x less CPU than official on the live shape, "
+                "which it does not parse (UnparsedObject)"
+            )
+            continue
+        elif client == "official_spec" and s.get("cpu_vs_llmobs_async") is not None:
             value = s["cpu_vs_llmobs_async"]
             holds = value >= OFFICIAL_BUDGET
             text = (
-                f"page {size:,}: {value:.1f}x less CPU than official (budget >= {OFFICIAL_BUDGET}x)"
+                f"page {size:,}: {value:.1f}x less CPU than official building its models "
+                f"(the spec's shape; budget >= {OFFICIAL_BUDGET}x)"
             )
         else:
             continue

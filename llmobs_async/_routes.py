@@ -36,6 +36,11 @@ class Route:
     method: str
     template: str
     params: tuple[str, ...] = attrs.field(init=False)
+    _compiled: dict[tuple[tuple[str, str], ...], Compiled] = attrs.field(
+        init=False, factory=dict, eq=False
+    )
+    """The routes compiled lately, by ids: a service that updates the same few
+    experiments or datasets all day checks and encodes their ids once."""
 
     @params.default
     def _params(self) -> tuple[str, ...]:
@@ -43,10 +48,24 @@ class Route:
 
     def compile(self, **ids: str) -> Compiled:
         """Fill in the ids; raise ``ValidationError`` naming a bad one."""
+        key = tuple(ids.items())  # names too: the same ids in other places are another path
+        try:
+            found = self._compiled.get(key)
+        except TypeError:  # an unhashable id: segment() refuses it below
+            found = None
+        if found is not None:
+            return found
         path = self.template.format_map({name: segment(name, ids[name]) for name in self.params})
-        return Compiled(
+        compiled = Compiled(
             method=self.method, path=PREFIX + path, gate=f"{self.method} {self.template}"
         )
+        if len(self._compiled) >= _CACHED:
+            self._compiled.clear()
+        self._compiled[key] = compiled
+        return compiled
+
+
+_CACHED: Final = 256
 
 
 def segment(name: str, value: object) -> str:

@@ -379,3 +379,18 @@ def test_the_fast_check_passes_plain_data_and_stops_on_objects() -> None:
     for odd in (uuid.UUID(int=1), Level.HIGH, Mode.FAST, Colour.RED):
         doc = [*plain, {"id": "x", "input": [odd]}]
         assert not _json._plain(doc, len(encoded) + 1000)
+
+
+def test_a_compiled_route_is_reused_and_never_mixes_up_ids() -> None:
+    from llmobs_async import _routes
+
+    route = _routes.UPDATE_DATASET
+    first = route.compile(project_id="d", dataset_id="p")
+    assert route.compile(project_id="d", dataset_id="p") is first
+    swapped = route.compile(dataset_id="d", project_id="p")
+    assert (first.path, swapped.path) == (
+        "/api/v2/llm-obs/v1/d/datasets/p",
+        "/api/v2/llm-obs/v1/p/datasets/d",
+    )
+    with pytest.raises(errors.ValidationError, match="dataset_id"):
+        route.compile(project_id="d", dataset_id=["unhashable"])  # type: ignore[arg-type]
