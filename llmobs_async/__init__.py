@@ -8,6 +8,7 @@ from . import errors, models
 from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
+from ._redis_store import RedisRateLimitStore
 from ._version import __version__
 from .models import UNSET
 
@@ -19,6 +20,7 @@ __all__ = [
     "BulkProgress",
     "BulkResult",
     "LLMObsClient",
+    "RedisRateLimitStore",
     "__version__",
     "errors",
     "models",
