@@ -6,13 +6,16 @@ The pool (sessions, semaphore, rate gates) is shared by every client view.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._ratelimit import Limits
 from .errors import LLMObsError
+
+if TYPE_CHECKING:
+    from ._ratestore import SharedStore
 
 
 class SessionPool:
@@ -29,12 +32,20 @@ class SessionPool:
         "_limits",
         "_loop",
         "_sessions",
+        "_store",
         "max_concurrency",
         "semaphore",
     )
 
-    def __init__(self, *, max_concurrency: int, session: aiohttp.ClientSession | None) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int,
+        session: aiohttp.ClientSession | None,
+        store: tuple[SharedStore | None, bool] = (None, False),
+    ) -> None:
         self.max_concurrency = max_concurrency
+        self._store = store  # the rate-limit store, and whether the pool closes it
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}
@@ -83,7 +94,13 @@ class SessionPool:
         key = (origin, key_fingerprint)
         limits = self._limits.get(key)
         if limits is None:
-            limits = self._limits[key] = Limits()
+            store = self._store[0]
+            if store is None:
+                limits = self._limits[key] = Limits()
+            else:
+                from ._ratestore import SharedLimits
+
+                limits = self._limits[key] = Limits(SharedLimits(store, *key).bucket)
         return limits
 
     async def close(self) -> None:
@@ -92,6 +109,9 @@ class SessionPool:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+        store, owned = self._store
+        if store is not None and owned:
+            await store.aclose()
 
 
 MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
