@@ -19,7 +19,7 @@
 -- The plan (fields of KEYS[1]):
 --   L, P        the limit and its period (ms), as last reported
 --   e           when the planned window ends: an upper bound (Reset is rounded up)
---   a           turns left in that window: reported Remaining less our turns since
+--   a           turns left in that window: the probe's Remaining less our turns since
 --   q           turns granted so far (a sequence shared by all processes)
 --   w           the turn whose answer (a probe) opened the planned window
 --   pr, pt      the probe out (its turn, 0: none) and when it was granted
@@ -99,10 +99,11 @@ local function fold(ev)
     s.w, s.e, s.sn, s.sid, s.ld = seq, ends, 0, '', ''
     if status == 429 then s.a = 0 else s.a = rem - (n('q') - seq) end
   elseif seq > n('w') and now < n('e') then
-    -- Counted in the planned window: never believe more is left than this says.
-    local left = rem - (n('q') - seq)
-    if status == 429 then left = 0 end
-    s.a = math.min(n('a'), left)
+    -- Counted in the planned window. Without others spending it, Remaining is never
+    -- below what our own turns leave (they may be counted or not yet): if it is, the
+    -- difference was spent by someone who does not use this store.
+    if status == 429 then rem = 0 end
+    s.a = math.min(n('a'), rem)
     s.e = math.min(n('e'), ends)
   end
 end

@@ -51,7 +51,7 @@ class RedisServer:
         ]  # fmt: skip
         if password is not None:
             command += ["--requirepass", password]
-        self._log = tempfile.TemporaryFile("w+")
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
         self._wait_ready()
 
