@@ -63,11 +63,14 @@ class Row:
     case: Case
     procs: int
     client: str
+    control: bool = False
+    """A row run only to compare with the shared store (issue 11): measured, not judged."""
 
     def label(self) -> str:
         """A short description for progress lines."""
         c = self.case
-        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {self.client}"
+        client = self.client + (" (control)" if self.control else "")
+        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {client}"
 
 
 class RateServer:

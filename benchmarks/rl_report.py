@@ -22,7 +22,7 @@ def budget(result: dict[str, Any]) -> str:
     11), any number of processes: at most 1.1x and under 1% 429s. No record
     lost, ever.
     """
-    if result["client"] not in (JUDGED, STORE_CLIENT):
+    if result["client"] not in (JUDGED, STORE_CLIENT) or result.get("control"):
         return ""
     if result["errors"]:
         return "FAIL: the client failed"
@@ -49,9 +49,10 @@ def budget(result: dict[str, Any]) -> str:
 
 
 def _row(result: dict[str, Any]) -> str:
+    client = result["client"] + (" (control)" if result.get("control") else "")
     head = (
         f"| {result['mode']} | {result['limit']} per {result['period_s']} s "
-        f"| {result['requests']} | {result['procs']} | {result['client']} "
+        f"| {result['requests']} | {result['procs']} | {client} "
     )
     if "ratio" not in result:
         error = "; ".join(result["errors"])[:120]
@@ -87,7 +88,11 @@ def store_table(results: list[dict[str, Any]]) -> list[str]:
     with_store = {_where(r): r for r in results if r["client"] == STORE_CLIENT and "ratio" in r}
     if not with_store:
         return []
-    without = {_where(r): r for r in results if r["client"] == JUDGED and "ratio" in r}
+    without = {
+        _where(r): r
+        for r in sorted(results, key=lambda r: bool(r.get("control")))
+        if r["client"] == JUDGED and "ratio" in r
+    }
     lines = [
         "",
         "| window | limit, requests | processes | without the store | with the store (Redis) "

@@ -70,9 +70,10 @@ local function fold(ev)
   local sent, arrived, retry = now - ev[9], now - ev[10], ev[11]
   local foreign = seq < 0
   if foreign then seq = n('q') end
-  if not foreign and seq == n('pr') and ev[12] == 1 then
-    s.pr = 0
-    s.rtt = s.rtt and (s.rtt * 0.7 + (now - n('pt')) * 0.3) or (now - n('pt'))
+  if not foreign and ev[12] == 1 then
+    -- A probe's answer, reported: how long the others wait for one, from grant to here.
+    if seq == n('pr') then s.pr = 0 end
+    s.rtt = s.rtt and (s.rtt * 0.7 + ev[9] * 0.3) or ev[9]
   end
   if rem < 0 then
     if status == 429 then

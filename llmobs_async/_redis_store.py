@@ -13,6 +13,7 @@ paces its process on its own; the first call after that tries it again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.resources
 import logging
 import time
@@ -29,7 +30,6 @@ logger = logging.getLogger("llmobs_async")
 
 SCHEMES: Final = ("redis", "rediss", "unix")
 DEFAULT_PREFIX: Final = "llmobs_async:rl"
-_SCRIPT: Final = (importlib.resources.files(__package__) / "_ratestore.lua").read_text("utf-8")
 
 
 class StoreUnavailable(Exception):
@@ -130,7 +130,7 @@ class RedisRateLimitStore:
                     result = await client.evalsha(self._sha, len(keys), *keys, *args)
                 except NoScriptError:
                     self.round_trips += 2
-                    self._sha = await client.script_load(_SCRIPT)
+                    self._sha = await client.script_load(_script())
                     result = await client.evalsha(self._sha, len(keys), *keys, *args)
         except Exception as exc:  # whatever went wrong, the job goes on without the store
             self._fail(exc)
@@ -186,6 +186,11 @@ class RedisRateLimitStore:
             if password:
                 text = text.replace(password, "**********")
         return text[:300]
+
+
+@functools.cache
+def _script() -> str:
+    return (importlib.resources.files(__package__) / "_ratestore.lua").read_text("utf-8")
 
 
 def _from_url(url: str, timeout: float) -> Redis:
