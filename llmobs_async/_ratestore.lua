@@ -229,5 +229,5 @@ if KEYS[3] then
   redis.call('HSET', KEYS[3], 'al', ARGV[5])
   redis.call('PEXPIRE', KEYS[3], math.floor(ttl))
 end
-if wait >= 0 then wait = math.ceil(wait) end
+if wait >= 0 then wait = math.max(1, math.ceil(wait)) end -- never 0: no busy loop
 return { granted, first, probe, sound, wait, n('op'), '' }
