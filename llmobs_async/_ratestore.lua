@@ -88,8 +88,10 @@ local function fold(ev)
   if ev[6] > 0 then s.P = ev[6] end
   local ends
   if reset >= 0 then
-    -- Reset = ceil(end - t) at the server's t, sent <= t <= arrived.
-    ends = narrow(sent + reset - grain - 2, arrived + reset)
+    -- Reset = ceil(end - t) at the server's t, sent <= t <= arrived. A Reset given in
+    -- milliseconds may be rounded to the nearest: 1 ms more keeps it an upper bound.
+    local slack = grain < 1000 and 1 or 0
+    ends = narrow(sent + reset - grain - 2, arrived + reset + slack)
   elseif status == 429 and retry >= 0 then
     ends = arrived + retry
   else

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -291,3 +293,21 @@ async def test_the_password_never_shows(
     assert "127.0.0.1" in shown
     assert PASSWORD not in shown
     assert PASSWORD not in caplog.text
+
+
+def test_the_library_works_without_the_redis_package() -> None:
+    """Without the extra: clients work; asking for a store says what to install."""
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import llmobs_async\n"
+        "llmobs_async.LLMObsClient(api_key='k', app_key='a')\n"
+        "try:\n"
+        f"    llmobs_async.LLMObsClient(api_key='k', app_key='a', rate_limit_store='redis://:{PASSWORD}@h/0')\n"
+        "except llmobs_async.errors.ValidationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'llmobs-async[redis]'" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
