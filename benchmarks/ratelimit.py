@@ -1,7 +1,8 @@
 """Rate-limit benchmark: how close to a server's limit does a bulk job finish?
 
 Usage: ``python benchmarks/ratelimit.py [--smoke] [--check] [--clients a,b]
-[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4]``
+[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4]
+[--store-cases 20/2x300,...] [--store-procs 2,4,8]``
 
 Starts ``rl_server.py`` (one limit of L requests per P seconds, fixed or
 sliding windows, Datadog's ``X-RateLimit-*`` headers) in its own process.
@@ -12,6 +13,13 @@ record was applied. It prints a Markdown table (makespan against what the
 limit allows, ``ceil(N/L) * P``; the share of answers that were 429; client
 CPU per request; records lost), judges llmobs_async against issue 8's
 budget, and writes ``benchmarks/ratelimit_results.json``.
+
+Issue 11's rows run K = 2, 4, 8 processes at 20/2 s and 60/6 s (fixed
+windows), each with (``llmobs_async_redis``: ``rate_limit_store=`` a
+``redis-server`` started here, flushed before each row) and without the
+shared store; a second table compares them, with the Redis round trips per
+request. Budget with the store: makespan at most 1.1x of ``ceil(N/L) * P``
+and under 1% 429s, for every K.
 
 Exits 1 when a run is broken (a client process failed, the server answered
 something other than 200 or 429, another client lost records), and, with
@@ -36,10 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from _scenarios import make_record
-from rl_procs import HERE, PER_REQUEST, Case, RateServer, Row, Workers
-from rl_report import budget, render
+from rl_procs import HERE, PER_REQUEST, Case, RateServer, RedisProcess, Row, Workers
+from rl_report import STORE_CLIENT, budget, render
 
 CLIENTS = ("llmobs_async", "official", "naive")
+# Issue 11: several processes, with and without the shared store (Redis).
+STORE_CLIENTS = ("llmobs_async", STORE_CLIENT)
+DEFAULT_STORE_CASES = "20/2x300,60/6x300"
+DEFAULT_STORE_PROCS = "2,4,8"
 MODES = ("fixed", "sliding")
 DEFAULT_CASES = "20/2x100,20/2x300,60/6x100,60/6x300"
 # Several processes run on one case only, to keep the full run near 15 minutes.
@@ -65,14 +77,22 @@ def best_possible_s(mode: str, case: Case, offset: float) -> float:
     return max(0.0, (windows - 1) * case.period - offset)
 
 
-def run_row(server: RateServer, row: Row, offset: float) -> dict[str, Any]:
+def run_row(
+    server: RateServer, row: Row, offset: float, redis: RedisProcess | None
+) -> dict[str, Any]:
     """Measure one row; the result has the figures, the server's view and any errors.
 
     The limit starts only once every process is ready, so the window phase
-    the clients meet is ``offset``, whatever their start-up took.
+    the clients meet is ``offset``, whatever their start-up took. A row with
+    the shared store starts from an empty Redis, as its limit starts afresh.
     """
     timeout = 60 + 8 * row.case.ideal_s
-    with Workers(row, server.url) as workers:
+    url = None
+    if row.client == STORE_CLIENT:
+        assert redis is not None
+        redis.flush()
+        url = redis.url
+    with Workers(row, server.url, url) as workers:
         failed = workers.wait_ready(timeout=60)
         server.reset(row, offset)
         if failed:
@@ -101,6 +121,7 @@ def summarize(
         "requests": row.case.requests,
         "procs": row.procs,
         "client": row.client,
+        "control": row.control,
         "window_offset_s": offset,
         "ideal_s": row.case.ideal_s,
         "best_possible_s": best_possible_s(row.mode, row.case, offset),
@@ -118,6 +139,9 @@ def summarize(
     if measured and not errors:
         makespan = max(r["end"] for r in measured) - min(r["start"] for r in measured)
         cpu = sum(r["cpu_s"] for r in measured)
+        calls = [r["reported"].get("redis_calls") for r in measured]
+        if all(isinstance(c, int) for c in calls):
+            out["redis_calls_per_request"] = sum(calls) / row.case.requests
         out.update(
             makespan_s=makespan,
             ratio=makespan / row.case.ideal_s,
@@ -165,12 +189,42 @@ def plan(args: argparse.Namespace) -> list[Row]:
     )
     if min(procs) < 1 or max(procs) > min(c.requests for c in [*cases, *multi]):
         raise SystemExit("--procs must be between 1 and the smallest N")
-    return [
+    rows = [
         Row(mode, case, k, client)
         for mode in modes
         for case in dict.fromkeys([*cases, *multi])
         for k in procs
         if (case in cases if k == 1 else case in multi)
+        for client in clients
+    ]
+    return list(dict.fromkeys(rows + _store_rows(args)))
+
+
+def _store_rows(args: argparse.Namespace) -> list[Row]:
+    """Issue 11's rows: K processes with and without the shared store (``--store-*``)."""
+    text = args.store_cases or (SMOKE_CASE if args.smoke else DEFAULT_STORE_CASES)
+    if text == "none":
+        return []
+    cases = _cases(text)
+    procs = [
+        int(k)
+        for k in (args.store_procs or ("2" if args.smoke else DEFAULT_STORE_PROCS)).split(",")
+    ]
+    modes = _split(args.store_modes or "fixed", MODES, "modes")
+    clients = _split(
+        args.store_clients or (STORE_CLIENT if args.smoke else ",".join(STORE_CLIENTS)),
+        STORE_CLIENTS,
+        "store clients",
+    )
+    if min(procs) < 1 or max(procs) > min(c.requests for c in cases):
+        raise SystemExit("--store-procs must be between 1 and the smallest N")
+    # Without the store, K processes are issue 8's gate colliding (what the store is for):
+    # those rows are the control, measured for comparison and not judged.
+    return [
+        Row(mode, case, k, client, control=client != STORE_CLIENT)
+        for mode in modes
+        for case in cases
+        for k in procs
         for client in clients
     ]
 
@@ -219,11 +273,15 @@ def run(rows: list[Row], seed: int) -> list[dict[str, Any]]:
     phases = random.Random(seed)
     offsets: dict[tuple[str, Case, int], float] = {}
     out = []
-    with RateServer() as server:
+    needs_redis = any(row.client == STORE_CLIENT for row in rows)
+    with (
+        RateServer() as server,
+        RedisProcess() if needs_redis else contextlib.nullcontext() as redis,
+    ):
         for index, row in enumerate(rows, start=1):
             key = (row.mode, row.case, row.procs)
             offset = offsets.setdefault(key, phases.random() * row.case.period)
-            result = run_row(server, row, offset)
+            result = run_row(server, row, offset, redis)
             _progress(index, len(rows), row, result)
             out.append(result)
     return out
@@ -242,6 +300,16 @@ def _parser() -> argparse.ArgumentParser:
         "--multi-cases",
         help=f"cases run with K > 1 (default: --cases if given, else {DEFAULT_MULTI_CASES})",
     )
+    parser.add_argument(
+        "--store-cases",
+        help=f"cases run with and without the shared store (default {DEFAULT_STORE_CASES}; "
+        "'none' skips them)",
+    )
+    parser.add_argument(
+        "--store-procs", help=f"process counts for the store cases (default {DEFAULT_STORE_PROCS})"
+    )
+    parser.add_argument("--store-modes", help="modes for the store cases (default fixed)")
+    parser.add_argument("--store-clients", help=f"from {','.join(STORE_CLIENTS)} (default both)")
     parser.add_argument(
         "--output",
         type=Path,

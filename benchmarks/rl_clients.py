@@ -15,6 +15,8 @@ The clients:
 
 * ``llmobs_async``: ``LLMObsClient`` with default options and one
   ``records.update_many(..., batch_size=per_request)`` over all the records.
+* ``llmobs_async_redis``: the same with ``rate_limit_store=`` the spec's
+  ``redis`` URL; it also reports the store's round trips (``redis_calls``).
 * ``official``: ``datadog-api-client`` (async) with ``enable_retry=True`` and
   ``max_retries=20``, one ``update_llm_obs_dataset_records`` per batch, at
   most 16 at once.
@@ -47,13 +49,19 @@ class LLMObsJob:
 
     name = "llmobs_async"
 
-    def __init__(self, url: str, batches: list[list[dict[str, Any]]]) -> None:
-        self.url, self.batches = url, batches
+    def __init__(
+        self, url: str, batches: list[list[dict[str, Any]]], redis: str | None = None
+    ) -> None:
+        self.url, self.batches, self.redis = url, batches, redis
 
     async def __aenter__(self) -> Job:
         import llmobs_async
 
-        self._client = llmobs_async.LLMObsClient(base_url=self.url, api_key="k", app_key="a")
+        store = None if self.redis is None else llmobs_async.RedisRateLimitStore(self.redis)
+        self._store = store
+        self._client = llmobs_async.LLMObsClient(
+            base_url=self.url, api_key="k", app_key="a", rate_limit_store=store
+        )
         records = [record for batch in self.batches for record in batch]
         size = len(self.batches[0])
 
@@ -61,12 +69,23 @@ class LLMObsJob:
             result = await self._client.records.update_many(
                 PROJECT_ID, DATASET_ID, records, batch_size=size
             )
-            return {"applied": result.applied, "failed": result.failed_count}
+            out = {"applied": result.applied, "failed": result.failed_count}
+            if store is not None:
+                out["redis_calls"] = store.round_trips
+            return out
 
         return run
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._client.close()
+        if self._store is not None:
+            await self._store.aclose()
+
+
+class LLMObsRedisJob(LLMObsJob):
+    """This project's client with the shared rate-limit store (``rate_limit_store=``)."""
+
+    name = "llmobs_async_redis"
 
 
 class RetryingOfficial(Official):
@@ -154,7 +173,7 @@ async def bounded(calls: list[Callable[[], Awaitable[int]]]) -> dict[str, Any]:
     return {"applied": applied, "failed_batches": len(failures), "first_failure": failures[:1]}
 
 
-JOBS = {job.name: job for job in (LLMObsJob, OfficialJob, NaiveJob)}
+JOBS: dict[str, Any] = {job.name: job for job in (LLMObsJob, LLMObsRedisJob, OfficialJob, NaiveJob)}
 
 
 def batches_of(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -168,7 +187,8 @@ def batches_of(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 async def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Open the client, wait for the go, run the job; CPU and the first/last instants."""
-    async with JOBS[spec["client"]](spec["url"], batches_of(spec)) as job:
+    extra = {"redis": spec["redis"]} if spec.get("redis") else {}
+    async with JOBS[spec["client"]](spec["url"], batches_of(spec), **extra) as job:
         print("READY", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         cpu, start = time.process_time(), time.monotonic()

@@ -1,6 +1,7 @@
 """The processes of the rate-limit benchmark: the server, and the clients of one row.
 
 ``RateServer`` runs ``rl_server.py`` and talks to its control endpoints;
+``RedisProcess`` runs the redis-server of the rows with the shared store;
 ``Workers`` runs the K ``rl_clients.py`` processes of a row, holds them until
 all are ready, lets them go together and collects their JSON lines.
 """
@@ -11,6 +12,8 @@ import dataclasses
 import json
 import math
 import select
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,11 +63,14 @@ class Row:
     case: Case
     procs: int
     client: str
+    control: bool = False
+    """A row run only to compare with the shared store (issue 11): measured, not judged."""
 
     def label(self) -> str:
         """A short description for progress lines."""
         c = self.case
-        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {self.client}"
+        client = self.client + (" (control)" if self.control else "")
+        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {client}"
 
 
 class RateServer:
@@ -107,11 +113,51 @@ def shares(requests: int, procs: int) -> list[int]:
     return [requests // procs + (index < requests % procs) for index in range(procs)]
 
 
+class RedisProcess:
+    """A ``redis-server`` on a free loopback port, for the rows with the shared store."""
+
+    def __enter__(self) -> RedisProcess:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise SystemExit("redis-server is missing: apt-get install redis-server")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        command = [executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self._answers("PING", b"+PONG"):
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self.__exit__()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+    def flush(self) -> None:
+        """Forget every key: each row starts with no plan, as its server limit does."""
+        if not self._answers("FLUSHALL", b"+OK"):
+            raise RuntimeError("redis-server did not flush")
+
+    def _answers(self, command: str, expected: bytes) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(command.encode() + b"\r\n")
+                return sock.recv(64).startswith(expected)
+        except OSError:
+            return False
+
+
 class Workers:
     """The K client processes of one row, started together and collected."""
 
-    def __init__(self, row: Row, url: str) -> None:
-        self.row, self.url = row, url
+    def __init__(self, row: Row, url: str, redis: str | None = None) -> None:
+        self.row, self.url, self.redis = row, url, redis
         self._processes: list[tuple[subprocess.Popen[str], IO[str]]] = []
 
     def __enter__(self) -> Workers:
@@ -123,6 +169,7 @@ class Workers:
                 "requests": count,
                 "per_request": PER_REQUEST,
                 "first_record": first * PER_REQUEST,
+                "redis": self.redis,
             }
             first += count
             log = tempfile.TemporaryFile("w+")

@@ -11,6 +11,7 @@ from . import errors, models, pagination
 from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
+from ._redis_store import RedisRateLimitStore
 from ._version import __version__
 from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page
@@ -26,6 +27,7 @@ __all__ = [
     "EventsPage",
     "LLMObsClient",
     "Page",
+    "RedisRateLimitStore",
     "__version__",
     "errors",
     "models",

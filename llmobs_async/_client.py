@@ -10,8 +10,9 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from . import _config
+from . import _config, _ratestore
 from ._ratelimit import key_fingerprint
+from ._redis_store import RedisRateLimitStore
 from ._resources import Datasets, Experiments, Projects, Records
 from ._retry import RetryPolicy
 from ._transport import SessionPool, Transport
@@ -48,6 +49,12 @@ class LLMObsClient:
         max_rate_limit_wait: the longest server-given wait (``Retry-After``,
             ``X-RateLimit-Reset``) honoured, in seconds; a longer one raises
             ``RateLimitError`` with ``retry_after`` set instead of parking the call.
+        rate_limit_store: share the org's rate budget with other processes: a
+            ``redis://`` URL (closed with the client) or a
+            :class:`~llmobs_async.RedisRateLimitStore`; default
+            ``LLMOBS_RATE_LIMIT_STORE``, else each process paces on its own. If
+            the store fails, the client paces on its own and logs one warning.
+            Views made by :meth:`with_options` share it.
 
     Response bodies are read up to 32 MiB (after decompression); a larger one
     raises :class:`~llmobs_async.errors.ResponseTooLargeError`, not retried.
@@ -65,10 +72,15 @@ class LLMObsClient:
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
         max_rate_limit_wait: float = 60.0,
+        rate_limit_store: str | RedisRateLimitStore | None = None,
     ) -> None:
         max_concurrency = _config.check_count("max_concurrency", max_concurrency, 1)
         max_retries = _config.check_count("max_retries", max_retries, 0)
-        self._pool = SessionPool(max_concurrency=max_concurrency, session=session)
+        self._pool = SessionPool(
+            max_concurrency=max_concurrency,
+            session=session,
+            store=_ratestore.resolve(rate_limit_store),
+        )
         self._owns_pool = True
         self._configure(
             base_url=_config.resolve_base_url(site, base_url),

@@ -33,7 +33,7 @@ import bisect
 import hashlib
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
 from ._rateheaders import parse_rate_limit, retry_after_seconds
@@ -381,19 +381,24 @@ class Bucket:
 
 
 class Limits:
-    """The buckets of one (origin, API key): one per named limit, learned per route."""
+    """The buckets of one (origin, API key): one per named limit, learned per route.
 
-    __slots__ = ("_named", "_routes")
+    ``new_bucket`` makes the bucket of a route (default: an in-process
+    :class:`Bucket`; a rate-limit store makes buckets that plan with it).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_named", "_new", "_routes")
+
+    def __init__(self, new_bucket: Callable[[str], Bucket] | None = None) -> None:
         self._routes: dict[str, Bucket] = {}
         self._named: dict[str, Bucket] = {}
+        self._new = new_bucket
 
     def bucket(self, route: str) -> Bucket:
         """The bucket requests to ``route`` queue at."""
         bucket = self._routes.get(route)
         if bucket is None:
-            bucket = self._routes[route] = Bucket()
+            bucket = self._routes[route] = Bucket() if self._new is None else self._new(route)
         return bucket
 
     def learn(self, route: str, bucket: Bucket, name: str) -> None:

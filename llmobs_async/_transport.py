@@ -13,7 +13,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -46,6 +46,9 @@ Query: TypeAlias = Sequence[tuple[str, str]]
 """Query parameters in wire form, e.g. ``[("filter[name]", "evals"), ("page[limit]", "100")]``."""
 _LARGE_BODY: Final = 1 << 20
 
+if TYPE_CHECKING:
+    from ._ratestore import SharedStore
+
 
 class SessionPool:
     """Sessions, the concurrency semaphore and the rate limits of one client family.
@@ -61,12 +64,20 @@ class SessionPool:
         "_limits",
         "_loop",
         "_sessions",
+        "_store",
         "max_concurrency",
         "semaphore",
     )
 
-    def __init__(self, *, max_concurrency: int, session: aiohttp.ClientSession | None) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int,
+        session: aiohttp.ClientSession | None,
+        store: tuple[SharedStore | None, bool] = (None, False),
+    ) -> None:
         self.max_concurrency = max_concurrency
+        self._store = store  # the rate-limit store, and whether the pool closes it
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}
@@ -115,7 +126,13 @@ class SessionPool:
         key = (origin, key_fingerprint)
         limits = self._limits.get(key)
         if limits is None:
-            limits = self._limits[key] = Limits()
+            store = self._store[0]
+            if store is None:
+                limits = self._limits[key] = Limits()
+            else:
+                from ._ratestore import SharedLimits
+
+                limits = self._limits[key] = Limits(SharedLimits(store, *key).bucket)
         return limits
 
     async def close(self) -> None:
@@ -124,6 +141,9 @@ class SessionPool:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+        store, owned = self._store
+        if store is not None and owned:
+            await store.aclose()
 
 
 MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024

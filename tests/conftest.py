@@ -13,6 +13,9 @@ from llmobs_async import LLMObsClient
 from llmobs_async.testing import FakeLLMObsServer
 
 from .fakehttp import Env
+from .redisserver import redis_server
+
+__all__ = ["redis_server"]  # the session's real redis-server, for tests/test_redis_*.py
 
 
 @attrs.frozen
