@@ -264,3 +264,24 @@ async def test_the_demo_notices_a_record_missing_or_wrong(
     demo = _Demo(fake, client, 10)
     await demo.pull_and_verify(project, dataset)
     assert demo.problems == ["1 records missing", "1 records wrong or repeated"]
+
+
+@pytest.mark.parametrize("kind", ["datasets", "experiments"])
+async def test_a_list_piped_into_head_ends_quietly(kind: str) -> None:
+    async with FakeLLMObsServer() as fake:
+        project_id = fake.add_project()
+        dataset_id = fake.add_dataset(project_id=project_id)
+        for i in range(400):  # more than a pipe holds, so the writer meets the closed end
+            fake.add_dataset(project_id=project_id, name=f"d{i}", description="x" * 200)
+            fake.add_experiment(project_id=project_id, dataset_id=dataset_id, name=f"e{i}")
+        environ = dict(os.environ, DD_API_KEY=fake.api_key, DD_APP_KEY=fake.app_key)
+        command = (
+            f"{shlex.quote(sys.executable)} -m llmobs_async {kind} list --project-id {project_id} "
+            f"--base-url {fake.base_url} | head -n 1"
+        )
+        proc = await asyncio.create_subprocess_shell(
+            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert len(out.splitlines()) == 1
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
