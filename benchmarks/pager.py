@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from run import _cores, _pin, source_state
+from run import Server, _cores, _pin, source_state
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = ("floor", "floor_lean", "llmobs_async", "official", "official_spec")
@@ -39,34 +39,19 @@ SPEC_RECORDS = 5_000
 Cells = dict[tuple[int, str], dict[str, Any]]
 
 
-class PagerServer:
+class PagerServer(Server):
     """``with PagerServer(...) as server: server.url``; its pages are built before it listens."""
 
+    script = "pager_server.py"
+
     def __init__(self, args: argparse.Namespace, cpu: int | None) -> None:
-        self._args = [
+        super().__init__(
+            cpu,
             f"--records={args.records}",
             f"--page-sizes={','.join(map(str, args.page_sizes))}",
             f"--warmup-records={args.warmup}",
             f"--spec-records={args.spec_records}",
-        ]
-        self._cpu = cpu
-        self.url = ""
-
-    def __enter__(self) -> PagerServer:
-        command = [sys.executable, str(HERE / "pager_server.py"), *self._args]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self._process.kill()
-            raise RuntimeError(f"the server did not announce its port: {line!r}")
-        _pin(self._process.pid, self._cpu)
-        self.url = f"http://127.0.0.1:{line[1]}"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
+        )
 
     def stats(self) -> dict[str, int]:
         """Pages and records served, and answers that were not 200."""

@@ -35,14 +35,16 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Server:
     """The loopback server process: ``with Server() as server: server.url``."""
 
-    def __init__(self, cpu: int | None) -> None:
+    script = "server.py"
+
+    def __init__(self, cpu: int | None, *args: str) -> None:
         self._cpu = cpu
+        self._args = args
         self.url = ""
 
     def __enter__(self) -> Server:
-        self._process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py")], stdout=subprocess.PIPE, text=True
-        )
+        command = [sys.executable, str(HERE / self.script), *self._args]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline().split()
         if len(line) != 2 or line[0] != "PORT":
