@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 from typing import Final
 
-FIRST_WAVE: Final = 2
-"""Requests sent after a probe before the answers show whether others share the limit."""
+FIRST_WAVE: Final = 1
+"""Requests sent after a probe before the answers show whether others share the limit.
+
+One, not two: four processes starting together each sent a probe and two
+more before any answer showed the others, and that first burst alone was
+up to a tenth of a short job's requests answered 429."""
 _MIN: Final = 0.05
 _ALONE: Final = 0.95
 """A share above this means nobody else is spending the limit."""
@@ -60,7 +64,7 @@ class Share:
         # first to wake does not take it all and the others' requests bounce. Our
         # share says how many spend it; everyone keeping to limit / that many fits.
         # At least one request beyond the probe, so the share is measured again.
-        sharers = max(1, math.ceil(1 / share - 0.25))
+        sharers = max(1, math.ceil(1 / share - 0.05))
         quota = max(FIRST_WAVE, limit // sharers)
         # And of what is left now: others read the same Remaining at the same time.
         return min(math.floor(room * share + 1e-9), quota - sent - (1 if probe else 0))
