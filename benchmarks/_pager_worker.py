@@ -14,19 +14,17 @@ checked: every expected id, exactly once. Prints one JSON line (with
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import json
 import resource
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from _pager_data import DATASET_ID, PROJECT_ID, SPEC_PREFIX, WARMUP_DATASET_ID, expected_ids
+from _scenarios import worker_main
 
 PREFIX = "/api/v2/llm-obs/v1"
 Pull = Callable[[str, list[str]], Awaitable[dict[str, Any]]]
@@ -192,14 +190,7 @@ def _check_ids(ids: list[str], dataset_id: str, count: int, what: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the spec given as the first argument; print one JSON line."""
-    try:
-        result = asyncio.run(measure(json.loads(argv[1])))
-    except Exception as exc:
-        traceback.print_exc()
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return worker_main(measure, argv)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ import json
 import resource
 import sys
 import time
-import traceback
 from typing import Any
 
 from _clients import ADAPTERS, Call, LLMObs
-from _scenarios import BY_NAME, generate_records, make_records
+from _scenarios import BY_NAME, generate_records, make_records, worker_main
 
 NOT_AVAILABLE = "n/a (update_many not available)"
 
@@ -106,17 +105,8 @@ async def _check_bulk(client: LLMObs, records: Any, count: int) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the spec given as the first argument; print one JSON line."""
-    spec = json.loads(argv[1])
-    kind = BY_NAME[spec["scenario"]].kind
-    runner = run_bulk if kind in ("bulk", "rss") else run_requests
-    try:
-        result = asyncio.run(runner(spec))
-    except Exception as exc:
-        traceback.print_exc()
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    kind = BY_NAME[json.loads(argv[1])["scenario"]].kind
+    return worker_main(run_bulk if kind in ("bulk", "rss") else run_requests, argv)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,11 @@ import json
 import random
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _clients import Official
-from _scenarios import DATASET_ID, PROJECT_ID, make_record
+from _scenarios import DATASET_ID, PROJECT_ID, make_record, worker_main
 
 CONCURRENCY = 16
 RECORDS_PATH = f"/api/v2/llm-obs/v1/{PROJECT_ID}/datasets/{DATASET_ID}/records"
@@ -199,14 +198,7 @@ async def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the spec given as the first argument; print one JSON line."""
-    try:
-        result = asyncio.run(measure(json.loads(argv[1])))
-    except Exception as exc:
-        traceback.print_exc()
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return worker_main(measure, argv)
 
 
 if __name__ == "__main__":
