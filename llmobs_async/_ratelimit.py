@@ -120,11 +120,7 @@ class Bucket:
         Raises :class:`WaitTooLong` if the turn is more than ``max_wait`` seconds away.
         A request whose grant went ``stale`` queues again in its first place.
         """
-        if stale is None:
-            self._arrivals += 1
-            arrival = self._arrivals
-        else:
-            arrival = stale.arrival
+        arrival = self._arrival(stale)
         if not self._waiters and self._state == _OPEN and not self._paused_until:
             return self._grant("credit", arrival)
         loop = asyncio.get_running_loop()
@@ -132,24 +128,30 @@ class Bucket:
             kind = self._may_go(loop.time())
             if kind is not None:
                 return self._grant(kind, arrival)
-        waiter: asyncio.Future[Ticket] = loop.create_future()
-        entry = (waiter, max_wait, arrival)
-        if stale is None:
-            self._waiters.append(entry)
-        else:
-            place = next(
-                (i for i, other in enumerate(self._waiters) if other[2] > arrival),
-                len(self._waiters),
-            )
-            self._waiters.insert(place, entry)
+        waiter = queue_in_order(self._waiters, loop, max_wait, arrival)
         self._dispatch()
+        return await self._turn(waiter, self._forget)
+
+    def _arrival(self, stale: Ticket | None) -> int:
+        """A new request's place in arrival order; a stale grant keeps its first one."""
+        if stale is not None:
+            return stale.arrival
+        self._arrivals += 1
+        return self._arrivals
+
+    async def _turn(
+        self,
+        waiter: asyncio.Future[Ticket],
+        forget: Callable[[asyncio.Future[Ticket]], None],
+    ) -> Ticket:
+        """Wait for ``waiter``'s grant; a cancelled waiter gives its turn back or leaves."""
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.unsend(waiter.result())  # granted as we were cancelled: give it back
             else:
-                self._forget(waiter)
+                forget(waiter)
             raise
 
     def unsend(self, ticket: Ticket) -> None:
@@ -378,6 +380,23 @@ class Bucket:
             others=others,
             consumed=(self._limit or self._r_base + 1) - self._r_min,
         )
+
+
+def queue_in_order(
+    queue: deque[_Waiter] | list[_Waiter],
+    loop: asyncio.AbstractEventLoop,
+    max_wait: float,
+    arrival: int,
+) -> asyncio.Future[Ticket]:
+    """Queue a new waiter at its place by ``arrival`` (the end, unless it was requeued)."""
+    waiter: asyncio.Future[Ticket] = loop.create_future()
+    entry = (waiter, max_wait, arrival)
+    if not queue or queue[-1][2] < arrival:
+        queue.append(entry)
+    else:
+        place = next((i for i, other in enumerate(queue) if other[2] > arrival), len(queue))
+        queue.insert(place, entry)
+    return waiter
 
 
 class Limits:

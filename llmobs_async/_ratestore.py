@@ -29,7 +29,7 @@ from typing import Final, NamedTuple, Protocol
 import orjson
 
 from ._rateheaders import parse_rate_limit, retry_after_seconds
-from ._ratelimit import Bucket, Ticket, WaitTooLong
+from ._ratelimit import Bucket, Ticket, WaitTooLong, queue_in_order
 from ._redis_store import RedisRateLimitStore, StoreUnavailable
 from .errors import RateLimitInfo, ValidationError
 
@@ -153,35 +153,17 @@ class SharedBucket(Bucket):
         """Wait for a turn from the store (first in, first out); see :meth:`Bucket.acquire`."""
         if not self._org.store.usable():
             return await super().acquire(max_wait, stale=stale)
-        if stale is None:
-            self._arrivals += 1
-            arrival = self._arrivals
-        else:
-            arrival = stale.arrival
+        arrival = self._arrival(stale)
         if self._open and not self._queue:
             return SharedTicket(self, 0, arrival, probe=False, sounding=False)
         loop = asyncio.get_running_loop()
         wait = self._wake_at - loop.time()
         if wait > max_wait:
             raise WaitTooLong(wait)
-        waiter: asyncio.Future[Ticket] = loop.create_future()
-        entry = (waiter, max_wait, arrival)
-        if stale is None:
-            self._queue.append(entry)
-        else:
-            place = next(
-                (i for i, other in enumerate(self._queue) if other[2] > arrival), len(self._queue)
-            )
-            self._queue.insert(place, entry)
+        waiter = queue_in_order(self._queue, loop, max_wait, arrival)
         self._start()
         try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.unsend(waiter.result())  # granted as we were cancelled: give it back
-            else:
-                self._forget_shared(waiter)
-            raise
+            return await self._turn(waiter, self._forget_shared)
         except _FellBack:
             return await super().acquire(max_wait, stale=stale)
 
