@@ -17,6 +17,7 @@ import pytest
 
 import llmobs_async
 from llmobs_async import LLMObsClient
+from llmobs_async.testing import FakeLLMObsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -109,3 +110,14 @@ def test_the_reference_covers_the_public_surface() -> None:
     covered_by_module |= {"AsyncPaginator", "Page", "EventsPage"}  # pagination's page
     for name in set(llmobs_async.__all__) - covered_by_module:
         assert f"llmobs_async.{name}" in directives, name
+
+
+def test_fake_calls_in_the_pages_exist() -> None:
+    fake = FakeLLMObsServer()
+    uses = re.compile(r"\b(?:llmobs_fake|fake)\.(\w+)")
+    seen = 0
+    for page in [README, *PAGES]:
+        for name in uses.findall(page.read_text()):
+            assert hasattr(fake, name), f"{page.name}: fake.{name}"
+            seen += 1
+    assert seen > 20
