@@ -22,11 +22,11 @@ demo: $(VENV)/.installed
 	$(BIN)/llmobs-async demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check llmobs_async tests benchmarks examples
-	$(BIN)/ruff format --check llmobs_async tests benchmarks examples
+	$(BIN)/ruff check llmobs_async tests benchmarks examples docs/sphinx_roles.py
+	$(BIN)/ruff format --check llmobs_async tests benchmarks examples docs/sphinx_roles.py
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict llmobs_async examples
+	$(BIN)/mypy --strict llmobs_async examples docs/sphinx_roles.py
 
 # The docs site (mkdocs.yml, docs/) into site/; it builds offline. `docs-check` is the
 # strict build `make test` runs: a broken API reference, link or anchor fails it.
