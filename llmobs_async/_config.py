@@ -20,6 +20,7 @@ SITES: Final = (
     "datadoghq.eu",
     "ap1.datadoghq.com",
     "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
     "ddog-gov.com",
     "us2.ddog-gov.com",
 )

@@ -266,6 +266,7 @@ def test_missing_keys_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
         ("datadoghq.eu", "https://api.datadoghq.eu"),
         ("ap1.datadoghq.com", "https://api.ap1.datadoghq.com"),
         ("ap2.datadoghq.com", "https://api.ap2.datadoghq.com"),
+        ("uk1.datadoghq.com", "https://api.uk1.datadoghq.com"),
         ("ddog-gov.com", "https://api.ddog-gov.com"),
         ("us2.ddog-gov.com", "https://api.us2.ddog-gov.com"),
     ],

@@ -31,6 +31,10 @@ class RecordedRequest:
     status: int = 0
     """Status answered; 0 while unanswered, or when the connection was dropped or
     the client went away before the answer."""
+    api_key_fingerprint: str | None = None
+    """A short hash of the request's ``DD-API-KEY`` (``None`` without one): the keys
+    themselves are redacted, this tells tenants apart. Compare it with
+    :func:`~llmobs_async.testing.key_fingerprint` of a tenant's key."""
     at: float = attrs.field(factory=time.monotonic)
     """When the request arrived (its body read), in ``time.monotonic()`` seconds: the
     clock asyncio's default loop uses, so tests can compare it with ``loop.time()``."""

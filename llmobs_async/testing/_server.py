@@ -66,6 +66,7 @@ class FakeLLMObsServer:
         port: int = 0,
         rate_limit: tuple[int, float] | None = None,
         max_body_bytes: int = 5 * 1024 * 1024 + 64 * 1024,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self.app_key = app_key
@@ -81,6 +82,8 @@ class FakeLLMObsServer:
             FixedWindowLimit(*rate_limit) if rate_limit else None
         )
         self.chaos: Chaos | None = None
+        self.latency = latency
+        """Seconds every request takes to be served (a service time), before any fault."""
         self._faults: list[Fault] = []
         self._in_flight = 0
         self._host, self._port = host, port
@@ -334,6 +337,8 @@ class FakeLLMObsServer:
     async def _answer(
         self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
     ) -> web.Response | None:
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         fault = next((f for f in self._faults if f.take(seen)), None)
         if fault is None and self.chaos is not None:
             fault = self.chaos.draw()
