@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
+
+import attrs
 
 from .. import _json, _routes, _wire
 from .._transport import Transport
-from ..errors import ValidationError
+from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
 from ..models import (
     UNSET,
     Experiment,
@@ -31,6 +34,9 @@ _read_span = _wire.request_reader(ExperimentSpan, "experiments")
 _load = _wire.one(_wire.structure_experiment)
 _load_page = _wire.page_of(_wire.structure_experiment)
 _DAY_MS: Final = 24 * 3600 * 1000
+READ_BACK_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
+"""The waits between the reads of an update's read-back while the list lags the write, in
+units of the client's first retry backoff (0.5 s): 0.05 s to 0.8 s, 1.55 s in all."""
 
 
 def _load_update(body: bytes) -> Experiment | None:
@@ -147,6 +153,7 @@ class Experiments(Resource):
             page_size=page_size,
         )
 
+    @overload
     async def update(
         self,
         experiment_id: str,
@@ -159,13 +166,53 @@ class Experiments(Resource):
         status: ExperimentStatus | str | Unset = UNSET,
         error: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
-    ) -> Experiment:
+        read_back: Literal[True] = True,
+    ) -> Experiment: ...
+
+    @overload
+    async def update(
+        self,
+        experiment_id: str,
+        body: ExperimentUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        dataset_id: str | Unset = UNSET,
+        status: ExperimentStatus | str | Unset = UNSET,
+        error: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+        read_back: bool,
+    ) -> Experiment | None: ...
+
+    async def update(
+        self,
+        experiment_id: str,
+        body: ExperimentUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        dataset_id: str | Unset = UNSET,
+        status: ExperimentStatus | str | Unset = UNSET,
+        error: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+        read_back: bool = True,
+    ) -> Experiment | None:
         """Partially update an experiment; fields not given are left unchanged.
 
         Pass either keyword fields or a ready :class:`~llmobs_async.models.ExperimentUpdate`
         (or a mapping of its fields) as ``body``. The live API answers with an
-        empty 200; the experiment is then read back (one more request) so
-        the result is the experiment as stored.
+        empty 200; the experiment is then read back (one more request) so the
+        result is the experiment as stored. While the list lags the write (it
+        leaves the experiment out, or shows other values than those written)
+        the read is retried briefly (6 reads in 1.55 s, see :data:`READ_BACK_WAITS`).
+        If the read fails or keeps lagging, :class:`~llmobs_async.errors.ReadBackError`
+        says that the write **was applied** and carries what was written.
+
+        ``read_back=False`` skips the read (one request instead of two, for a
+        hot path): the result is the experiment if the API's answer carried
+        it, else ``None``. Returning normally always means the write landed.
         """
         route = _routes.UPDATE_EXPERIMENT.compile(experiment_id=experiment_id)
         update = request_model(
@@ -183,7 +230,45 @@ class Experiments(Resource):
         )
         payload = _wire.encode_model(update, "experiments", nonempty=True)
         updated = await self._transport.request(route, _load_update, body=payload)
-        return updated if updated is not None else await self.get(experiment_id)
+        if updated is not None or not read_back:
+            return updated
+        return await self._read_back(experiment_id, update)
+
+    async def _read_back(self, experiment_id: str, written: ExperimentUpdate) -> Experiment:
+        """The experiment once the list shows ``written``; ReadBackError otherwise."""
+        read: Experiment | None = None
+        unit = self._transport.retry.initial
+        for wait in (*READ_BACK_WAITS, None):
+            try:
+                read = await self.get(experiment_id)
+            except NotFoundError:
+                pass  # the list lags the write (or the experiment was deleted since)
+            except LLMObsError as exc:
+                raise ReadBackError(
+                    f"experiment {experiment_id} was updated ({_fields(written)}), but reading "
+                    f"it back failed: {exc}",
+                    experiment_id=experiment_id,
+                    written=written,
+                ) from exc
+            else:
+                if not _differs(written, read):
+                    return read
+            if wait is not None:
+                await asyncio.sleep(wait * unit)
+        reads = len(READ_BACK_WAITS) + 1
+        shows = (
+            "left it out"
+            if read is None
+            else f"showed other values for {', '.join(_differs(written, read))}"
+        )
+        raise ReadBackError(
+            f"experiment {experiment_id} was updated ({_fields(written)}), but {reads} reads "
+            f"of the list in {sum(READ_BACK_WAITS) * unit:.2g}s {shows} (a lagging list, or "
+            "another writer in between)",
+            experiment_id=experiment_id,
+            written=written,
+            read=read,
+        )
 
     async def delete(self, experiment_ids: str | Sequence[str], /) -> None:
         """Delete one experiment or several (one request)."""
@@ -256,6 +341,29 @@ class Events(Resource):
             cursor=cursor,
             page_size=page_size,
         )
+
+
+def _fields(written: ExperimentUpdate) -> str:
+    return ", ".join(k for k, v in attrs.asdict(written, recurse=False).items() if v is not UNSET)
+
+
+def _differs(written: ExperimentUpdate, read: Experiment) -> list[str]:
+    """The fields written whose value ``read`` does not show (empty and absent are alike)."""
+    differ = []
+    for key, value in attrs.asdict(written, recurse=False).items():
+        if value is UNSET:
+            continue
+        have = getattr(read, key)
+        if key == "metadata":  # compared as JSON (a tuple written reads back as a list)
+            wanted = _json.loads(_json.encode_json(dict(value)))
+            same = all(k in have and have[k] == v for k, v in wanted.items())
+        elif key == "status":
+            same = str(getattr(have, "value", have)) == value.value
+        else:  # the API leaves an empty string out of its answer
+            same = (have or "") == (value or "")
+        if not same:
+            differ.append(key)
+    return differ
 
 
 def _seq(field: str, value: Any) -> Sequence[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -160,6 +161,17 @@ class FakeLLMObsServer:
     @experiment_patch_echo.setter
     def experiment_patch_echo(self, value: bool) -> None:
         self.store.experiment_patch_echo = value
+
+    def lag_experiment_lists(self, reads: int) -> None:
+        """Make the next ``reads`` experiment lists show the experiments as they are now.
+
+        The live list is index-backed and lags writes: a PATCH made after this
+        call (or an experiment added) shows in a list only from the
+        ``reads + 1``-th read on; until then the list shows the old values
+        (or leaves a new experiment out). ``0`` ends the lag.
+        """
+        snapshot = copy.deepcopy(self.store.experiments)
+        self.store.experiment_list_lag = (snapshot, reads) if reads > 0 else None
 
     def events(self, experiment_id: str) -> ExperimentEvents:
         """The spans and metrics pushed to an experiment."""
