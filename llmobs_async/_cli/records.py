@@ -7,8 +7,8 @@ id (``records_patch``), ``create`` inserts them through ``batch_update``
 Ctrl-C stops reading, gives the batches in flight ``--grace`` seconds, then
 prints the summary, writes ``--failed-out`` (every record read but not
 applied, each marked) and the line to resume from; a second Ctrl-C quits at
-once. Lines before the resume line are accounted for: applied, or in
-``--failed-out``.
+once. The resume line is the first line not applied that a new run may
+apply (see :func:`_resume`): following it alone sends every record left.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from .. import _routes
 from .._bulk import (
     BulkInterruptedError,
     BulkOperation,
+    BulkResult,
     batch_update,
     check_batch_options,
     records_patch,
 )
 from .._bulkjob import BulkJob
 from .._client import LLMObsClient
+from .._retry import is_retryable
 from ..errors import ValidationError
 from .common import EXIT_INTERRUPTED, make_client, on_ctrl_c, open_input, say
 from .jsonl import JsonLinesSource, count_lines, write_failed
@@ -120,11 +122,75 @@ async def run_bulk(
             f"stopped early: {result.stopped}; the records read but not sent "
             "are reported as not sent"
         )
-    if not job.read_all:
-        say(
-            f"stopped at line {source.last_line:,}: lines up to it are {verb} "
-            f"or in --failed-out; resume with --start-line {source.last_line + 1}"
-        )
+    resume = _resume(args, source, result, verb=verb, read_all=job.read_all)
+    if resume:
+        say(resume)
     if isinstance(result.stopped, BulkInterruptedError) or interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.ok and not source.malformed else 1
+
+
+def _resume(
+    args: argparse.Namespace,
+    source: JsonLinesSource,
+    result: BulkResult,
+    *,
+    verb: str,
+    read_all: bool,
+) -> str:
+    """How to send what this run did not apply, or ``""`` when nothing is left to send.
+
+    To send again: the lines not read, and the records read but not sent or
+    whose batch failed in a way a retry may fix (5xx, 429, connection). A
+    record refused for good (or a malformed line) would be refused again: it
+    is in ``--failed-out`` to be fixed. Starting at the first line to send
+    again re-sends the lines after it that were applied, which is safe for an
+    update (the same values again) and for a deduplicating create; a create
+    without deduplication is told to resume after the last line read and to
+    send the rest from ``--failed-out`` instead.
+    """
+    again = sorted(
+        source.line_of(position)
+        for failure in result.failed
+        if not failure.sent or is_retryable(failure.error)
+        for position in failure.positions
+    )
+    if read_all and not again:
+        return ""
+    first = again[0] if again else source.last_line + 1
+    at = f"stopped at line {source.last_line:,}" if not read_all else "read every line"
+    if args.action == "update" or args.deduplicate:
+        why = (
+            "which sets the same values" if args.action == "update" else "deduplication skips them"
+        )
+        text = f"{at}; resume with --start-line {first} (every line before it is {verb}"
+        if result.failed or source.malformed:
+            text += " or refused, see --failed-out" if args.failed_out else " or refused"
+        if first <= source.last_line:
+            text += f"; the lines from it on that were {verb} already are sent again, {why}"
+        return text + ")"
+    text = f"{at}; resume with --start-line {source.last_line + 1}" if not read_all else at
+    if not again:
+        return text
+    where = (
+        f"they are in {args.failed_out}, marked unsent or with their error"
+        if args.failed_out
+        else f"lines {_ranges(again)}"
+    )
+    return (
+        f"{text}{' and send' if not read_all else '; send'} the {len(again):,} records read but "
+        f"not {verb} on their own ({where}): with deduplication off, starting at an earlier "
+        "line would add the records created after it twice"
+    )
+
+
+def _ranges(lines: list[int]) -> str:
+    """``3-5, 9, 12-20``: sorted line numbers as ranges (the first ten)."""
+    spans: list[list[int]] = []
+    for line in lines:
+        if spans and line <= spans[-1][1] + 1:
+            spans[-1][1] = line
+        else:
+            spans.append([line, line])
+    shown = [f"{a}-{b}" if a != b else f"{a}" for a, b in spans[:10]]
+    return ", ".join(shown) + (", ..." if len(spans) > 10 else "")
