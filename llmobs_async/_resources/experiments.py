@@ -348,19 +348,27 @@ def _fields(written: ExperimentUpdate) -> str:
 
 
 def _differs(written: ExperimentUpdate, read: Experiment) -> list[str]:
-    """The fields written whose value ``read`` does not show (empty and absent are alike)."""
+    """The fields written that ``read`` shows with another value: the list lags the write.
+
+    A field the answer leaves out says nothing either way (the live API leaves out
+    empty fields, and its answers have not always carried ``status`` or ``error``), so
+    only a value that is there and differs counts; waiting on an absent field would
+    fail every update against a server that never sends it.
+    """
     differ = []
     for key, value in attrs.asdict(written, recurse=False).items():
         if value is UNSET:
             continue
         have = getattr(read, key)
+        if have is None or (key == "metadata" and not have):
+            continue
         if key == "metadata":  # compared as JSON (a tuple written reads back as a list)
             wanted = _json.loads(_json.encode_json(dict(value)))
             same = all(k in have and have[k] == v for k, v in wanted.items())
         elif key == "status":
             same = str(getattr(have, "value", have)) == value.value
-        else:  # the API leaves an empty string out of its answer
-            same = (have or "") == (value or "")
+        else:
+            same = have == (value or "")
         if not same:
             differ.append(key)
     return differ
