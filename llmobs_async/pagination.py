@@ -71,7 +71,9 @@ class AsyncPaginator(Generic[T]):
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield the pages; the last one has ``next_cursor`` ``None``."""
         cursor = self._cursor
-        seen: set[str] = set()
+        # The cursor a resumed pull starts from has been fetched too: a server
+        # that answers it with itself is stuck, and its page must come once.
+        seen: set[str] = set() if cursor is None else {cursor}
         while True:
             page = await self._fetch(cursor)
             cursor = page.next_cursor
