@@ -279,11 +279,17 @@ class Experiments(Resource):
 
 
 def _load_events_page(body: bytes) -> Page[SpanResult]:
+    # The documented shape, or a typed error: a page read as "no spans" when
+    # it is something else would end a pull as if the experiment were empty.
     doc = _json.loads(body)
-    data = doc.get("data") or {}
-    attributes = data.get("attributes") or {} if isinstance(data, dict) else {}
-    spans = attributes.get("spans") or []
-    summary = attributes.get("summary_metrics") or []
+    data = doc["data"]
+    if not isinstance(data, dict):
+        raise TypeError(f"data is not an object but {_wire.json_type(data)}")
+    attributes = data["attributes"]
+    if not isinstance(attributes, dict):
+        raise TypeError(f"data.attributes is not an object but {_wire.json_type(attributes)}")
+    spans = _wire.json_list(attributes, "spans", required=True)
+    summary = _wire.json_list(attributes, "summary_metrics", required=False)
     return EventsPage(
         items=[_wire.structure_span(span) for span in spans],
         next_cursor=_wire.next_cursor(doc),
