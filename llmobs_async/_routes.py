@@ -74,12 +74,24 @@ def segment(name: str, value: object) -> str:
         raise ValidationError(name, f"must be a non-empty string; got {value!r}")
     if value in (".", ".."):
         raise ValidationError(name, f"{value!r} is not a valid id")
-    try:
-        return quote(value, safe="")
-    except UnicodeEncodeError:
-        raise ValidationError(
-            name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
-        ) from None
+    return quote(encodable(name, value), safe="")
+
+
+def encodable(name: str, value: str) -> str:
+    """``value``, if it can be sent as UTF-8; else ``ValidationError`` naming ``name``.
+
+    A lone surrogate (what Python makes of an undecodable byte in argv or a
+    file name) would fail as a raw ``UnicodeEncodeError`` when the request is
+    built; path segments, query values and cursors are all checked here first.
+    """
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
+            ) from None
+    return value
 
 
 _DATASET: Final = "/v1/{project_id}/datasets/{dataset_id}"

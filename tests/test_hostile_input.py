@@ -14,6 +14,7 @@ import os
 import sys
 import types
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,7 @@ from llmobs_async import LLMObsClient, errors, models
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded, client_for
+from .test_cli import _cli
 
 # --- keys ---------------------------------------------------------------------------
 
@@ -191,6 +193,63 @@ async def test_an_id_with_a_lone_surrogate_is_a_validation_error(
     with pytest.raises(errors.ValidationError) as info:
         await client.records.update_many(SURROGATE, seeded.dataset_id, [{"id": "rec-1"}])
     assert info.value.field == "project_id"
+    assert fake.requests == []
+
+
+LIST_CALLS: dict[str, tuple[str, Callable[[LLMObsClient], object]]] = {
+    "records cursor": ("cursor", lambda c: c.records.list("p", "d", cursor=SURROGATE)),
+    "records tags": ("tags", lambda c: c.records.list("p", "d", tags=["ok", SURROGATE])),
+    "records tag": ("tags", lambda c: c.records.list("p", "d", tags=SURROGATE)),
+    "projects ids": ("ids", lambda c: c.projects.list(ids=[SURROGATE])),
+    "projects name": ("name", lambda c: c.projects.list(name=SURROGATE)),
+    "projects cursor": ("cursor", lambda c: c.projects.list(cursor=SURROGATE)),
+    "datasets ids": ("ids", lambda c: c.datasets.list("p", ids=[SURROGATE])),
+    "datasets name": ("name", lambda c: c.datasets.list("p", name=SURROGATE)),
+    "experiments ids": ("ids", lambda c: c.experiments.list(ids=[SURROGATE])),
+    "experiments project": ("project_id", lambda c: c.experiments.list(project_id=SURROGATE)),
+    "experiments dataset": ("dataset_id", lambda c: c.experiments.list(dataset_id=SURROGATE)),
+    "experiments name": ("name", lambda c: c.experiments.list(project_id="p", name=SURROGATE)),
+    "experiments experiment": (
+        "experiment",
+        lambda c: c.experiments.list(project_id="p", experiment=SURROGATE),
+    ),
+    "experiments metadata": (
+        "metadata.k",
+        lambda c: c.experiments.list(project_id="p", metadata={"k": SURROGATE}),
+    ),
+    "events cursor": ("cursor", lambda c: c.experiments.events.list("e", cursor=SURROGATE)),
+}
+
+
+@pytest.mark.parametrize(("field", "call"), list(LIST_CALLS.values()), ids=list(LIST_CALLS))
+async def test_a_list_argument_with_a_lone_surrogate_is_a_validation_error(
+    fake: FakeLLMObsServer, client: LLMObsClient, field: str, call: Callable[[LLMObsClient], object]
+) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        call(client)  # refused when the list is made, as every other bad list argument
+    assert info.value.field == field
+    assert "surrogate" in str(info.value)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("records", "list", "--project-id", "p", "--dataset-id", "d", "--cursor", "\udcff"),
+        ("datasets", "list", "--project-id", "p", "--name", "\udcff"),
+        ("experiments", "list", "--project-id", "p", "--name", "\udcff"),
+        ("experiments", "list", "--dataset-id", "\udcff"),
+    ],
+    ids=["records cursor", "datasets name", "experiments name", "experiments dataset"],
+)
+async def test_the_cli_refuses_an_undecodable_argument_as_a_usage_error(
+    fake: FakeLLMObsServer, args: tuple[str, ...]
+) -> None:
+    # "\udcff" is how Python reads the byte 0xff of argv ($'\xff' in a shell).
+    run = await _cli(fake, *args)
+    assert run.code == 2, run.err
+    assert "Traceback" not in run.err and "surrogate" in run.err
+    assert args[-2] in run.err  # the option, in command-line terms
     assert fake.requests == []
 
 

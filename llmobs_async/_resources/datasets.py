@@ -81,7 +81,7 @@ class Datasets(Resource):
             self._transport,
             _routes.LIST_DATASETS.compile(project_id=project_id),
             _load_page,
-            filters(name=name, id=ids),
+            filters(name=name, ids=ids),
             cursor=cursor,
             page_size=page_size,
         )

@@ -136,12 +136,16 @@ class Experiments(Resource):
         if project_id is None and dataset_id is None and ids is None:
             raise ValidationError("project_id", "give project_id, dataset_id or ids")
         query = filters(
-            project_id=project_id, dataset_id=dataset_id, id=ids, name=name, experiment=experiment
+            project_id=project_id, dataset_id=dataset_id, ids=ids, name=name, experiment=experiment
         )
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise ValidationError("metadata", "must be a JSON object (a mapping)")
-            query.append(("filter[metadata]", _json.encode_json(dict(metadata)).decode()))
+            try:
+                encoded = _json.encode_json(dict(metadata))
+            except ValidationError as exc:
+                raise exc.prefixed("metadata") from None
+            query.append(("filter[metadata]", encoded.decode()))
         if deleted:
             query.append(("filter[is_deleted]", "true"))
         return paginate(
