@@ -84,13 +84,14 @@ def encodable(name: str, value: str) -> str:
     file name) would fail as a raw ``UnicodeEncodeError`` when the request is
     built; path segments, query values and cursors are all checked here first.
     """
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValidationError(
-                name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
-            ) from None
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
+        ) from None
     return value
 
 
