@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from ..errors import ValidationError
 from .common import EXIT_OK, given, make_client, quoted
@@ -31,6 +32,8 @@ async def fake_server(args: argparse.Namespace) -> int:
     """``fake-server``: the fake API in the foreground, seeded, until Ctrl-C."""
     from ..testing import Chaos, FakeLLMObsServer
 
+    if not 0 <= args.port <= 65535:
+        raise ValidationError("--port", f"must be 0 to 65535 (0: any free port); got {args.port}")
     rates = (args.error_rate, args.rate_limit_rate, args.drop_rate)
     if sum(rates) > 1.0:
         raise ValidationError(
@@ -44,6 +47,15 @@ async def fake_server(args: argparse.Namespace) -> int:
             drop_rate=args.drop_rate,
             seed=args.seed,
         )
+    try:
+        await fake.start()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = " (a Datadog agent listens on 8126)" if args.port == 8126 else ""
+        raise ValidationError(
+            "--port",
+            f"cannot listen on 127.0.0.1:{args.port}: {why}{hint}; --port 0 picks a free one",
+        ) from None
     async with fake:
         project_id = fake.add_project(name="local project")
         dataset_id = fake.add_dataset(

@@ -45,8 +45,8 @@ class RecordedRequest:
         return self.path.partition("?")[0]
 
     def json(self) -> Any:
-        """The request body, decoded."""
-        return json.loads(self.body)
+        """The request body, decoded; ``None`` for a request without a body (a GET)."""
+        return json.loads(self.body) if self.body else None
 
 
 @attrs.define(kw_only=True)

@@ -95,7 +95,9 @@ class FakeLLMObsServer:
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> FakeLLMObsServer:
-        """Start listening; ``base_url`` is set afterwards."""
+        """Start listening; ``base_url`` is set afterwards. On a started server, nothing."""
+        if self._runner is not None:
+            return self  # a second runner would listen too, and never be stopped
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for method, path, call in ROUTES:
             app.router.add_route(method, path, self._endpoint(call))
@@ -109,10 +111,15 @@ class FakeLLMObsServer:
             handler_cancellation=True,
             shutdown_timeout=0.1,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        runner = self._runner
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:  # a busy port: nothing may stay set up behind the error
+            self._runner = None
+            await runner.cleanup()
+            raise
+        host, port = runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self
 
