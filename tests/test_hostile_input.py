@@ -102,6 +102,49 @@ async def test_the_cli_reports_a_key_with_a_newline_as_a_configuration_error() -
     assert SECRET not in text
 
 
+BAD_STORES = {
+    "not redis": "http://user:store-password@example.com/0",
+    "no host": "redis://:store-password@/0",
+    "bad port": "redis://:store-password@localhost:99999999/0",
+}
+
+
+@pytest.mark.parametrize("url", list(BAD_STORES.values()), ids=list(BAD_STORES))
+def test_a_bad_store_url_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("LLMOBS_RATE_LIMIT_STORE", url)
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(api_key="k", app_key="a")
+    assert info.value.field == "LLMOBS_RATE_LIMIT_STORE"
+    assert "store-password" not in str(info.value)
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(api_key="k", app_key="a", rate_limit_store=url)
+    assert info.value.field == "rate_limit_store"  # given as an argument: named as one
+
+
+async def test_the_cli_names_the_store_variable_the_user_set() -> None:
+    run = await _cli(
+        None,
+        "projects",
+        "update",
+        "p",
+        "--name",
+        "x",
+        "--base-url",
+        "http://127.0.0.1:9",  # never reached: the store is refused first
+        env={
+            "DD_API_KEY": "k",
+            "DD_APP_KEY": "a",
+            "LLMOBS_RATE_LIMIT_STORE": BAD_STORES["not redis"],
+        },
+    )
+    assert run.code == 2
+    assert run.err.startswith("llmobs-async: error: LLMOBS_RATE_LIMIT_STORE: ")
+    assert "rate_limit_store" not in run.err and "store-password" not in run.err
+    assert len(run.err.splitlines()) == 1
+
+
 # --- numeric options -----------------------------------------------------------------
 
 BAD_OPTIONS = [
