@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 from urllib.parse import quote
@@ -45,6 +47,8 @@ T = TypeVar("T")
 Query: TypeAlias = Sequence[tuple[str, str]]
 """Query parameters in wire form, e.g. ``[("filter[name]", "evals"), ("page[limit]", "100")]``."""
 _LARGE_BODY: Final = 1 << 20
+RECENT_ORGS: Final = 64
+"""Orgs (origin, API key) whose rate-limit state outlives their views: the ones used last."""
 
 if TYPE_CHECKING:
     from ._ratestore import SharedStore
@@ -63,6 +67,7 @@ class SessionPool:
         "_external",
         "_limits",
         "_loop",
+        "_recent",
         "_sessions",
         "_store",
         "max_concurrency",
@@ -81,7 +86,12 @@ class SessionPool:
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self._limits: dict[tuple[str, str], Limits] = {}
+        # Per org: held by the views that use it (weakly here), plus the orgs
+        # used last, so a service that rotates keys keeps nothing per dropped key.
+        self._limits: weakref.WeakValueDictionary[tuple[str, str], Limits] = (
+            weakref.WeakValueDictionary()
+        )
+        self._recent: OrderedDict[tuple[str, str], Limits] = OrderedDict()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -133,6 +143,13 @@ class SessionPool:
                 from ._ratestore import SharedLimits
 
                 limits = self._limits[key] = Limits(SharedLimits(store, *key).bucket)
+        # A view made per request or per task still finds what the gate learned
+        # (limits, a pause in force) about the orgs used last.
+        recent = self._recent
+        recent[key] = limits
+        recent.move_to_end(key)
+        if len(recent) > RECENT_ORGS:
+            recent.popitem(last=False)
         return limits
 
     async def close(self) -> None:
