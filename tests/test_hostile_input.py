@@ -212,6 +212,19 @@ def test_a_base_url_that_is_not_a_string_is_refused() -> None:
     assert info.value.field == "base_url"
 
 
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/\udcff", "https://proxy\udcff.internal"])
+def test_a_base_url_with_a_lone_surrogate_is_refused_not_cut(
+    monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(base_url=base_url, api_key="k", app_key="a")
+    assert info.value.field == "base_url" and "surrogate" in str(info.value)
+    monkeypatch.setenv("DD_LLMOBS_OVERRIDE_ORIGIN", base_url)
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(api_key="k", app_key="a")
+    assert info.value.field == "DD_LLMOBS_OVERRIDE_ORIGIN"
+
+
 def test_a_proxy_path_prefix_is_kept() -> None:
     client = LLMObsClient(base_url="https://proxy.internal/datadog/", api_key="k", app_key="a")
     assert client.base_url == "https://proxy.internal/datadog"
@@ -320,6 +333,10 @@ LIST_CALLS: dict[str, tuple[str, Callable[[LLMObsClient], object]]] = {
         lambda c: c.experiments.list(project_id="p", metadata={"k": SURROGATE}),
     ),
     "events cursor": ("cursor", lambda c: c.experiments.events.list("e", cursor=SURROGATE)),
+    "experiments metadata key": (
+        "metadata",
+        lambda c: c.experiments.list(project_id="p", metadata={SURROGATE: 1}),
+    ),
 }
 
 
@@ -467,6 +484,23 @@ async def test_values_that_are_not_plain_json_are_refused_everywhere(
     assert isinstance(failure.error, errors.ValidationError)
     assert failure.error.field == "records[0].input.a[1]"
     assert all(b"rec-1" not in r.body for r in fake.requests)  # nothing of it was sent
+
+
+async def test_an_object_key_with_a_lone_surrogate_is_refused_where_it_is(
+    fake: FakeLLMObsServer, seeded: Seeded, client: LLMObsClient
+) -> None:
+    p, d = seeded.project_id, seeded.dataset_id
+    refused = {
+        "records[0].input.a": client.records.update(
+            p, d, [{"id": "rec-1", "input": {"a": {SURROGATE: 1}}}]
+        ),
+        "metadata": client.experiments.update(seeded.experiment_id, metadata={SURROGATE: 1}),
+    }
+    for field, call in refused.items():
+        with pytest.raises(errors.ValidationError) as info:
+            await call
+        assert info.value.field == field and "surrogate" in str(info.value)
+    assert fake.requests == []
 
 
 def test_refusals_say_how_to_send_the_value() -> None:

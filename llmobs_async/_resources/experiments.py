@@ -144,6 +144,8 @@ class Experiments(Resource):
             try:
                 encoded = _json.encode_json(dict(metadata))
             except ValidationError as exc:
+                if exc.field == "body":  # the object itself, not a value in it
+                    raise ValidationError("metadata", exc.reason) from None
                 raise exc.prefixed("metadata") from None
             query.append(("filter[metadata]", encoded.decode()))
         if deleted:
