@@ -14,8 +14,10 @@ of the previous one are used up::
     page = await client.records.list(project_id, dataset_id, page_size=50).page()
 
 The next cursor is the answer's ``meta.after``; the list ends when it is
-missing, ``null`` or ``""``. A server that sends a cursor twice raises
-:class:`~llmobs_async.errors.PaginationError` instead of looping forever.
+missing, ``null`` or ``""``. A server that sends a cursor twice (the cursor
+a pull was resumed from included) raises
+:class:`~llmobs_async.errors.PaginationError` instead of looping forever, and
+no page is delivered twice.
 Every page goes through the client's request loop, so a 429, a 5xx or a
 dropped connection in the middle of a pull is waited out and retried.
 """
