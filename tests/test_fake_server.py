@@ -79,11 +79,7 @@ async def test_a_start_on_a_busy_port_fails_and_keeps_no_runner() -> None:
             await fake.start()
         assert runners() == before  # set up, never listened: cleaned up, not kept
         assert fake.base_url == ""
-    await fake.start()  # the port is free again: the same server starts
-    try:
-        assert fake.base_url == f"http://127.0.0.1:{port}"
-    finally:
-        await fake.stop()
+        await fake.stop()  # nothing left to stop, and no error
 
 
 @pytest.mark.parametrize("port", ["busy", "70000", "-1"])
