@@ -284,13 +284,16 @@ async def test_an_events_page_of_the_wrong_shape_is_refused_not_read_as_empty(
         [s async for s in client.experiments.events.list("e")]
 
 
-async def test_an_events_page_with_null_lists_is_a_page_without_spans(
+async def test_null_spans_are_a_page_without_spans_but_missing_spans_are_refused(
     fake: FakeLLMObsServer, client: LLMObsClient
 ) -> None:
     body = {"data": {**EVENTS, "attributes": {"spans": None, "summary_metrics": None}}}
-    fake.inject(status=200, body=body)  # Go's encoding of an empty slice
+    fake.inject(status=200, body=body)  # Go's encoding of an empty slice: said, not missing
     pages = [p async for p in client.experiments.events.list("e").pages()]
     assert len(pages) == 1 and list(pages[0].items) == []
+    fake.inject(status=200, body={"data": {**EVENTS, "attributes": {"summary_metrics": None}}})
+    with pytest.raises(errors.APIResponseValidationError, match="spans is missing"):
+        [p async for p in client.experiments.events.list("e").pages()]
 
 
 RECORD = {"id": "r", "type": "datasets", "attributes": {"input": 1}}
