@@ -77,6 +77,8 @@ async def run_bulk(
     if args.grace < 0:
         raise ValidationError("--grace", "must be >= 0")
     check_batch_options(args.batch_size, MAX_BATCH_BYTES)
+    if args.failed_out:
+        _check_writable(args.failed_out)
     stream = open_input(args.file)
     source = JsonLinesSource(stream, start=args.start_line, drop=drop)
     show = not args.quiet and sys.stderr.isatty()
@@ -194,3 +196,16 @@ def _ranges(lines: list[int]) -> str:
             spans.append([line, line])
     shown = [f"{a}-{b}" if a != b else f"{a}" for a, b in spans[:10]]
     return ", ".join(shown) + (", ..." if len(spans) > 10 else "")
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a ``--failed-out`` that cannot be written before anything is sent.
+
+    Found only at the end, the records it should hold would be lost with it.
+    Opened for appending, so a ``--failed-out`` that is also the input is not emptied.
+    """
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ValidationError("--failed-out", f"cannot write {path!r}: {exc.strerror}") from None
