@@ -11,6 +11,7 @@ from . import errors, models, pagination
 from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
 from ._client import LLMObsClient
 from ._config import SITES
+from ._csv import CsvSource
 from ._redis_store import RedisRateLimitStore
 from ._version import __version__
 from .models import UNSET
@@ -24,6 +25,7 @@ __all__ = [
     "BulkInterruptedError",
     "BulkProgress",
     "BulkResult",
+    "CsvSource",
     "EventsPage",
     "LLMObsClient",
     "Page",

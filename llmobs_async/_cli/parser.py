@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..models import ExperimentStatus
-from . import commands, pull, records, workflow
+from . import commands, csvin, pull, records, workflow
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -136,13 +136,16 @@ def _records(commands_: Any, api: argparse.ArgumentParser) -> None:
     new = group.add_parser(
         "create",
         parents=[api],
-        help="add records from a JSON Lines file, as one new dataset version",
+        help="add records from a JSON Lines or CSV file, as one new dataset version",
         description="Add records to a dataset from FILE: one JSON object a line, each with "
         "'input' and any of 'expected_output', 'metadata', 'id', 'tags'. What 'records list' "
         "writes is accepted as is: the fields the API assigns (created_at, version, ...) are "
-        "dropped. The whole run makes one new dataset version.",
+        "dropped. Or a CSV file with a header row: each row a record, --input-columns "
+        "and the other column options say which columns make which field. The whole run "
+        "makes one new dataset version.",
     )
     _bulk(new)
+    csvin.add_options(new)
     new.add_argument(
         "--no-deduplicate",
         dest="deduplicate",

@@ -31,8 +31,8 @@ from .._bulkjob import BulkJob
 from .._client import LLMObsClient
 from .._retry import is_retryable
 from ..errors import ValidationError
+from . import csvin
 from .common import EXIT_INTERRUPTED, make_client, on_ctrl_c, open_input, say
-from .jsonl import JsonLinesSource, count_lines, write_failed
 from .output import ProgressBar
 from .summary import print_summary
 
@@ -67,7 +67,7 @@ async def run_bulk(
     verb: str,
     drop: Collection[str] = frozenset(),
 ) -> int:
-    """Run ``op`` over the lines of ``args.file``; summarise; return the exit code.
+    """Run ``op`` over the records of ``args.file`` (JSON Lines or CSV); summarise; the exit code.
 
     ``verb`` says what happened to a record that went through (``applied``,
     ``created``); ``drop`` names keys removed from every line before sending.
@@ -80,9 +80,14 @@ async def run_bulk(
     if args.failed_out:
         _check_writable(args.failed_out)
     stream = open_input(args.file)
-    source = JsonLinesSource(stream, start=args.start_line, drop=drop)
+    try:
+        source, count, write_failed = csvin.open_source(args, stream, drop)
+    except BaseException:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        raise
     show = not args.quiet and sys.stderr.isatty()
-    total = count_lines(args.file, args.start_line) if show else None
+    total = count(args.file, args.start_line) if show else None
     bar = ProgressBar(sys.stderr, total=total, enabled=show, verb=verb)
     name = f"records {args.action}"
     job = BulkJob(

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _bulk, _json, _routes, _wire, _wire_records
+from .. import _bulk, _csv, _json, _routes, _wire, _wire_records
 from .._bulk import (
     BulkOperation,
     BulkResult,
@@ -184,6 +184,55 @@ class Records(Resource):
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
         )
+
+    async def create_from_csv(
+        self,
+        project_id: str,
+        dataset_id: str,
+        file: _csv.CsvFile | _csv.CsvSource,
+        *,
+        input_columns: Sequence[str] = (),
+        expected_output_columns: Sequence[str] = (),
+        metadata_columns: Sequence[str] = (),
+        id_column: str | None = None,
+        delimiter: str = ",",
+        start_line: int = 1,
+        deduplicate: bool = True,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Stream a CSV file of any size into a dataset as new records: one dataset version.
+
+        Each row becomes a record as in ddtrace's ``create_dataset_from_csv``
+        (see :class:`~llmobs_async.CsvSource`); the header is checked before
+        anything is sent. The records go through :meth:`create_many`, so every
+        one is accounted for. For the line a failed record starts on, pass a
+        ``CsvSource`` you made (with the column options on it) as ``file`` and
+        call its ``line_of(position)``; its ``malformed`` lists the rows set
+        aside, which are in neither ``applied`` nor ``failed``.
+        """
+        source = await _csv.open_source(
+            file,
+            input_columns=input_columns,
+            expected_output_columns=expected_output_columns,
+            metadata_columns=metadata_columns,
+            id_column=id_column,
+            delimiter=delimiter,
+            start_line=start_line,
+        )
+        try:
+            return await self.create_many(
+                project_id,
+                dataset_id,
+                source,
+                deduplicate=deduplicate,
+                batch_size=batch_size,
+                max_batch_bytes=max_batch_bytes,
+                on_progress=on_progress,
+            )
+        finally:
+            source.close()
 
     async def delete_many(
         self,
