@@ -13,6 +13,7 @@ from ._client import LLMObsClient
 from ._config import SITES
 from ._csv import CsvSource
 from ._redis_store import RedisRateLimitStore
+from ._upload import CsvUploadResult
 from ._version import __version__
 from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page
@@ -26,6 +27,7 @@ __all__ = [
     "BulkProgress",
     "BulkResult",
     "CsvSource",
+    "CsvUploadResult",
     "EventsPage",
     "LLMObsClient",
     "Page",

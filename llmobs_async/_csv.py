@@ -121,6 +121,8 @@ class CsvSource:
             tuple((n, where[n]) for n in names) for names in (inputs, outputs, metas)
         )
         self._id = where[id_column] if id_column else None
+        self.id_column = id_column
+        """The column of each record's id, if any."""
         self._chunk_rows = chunk_rows
         self.start = start_line
         self.last_line = max(start_line - 1, self._line)

@@ -113,6 +113,7 @@ CREATE_RECORDS: Final = Route("POST", _DATASET + "/records")
 UPDATE_RECORDS: Final = Route("PATCH", _DATASET + "/records")
 DELETE_RECORDS: Final = Route("POST", _DATASET + "/records/delete")
 BATCH_UPDATE: Final = Route("POST", _DATASET + "/batch_update")
+UPLOAD_RECORDS: Final = Route("POST", "/v2/{project_id}/datasets/{dataset_id}/records/upload")
 
 LIST_EXPERIMENTS: Final = Route("GET", "/v1/experiments")
 CREATE_EXPERIMENT: Final = Route("POST", "/v1/experiments")

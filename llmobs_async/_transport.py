@@ -50,6 +50,9 @@ _LARGE_BODY: Final = 1 << 20
 RECENT_ORGS: Final = 64
 """Orgs (origin, API key) whose rate-limit state outlives their views: the ones used last."""
 
+Streamed: TypeAlias = Callable[[], aiohttp.Payload]
+"""A body made afresh for each attempt (a file upload)."""
+
 if TYPE_CHECKING:
     from ._ratestore import SharedStore
 
@@ -235,14 +238,16 @@ class Transport:
         route: Compiled,
         load: Callable[[bytes], T],
         *,
-        body: bytes | None = None,
+        body: bytes | Streamed | None = None,
         query: Query | None = None,
         on_retry: Callable[[], None] | None = None,
     ) -> T:
         """Send one logical request (with retries) and return ``load`` of the 2xx body.
 
         Any 2xx is a success; a 202 or 204 has an empty body, which ``load``
-        gets as ``b""``. ``on_retry`` is called before each retry.
+        gets as ``b""``. ``on_retry`` is called before each retry. A
+        :data:`Streamed` body is a function making a fresh payload (with its
+        own Content-Type) for each attempt: a file upload is re-sent whole.
         """
         target = self.origin + route.path
         if query:
@@ -298,7 +303,9 @@ class Transport:
             bucket.unsend(ticket)
             stale = ticket
 
-    async def _attempt(self, method: str, url: URL, body: bytes | None, gate: str) -> bytes:
+    async def _attempt(
+        self, method: str, url: URL, body: bytes | Streamed | None, gate: str
+    ) -> bytes:
         limits, semaphore = self.limits, self.pool.semaphore
         bucket = limits.bucket(gate)
         ticket = await self._pass_gate(bucket, method, url)
@@ -308,13 +315,21 @@ class Transport:
         try:
             session = self.pool.session(self.origin)
             try:
+                sent: Mapping[str, str] = self._headers
+                payload: bytes | io.BytesIO | aiohttp.Payload | None
+                if callable(body):
+                    payload = body()
+                    sent = CIMultiDict(sent)
+                    sent["Content-Type"] = payload.content_type  # with a multipart boundary
+                else:
+                    # aiohttp warns that large raw bytes may block the loop while
+                    # written; a fresh BytesIO per attempt is streamed instead.
+                    payload = body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body)
                 async with session.request(
                     method,
                     url,
-                    # aiohttp warns that large raw bytes may block the loop while
-                    # written; a fresh BytesIO per attempt is streamed instead.
-                    data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
-                    headers=self._headers,
+                    data=payload,
+                    headers=sent,
                     timeout=self.timeout,
                     # Redirects are not followed: the keys must not travel to
                     # another origin, and the API does not redirect.

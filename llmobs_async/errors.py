@@ -43,6 +43,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
+    "UploadError",
     "ValidationError",
 ]
 
@@ -147,6 +148,14 @@ class BulkUpdateError(LLMObsError):
         super().__init__(message)
         self.failures = failures
         self.result = result
+
+
+class UploadError(LLMObsError):
+    """A file upload was received (2xx) but the API reported that processing it failed.
+
+    The message is the API's (its ``error`` event); which records, if any, were
+    stored is not said: the upload endpoint has no per-record account.
+    """
 
 
 class APIConnectionError(LLMObsError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from .fakehttp import hold_after
 from .test_cli import _cli
 from .test_cli_interrupt import _start
 
-COLUMNS = ("--input-columns", "question", "--expected-output-columns", "answer")
-COLUMNS += ("--metadata-columns", "source,lang", "--id-column", "rid")
+COLUMNS = (
+    *("--input-columns", "question", "--expected-output-columns", "answer"),
+    *("--metadata-columns", "source,lang", "--id-column", "rid"),
+)
 
 
 def _ds(seeded: Seeded) -> tuple[str, ...]:
@@ -79,6 +82,9 @@ async def test_csv_options_are_checked_before_anything_is_sent(
 ) -> None:
     monkeypatch.setenv("DD_API_KEY", fake.api_key)
     monkeypatch.setenv("DD_APP_KEY", fake.app_key)
+    library = logging.getLogger("llmobs_async")  # main() sets it up for the command line
+    monkeypatch.setattr(library, "handlers", [])
+    monkeypatch.setattr(library, "propagate", True)
 
     async def cli(*args: str) -> tuple[int, str]:
         argv = ["records", "create", *_ds(seeded), *args, "--base-url", fake.base_url, "-q"]

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _bulk, _csv, _json, _routes, _wire, _wire_records
+from .. import _bulk, _csv, _json, _routes, _upload, _wire, _wire_records
 from .._bulk import (
     BulkOperation,
     BulkResult,
@@ -233,6 +233,48 @@ class Records(Resource):
             )
         finally:
             source.close()
+
+    async def upload_csv(
+        self,
+        project_id: str,
+        dataset_id: str,
+        file: _csv.CsvFile,
+        *,
+        input_columns: Sequence[str],
+        expected_output_columns: Sequence[str] = (),
+        metadata_columns: Sequence[str] = (),
+        id_column: str | None = None,
+        delimiter: str = ",",
+        deduplicate: bool = True,
+        tags: Sequence[str] = (),
+    ) -> _upload.CsvUploadResult:
+        """Send a CSV file's records through the upload endpoint, in one streamed request.
+
+        Rows become records as in :meth:`create_from_csv` and are re-written,
+        as they are read, in the API's upload format: the file is never held
+        in memory. The answer is for the whole file (how many records were
+        created), never per record, and a retry re-sends the whole file, so
+        ``file`` must be a path or a seekable file and ``deduplicate`` (on by
+        default, unlike the API's) keeps a re-sent upload from adding records
+        twice. ``tags`` are added to every record. A large file needs a longer
+        timeout: ``client.with_options(timeout=600).records.upload_csv(...)``.
+        Raises :class:`~llmobs_async.errors.UploadError` if the API reports
+        that processing failed. Prefer :meth:`create_from_csv` unless the file
+        is a first load too large for batches: it reports every record.
+        """
+        return await _upload.upload_csv(
+            self._transport,
+            project_id,
+            dataset_id,
+            file,
+            deduplicate=deduplicate,
+            tags=tags,
+            input_columns=input_columns,
+            expected_output_columns=expected_output_columns,
+            metadata_columns=metadata_columns,
+            id_column=id_column,
+            delimiter=delimiter,
+        )
 
     async def delete_many(
         self,

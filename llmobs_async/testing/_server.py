@@ -31,8 +31,9 @@ from ._http import (
     status_title,
 )
 from ._records import FakeDataset
-from ._routes import ROUTES, Call
+from ._routes import ROUTES, UPLOAD, Call
 from ._store import FakeStore
+from ._upload import Multipart
 from ._wire import ApiFault, Reply
 
 
@@ -377,9 +378,17 @@ class FakeLLMObsServer:
             self._authenticate(request)
             if len(seen.body) > self.max_body_bytes:
                 raise ApiFault(413, "Payload Too Large", "request body too large")
-            answer = apply(None if request.method in BODILESS else decode_body(seen.body))
+            if request.method in BODILESS:
+                doc = None
+            elif request.content_type == "multipart/form-data":
+                doc = Multipart(seen.body, request.headers["Content-Type"])
+            else:
+                doc = decode_body(seen.body)
+            answer = apply(doc)
         except ApiFault as fault_:
             return raw_response(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
+        if answer.content_type != "application/json":
+            limit_headers = {**limit_headers, "Content-Type": answer.content_type}
         return raw_response(answer.status, answer.encode(), limit_headers)
 
     def _authenticate(self, request: web.Request) -> None:
@@ -390,5 +399,8 @@ class FakeLLMObsServer:
         pair = (api_key, app_key)
         if pair != (self.api_key, self.app_key) and pair not in self._extra_keys:
             raise ApiFault(403, "Forbidden", "invalid API key or application key")
-        if request.method not in BODILESS and request.content_type != "application/json":
-            raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")
+        if request.method in BODILESS or request.content_type == "application/json":
+            return
+        if request.content_type == "multipart/form-data" and request.path.endswith(UPLOAD):
+            return
+        raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")

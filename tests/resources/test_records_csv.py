@@ -6,6 +6,7 @@ import asyncio
 import io
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,12 +69,13 @@ async def test_a_missing_column_is_refused_by_name_before_anything_is_sent(
 ) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes(MESSY)
-    for option, value in (
+    options: tuple[tuple[str, Any], ...] = (
         ("input_columns", ["question", "prompt"]),
         ("expected_output_columns", ["gold"]),
         ("metadata_columns", ["nope"]),
         ("id_column", "uid"),
-    ):
+    )
+    for option, value in options:
         with pytest.raises(ValidationError) as caught:
             await client.records.create_from_csv(
                 seeded.project_id,
