@@ -79,7 +79,8 @@ class FakeLLMObsServer:
         self.max_in_flight = 0
         """The most requests the server was handling at once."""
         self.max_body_bytes = max_body_bytes
-        """Bodies larger than this are answered 413."""
+        """JSON bodies larger than this are answered 413 (a file upload is limited only
+        by the server's 64 MB)."""
         self.rate_limit: FixedWindowLimit | None = (
             FixedWindowLimit(*rate_limit) if rate_limit else None
         )
@@ -376,7 +377,7 @@ class FakeLLMObsServer:
                 return raw_response(429, b'{"errors":["Too many requests"]}', limit_headers)
         try:
             self._authenticate(request)
-            if len(seen.body) > self.max_body_bytes:
+            if len(seen.body) > self.max_body_bytes and not seen.url_path.endswith(UPLOAD):
                 raise ApiFault(413, "Payload Too Large", "request body too large")
             if request.method in BODILESS:
                 doc = None
