@@ -91,6 +91,11 @@ class CsvSource:
         for argument, value, low in (("start_line", start_line, 1), ("chunk_rows", chunk_rows, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValidationError(argument, f"must be an integer >= {low}; got {value!r}")
+        # A read in a worker thread may still be under way when the reader is
+        # cancelled: closing then waits for the end of that chunk (see close()).
+        self._state = threading.Lock()
+        self._busy = self._closing = self._closed = False
+        self._owned: bool | None = False
         self._text, self._owned = _open_text(file)
         self._line = 0  # physical lines read so far
         self._raw: list[str] = []  # the lines of the row being parsed
@@ -165,7 +170,21 @@ class CsvSource:
         return header
 
     def _read_chunk(self) -> list[_Entry]:
-        """Parse up to ``chunk_rows`` rows (the reading thread's work)."""
+        """Parse up to ``chunk_rows`` rows (the reading thread's work); none once closed."""
+        with self._state:
+            if self._closed:
+                return []
+            self._busy = True
+        try:
+            return self._parse_chunk()
+        finally:
+            with self._state:
+                self._busy = False
+                closing = self._closing
+            if closing:
+                self._close_now()
+
+    def _parse_chunk(self) -> list[_Entry]:
         entries: list[_Entry] = []
         reader, raw, fields, start = self._reader, self._raw, self._fields, self.start
         inputs, outputs, metas = self._columns
@@ -266,8 +285,19 @@ class CsvSource:
     def close(self) -> None:
         """Close the file if this source opened it (a path); idempotent.
 
-        A stream the caller passed stays open.
+        A stream the caller passed stays open. If a chunk is being read in a
+        worker thread (the reader was cancelled meanwhile), the file is closed
+        when that chunk is done.
         """
+        with self._state:
+            if self._busy:
+                self._closing = True
+                return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        with self._state:
+            self._closed = True
         owned, self._owned = self._owned, False
         if owned:
             self._text.close()

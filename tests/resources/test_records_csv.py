@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,38 @@ def test_plain_iteration_and_read_once() -> None:
     assert [r.get("id") for r in records] == ["r-1", "r-2", None]
     with pytest.raises(RuntimeError, match="read once"):
         list(source)
+
+
+async def test_a_reader_cancelled_mid_chunk_closes_after_the_chunk_and_leaves_the_stream() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(io.BytesIO):
+        """A caller's stream whose second read blocks until released (a slow disk or pipe)."""
+
+        reads = 0
+
+        def read1(self, size: int = -1) -> bytes:
+            self.reads += 1
+            if self.reads == 2:
+                entered.set()
+                release.wait(30)
+            return super().read1(min(size, 64))
+
+    stream = Slow(b"q\n" + b"".join(b"row %d\n" % i for i in range(2000)))
+    source = CsvSource(stream, input_columns=["q"], chunk_rows=1)
+    got: list[object] = []
+
+    async def consume() -> None:
+        async for record in source:
+            got.append(record)
+
+    task = asyncio.create_task(consume())
+    await asyncio.to_thread(entered.wait, 30)  # the worker thread is inside a read
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert source._busy and not source._closed  # close() waits for the chunk
+    release.set()
+    await asyncio.get_running_loop().shutdown_default_executor()  # the chunk has ended
+    assert source._closed and not stream.closed  # detached from, not closed: the caller's
+    assert stream.read(3) and got  # still readable; records were passed on before
