@@ -1,29 +1,26 @@
-"""CSV in for ``records create``: which FILE is CSV, its reader, its ``--failed-out``.
+"""CSV in for ``records create``: which FILE is CSV, and its reader.
 
 A FILE is CSV with ``--format csv`` or, without ``--format``, a name ending
 ``.csv``. Its rows become records as :class:`~llmobs_async.CsvSource` makes
 them (``--input-columns`` and the other column options). ``--failed-out``
-is JSON Lines either way: each failed record as the JSON it became (so
-``records create FAILED-OUT`` re-runs it without the column options), marked
-``_failure`` with the CSV line it starts on; each malformed row as a line
-holding only the mark, with the row's text under ``csv`` (re-running that
-line sends nothing: it has no input).
+is JSON Lines either way (``jsonl.write_failed``): each failed record as the
+JSON it became (so ``records create FAILED-OUT`` re-runs it without the
+column options), marked ``_failure`` with the CSV line it starts on; each
+malformed row as a mark alone keeping the row's CSV text under ``raw``, which
+reads back as a malformed line again (never sent).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 from collections.abc import Callable, Collection
-from typing import IO, Any
+from typing import IO
 
-from .._bulk import BulkResult
 from .._csv import FIELD_SIZE_LIMIT, CsvSource
 from ..errors import ValidationError
-from .jsonl import MARK, JsonLinesSource, count_lines, write_failed
-from .summary import failure_text
+from .jsonl import JsonLinesSource, count_lines
 
 _OPTIONS = {
     "input_columns": "--input-columns",
@@ -37,7 +34,6 @@ _OPTIONS = {
 
 Source = JsonLinesSource | CsvSource
 Counter = Callable[[str, int], "int | None"]
-Writer = Callable[[str, Any, BulkResult], int]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +58,8 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 def open_source(
     args: argparse.Namespace, stream: IO[bytes], drop: Collection[str]
-) -> tuple[Source, Counter, Writer]:
-    """FILE's reader, its record counter (for the progress bar) and its ``--failed-out`` writer."""
+) -> tuple[Source, Counter]:
+    """FILE's reader and its record counter (for the progress bar)."""
     fmt = getattr(args, "format", None)
     if fmt == "csv" or (fmt is None and args.file.lower().endswith(".csv")):
         if not args.input_columns:
@@ -80,11 +76,11 @@ def open_source(
             )
         except ValidationError as exc:
             raise ValidationError(_OPTIONS.get(exc.field, exc.field), exc.reason) from None
-        return source, _count_records(args.delimiter), write_failed_csv
+        return source, _count_records(args.delimiter)
     for name in ("input_columns", "expected_output_columns", "metadata_columns", "id_column"):
         if getattr(args, name, None):
             raise ValidationError(_OPTIONS[name], "applies to CSV input only (--format csv)")
-    return JsonLinesSource(stream, start=args.start_line, drop=drop), count_lines, write_failed
+    return JsonLinesSource(stream, start=args.start_line, drop=drop), count_lines
 
 
 def _count_records(delimiter: str) -> Counter:
@@ -106,30 +102,3 @@ def _count_records(delimiter: str) -> Counter:
             csv.field_size_limit(old)
 
     return count
-
-
-def write_failed_csv(path: str, source: CsvSource, result: BulkResult) -> int:
-    """Write every CSV record read but not created, as JSON Lines in line order; return how many."""
-    lines: list[tuple[int, bytes]] = []
-    for number, reason, raw in source.malformed:
-        mark = {"line": number, "error": reason, "csv": raw.decode("utf-8", "replace")}
-        lines.append((number, _json_line({MARK: mark})))
-    for failure in result.failed:
-        for item, position in zip(failure.records, failure.positions, strict=True):
-            number = source.line_of(position)
-            info: dict[str, Any] = {"line": number}
-            if not failure.sent:
-                info["unsent"] = True
-            info["error"] = failure_text(failure)[:300]
-            lines.append((number, _json_line({**item, MARK: info})))
-    lines.sort(key=lambda entry: entry[0])
-    with open(path, "wb") as out:
-        out.writelines(line for _, line in lines)
-    return len(lines)
-
-
-def _json_line(item: Any) -> bytes:
-    try:
-        return (json.dumps(item, ensure_ascii=False) + "\n").encode()
-    except UnicodeEncodeError:  # a lone surrogate: \\u escapes keep the line valid JSON
-        return (json.dumps(item) + "\n").encode()

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterator
 from typing import IO, Any
 
 from .._bulk import BulkResult
+from .._csv import CsvSource
 from .summary import failure_text
 
 MARK = "_failure"
@@ -110,7 +111,7 @@ def count_lines(path: str, start: int) -> int | None:
         return sum(1 for number, line in enumerate(f, start=1) if number >= start and line.strip())
 
 
-def write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> int:
+def write_failed(path: str, source: JsonLinesSource | CsvSource, result: BulkResult) -> int:
     """Write every line read but not applied, in input order; return how many."""
     lines: list[tuple[int, bytes]] = [
         (n, _json_line({MARK: {"line": n, "error": reason, RAW: _raw_text(raw)}}))

@@ -33,6 +33,7 @@ from .._retry import is_retryable
 from ..errors import ValidationError
 from . import csvin
 from .common import EXIT_INTERRUPTED, make_client, on_ctrl_c, open_input, say
+from .jsonl import write_failed
 from .output import ProgressBar
 from .summary import print_summary
 
@@ -81,7 +82,7 @@ async def run_bulk(
         _check_writable(args.failed_out)
     stream = open_input(args.file)
     try:
-        source, count, write_failed = csvin.open_source(args, stream, drop)
+        source, count = csvin.open_source(args, stream, drop)
     except BaseException:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -139,7 +140,7 @@ async def run_bulk(
 
 def _resume(
     args: argparse.Namespace,
-    source: JsonLinesSource,
+    source: csvin.Source,
     result: BulkResult,
     *,
     verb: str,
