@@ -3,7 +3,7 @@
     python benchmarks/csv_import.py [--rows 100000] [--service-time 0.05] [--runs 1]
 
 Against the fake server on loopback (in its own process), every request
-answered after ``--service-time`` seconds (a fault with a delay). Rows: ``id``, a question,
+answered after ``--service-time`` seconds (its ``latency``). Rows: ``id``, a question,
 an answer and a note (~90 bytes a row). Also times reading the file alone
 (``CsvSource``, no requests) and ``create_many`` over the same records already
 in memory, and the CSV read with a plain ``for`` on the event loop instead of
@@ -50,11 +50,9 @@ def _serve(conn: Connection, service: float) -> None:
     """The fake in its own process (its CPU is not the client's), until told to stop."""
 
     async def serve() -> None:
-        async with FakeLLMObsServer() as fake:
+        async with FakeLLMObsServer(latency=service) as fake:
             pid = fake.add_project()
             did = fake.add_dataset(project_id=pid)
-            if service:
-                fake.inject(delay=service, times=None)
             conn.send((fake.base_url, fake.api_key, fake.app_key, pid, did))
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)
             conn.send((len(fake.records(did)), len(fake.requests)))
