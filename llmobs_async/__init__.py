@@ -8,7 +8,13 @@
 """
 
 from . import errors, models, pagination
-from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
+from ._bulk import (
+    BulkFailure,
+    BulkInterruptedError,
+    BulkOutcomeUnknownError,
+    BulkProgress,
+    BulkResult,
+)
 from ._client import LLMObsClient
 from ._config import SITES
 from ._redis_store import RedisRateLimitStore
@@ -22,6 +28,7 @@ __all__ = [
     "AsyncPaginator",
     "BulkFailure",
     "BulkInterruptedError",
+    "BulkOutcomeUnknownError",
     "BulkProgress",
     "BulkResult",
     "EventsPage",

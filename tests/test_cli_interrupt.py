@@ -180,7 +180,7 @@ async def _interrupt_create(fake: FakeLLMObsServer, path: Path, args: list[str])
 async def test_a_second_ctrl_c_quits_at_once(fake: FakeLLMObsServer, tmp_path: Path) -> None:
     project_id = fake.add_project()
     dataset_id = fake.add_dataset(project_id=project_id, records=TOTAL)
-    held = hold_after(fake, 0, CONCURRENCY)
+    held = hold_after(fake, 1, CONCURRENCY)  # the first batch goes alone
     proc = await _start(
         fake,
         "records",

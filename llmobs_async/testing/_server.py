@@ -240,6 +240,7 @@ class FakeLLMObsServer:
         times: int | None = 1,
         match: Callable[[RecordedRequest], bool] | None = None,
         after: int = 0,
+        applied: bool = False,
     ) -> Fault:
         """Misbehave on the next ``times`` matching requests (``None``: forever).
 
@@ -249,6 +250,9 @@ class FakeLLMObsServer:
         matching requests through first, e.g. to fail the third page of a pull::
 
             fake.inject(status=503, after=2, match=lambda r: r.url_path.endswith("/records"))
+
+        ``applied=True`` carries the request out before the fault replaces its
+        answer (or drops the connection): the write landed, its answer was lost.
         """
         if isinstance(body, Mapping):
             body = json.dumps(body).encode()
@@ -265,6 +269,7 @@ class FakeLLMObsServer:
             times=times,
             match=match,
             after=after,
+            applied=applied,
         )
         self._faults.append(fault)
         return fault
@@ -294,10 +299,24 @@ class FakeLLMObsServer:
         self._faults.append(fault)
         return fault
 
-    def inject_html(self, *, status: int = 502, times: int = 1) -> Fault:
-        """Answer an HTML error page, as a proxy or load balancer would."""
+    def inject_html(
+        self,
+        *,
+        status: int = 502,
+        times: int | None = 1,
+        match: Callable[[RecordedRequest], bool] | None = None,
+        after: int = 0,
+        applied: bool = False,
+    ) -> Fault:
+        """Answer an HTML error page, as a proxy or load balancer would (``status=200`` too)."""
         return self.inject(
-            status=status, body=HTML_PAGE, headers={"Content-Type": "text/html"}, times=times
+            status=status,
+            body=HTML_PAGE,
+            headers={"Content-Type": "text/html"},
+            times=times,
+            match=match,
+            after=after,
+            applied=applied,
         )
 
     def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
@@ -364,6 +383,8 @@ class FakeLLMObsServer:
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.applied:
+                self._carry_out(request, seen, apply)
             if fault.drop:
                 return None
             if fault.status is not None:
@@ -381,6 +402,16 @@ class FakeLLMObsServer:
         except ApiFault as fault_:
             return raw_response(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
         return raw_response(answer.status, answer.encode(), limit_headers)
+
+    def _carry_out(
+        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
+    ) -> None:
+        """Apply a request whose answer a fault replaces (what it would have answered is lost)."""
+        try:
+            self._authenticate(request)
+            apply(None if request.method in BODILESS else decode_body(seen.body))
+        except ApiFault:
+            pass
 
     def _authenticate(self, request: web.Request) -> None:
         api_key = request.headers.get("DD-API-KEY")
