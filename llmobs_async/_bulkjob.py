@@ -33,7 +33,7 @@ from ._bulk import (
     RecordSource,
     attach_result,
 )
-from ._bulkversion import Retry, StopRetry, VersionUnknown, refuse_unsure, unsure
+from ._bulkversion import StopRetry, VersionUnknown, send_batch, unsure
 from .errors import APIStatusError, LLMObsError, ValidationError
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ class BulkJob:
                 self._fail(batch, answered)
             return _STOPPED
         try:
-            await self._post(batch)
+            await send_batch(self.transport, self.op, batch.joined, self._count_retry)
         except VersionUnknown as exc:
             # These records stay open, reported with sent=False. A 404 or 401 on
             # the read says more as itself: the dataset is unknown, or the keys.
@@ -303,22 +303,6 @@ class BulkJob:
         self._streak = (None, 0)
         self._report()
         return None
-
-    async def _post(self, batch: _Batch) -> None:
-        """Send ``batch`` with the transport's retries; the answer must be the API's."""
-        op, joined = self.op, batch.joined
-
-        async def post(body: bytes, hook: Retry | None) -> None:
-            await self.transport.request(
-                op.route, op.load, body=body, on_retry=self._count_retry, before_retry=hook
-            )
-
-        if self.version is None:
-            await post(op.body(joined), None if op.resend_unsure else refuse_unsure)
-        else:
-            await self.version.send(
-                lambda new: op.body(joined, new), post, resend_unsure=op.resend_unsure
-            )
 
     async def _isolate(self, batch: _Batch, error: LLMObsError, *, probe: bool) -> None:
         """Settle a batch the API refused: split it, or report it failed."""

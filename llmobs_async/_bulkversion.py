@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from .errors import (
     APIConnectionError,
@@ -29,7 +30,11 @@ from .errors import (
     NotFoundError,
 )
 
-__all__ = ["OneVersion", "StopRetry", "VersionUnknown", "unsure"]
+if TYPE_CHECKING:
+    from ._bulk import BulkOperation
+    from ._transport import Transport
+
+__all__ = ["OneVersion", "StopRetry", "VersionUnknown", "send_batch", "unsure"]
 
 Body = Callable[[bool], bytes]
 """The request body of a batch: asking for the new version (True) or adding to it."""
@@ -74,6 +79,22 @@ async def refuse_unsure(error: LLMObsError) -> bytes | None:
     if unsure(error):
         raise StopRetry(error)
     return None
+
+
+async def send_batch(
+    transport: Transport, op: BulkOperation, joined: bytes | bytearray, on_retry: Callable[[], None]
+) -> None:
+    """Send one batch of a bulk job with the transport's retries; its answer must be the API's."""
+
+    async def post(body: bytes, hook: Retry | None) -> None:
+        await transport.request(op.route, op.load, body=body, on_retry=on_retry, before_retry=hook)
+
+    if op.version is None:
+        await post(op.body(joined), None if op.resend_unsure else refuse_unsure)
+    else:
+        await op.version.send(
+            lambda new: op.body(joined, new), post, resend_unsure=op.resend_unsure
+        )
 
 
 class OneVersion:
