@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import (
     APIConnectionError,
@@ -31,7 +31,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._bulk import BulkOperation
+    from ._routes import Compiled
     from ._transport import Transport
 
 __all__ = ["OneVersion", "StopRetry", "VersionUnknown", "send_batch", "unsure"]
@@ -81,8 +81,21 @@ async def refuse_unsure(error: LLMObsError) -> bytes | None:
     return None
 
 
+class Operation(Protocol):
+    """What :func:`send_batch` needs of a bulk operation (``_bulk.BulkOperation`` has it)."""
+
+    @property
+    def route(self) -> Compiled: ...
+    @property
+    def version(self) -> OneVersion | None: ...
+    @property
+    def resend_unsure(self) -> bool: ...
+    def body(self, joined: bytes | bytearray, new_version: bool = False) -> bytes: ...
+    def load(self, body: bytes) -> object: ...
+
+
 async def send_batch(
-    transport: Transport, op: BulkOperation, joined: bytes | bytearray, on_retry: Callable[[], None]
+    transport: Transport, op: Operation, joined: bytes | bytearray, on_retry: Callable[[], None]
 ) -> None:
     """Send one batch of a bulk job with the transport's retries; its answer must be the API's."""
 

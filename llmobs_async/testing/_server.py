@@ -82,6 +82,9 @@ class FakeLLMObsServer:
         self.rate_limit: FixedWindowLimit | None = (
             FixedWindowLimit(*rate_limit) if rate_limit else None
         )
+        self.rate_limited: Callable[[RecordedRequest], bool] | None = None
+        """Which requests ``rate_limit`` counts (``None``: all). The live API limits
+        endpoints apart, e.g. reading datasets apart from writing records."""
         self.chaos: Chaos | None = None
         self.latency = latency
         """Seconds every request takes to be served (a service time), before any fault."""
@@ -390,7 +393,7 @@ class FakeLLMObsServer:
             if fault.status is not None:
                 return raw_response(fault.status, fault.body or b"", fault.headers)
         limit_headers: Mapping[str, str] = {}
-        if self.rate_limit is not None:
+        if self.rate_limit is not None and (self.rate_limited is None or self.rate_limited(seen)):
             allowed, limit_headers = self.rate_limit.admit()
             if not allowed:
                 return raw_response(429, b'{"errors":["Too many requests"]}', limit_headers)
