@@ -121,6 +121,7 @@ class OneVersion:
         self.reads = 0
         """How many times ``current_version`` was read."""
         self._base: int | None = None
+        self._absent = False  # the read before the job found no such dataset
         self._unsure = False
 
     async def send(self, body: Body, post: Post, *, resend_unsure: bool = True) -> None:
@@ -142,14 +143,15 @@ class OneVersion:
 
     async def _settle(self) -> None:
         """Read the version before the job, or after a request that may have landed."""
-        if self._base is None:
+        if self._base is None and not self._absent:
             try:
                 self._base = await self._read()
             except VersionUnknown as exc:
-                if not isinstance(exc.error, NotFoundError) or self._unsure:
+                if not isinstance(exc.error, NotFoundError):
                     raise
-                # No such dataset: no version to protect, and the write will
+                # No such dataset: no version to protect, and the writes will
                 # be refused the same way (the job judges that as usual).
+                self._absent = True
         elif self._unsure:
             await self._check()
 

@@ -143,6 +143,7 @@ async def test_an_unknown_dataset_is_judged_request_level_within_budget(
         await client.records.update_many(project_id, "no-such-dataset", updates(range(5000)))
     )
     assert len(writes(fake)) <= 15, [len(sent_ids(r)) for r in writes(fake)]
+    assert len(fake.requests) - len(writes(fake)) == 1  # one read of the (missing) version
     assert (result.submitted, result.applied, result.failed_count) == (5000, 0, 5000)
     assert all(isinstance(f.error, errors.NotFoundError) for f in result.failed)
     assert sorted(p for f in result.failed for p in f.positions) == list(range(5000))

@@ -90,19 +90,30 @@ async def test_a_first_batch_that_fails_with_5xx_does_not_send_the_rest_into_the
     ] * 3
 
 
+@pytest.mark.parametrize("lost", ["dropped", "502"])
+@pytest.mark.parametrize("job", ["update_many", "create_many"])
 async def test_a_first_batch_that_landed_but_lost_its_answer_makes_no_second_version(
-    fake: FakeLLMObsServer, client: LLMObsClient, seeded: Seeded
+    fake: FakeLLMObsServer, client: LLMObsClient, seeded: Seeded, job: str, lost: str
 ) -> None:
     pid, did = seeded.project_id, seeded.dataset_id
     before = fake.datasets[did].version
-    fake.inject(drop=True, applied=True, match=first_batch)
-    updates = [{"id": f"rec-{i}", "expected_output": f"new-{i}"} for i in range(10)]
-    result = check(await client.records.update_many(pid, did, updates, batch_size=3))
-    assert (result.ok, result.applied) == (True, 10)
+    if lost == "dropped":
+        fake.inject(drop=True, applied=True, match=first_batch)
+    else:  # a proxy's 502 after the API applied the request
+        fake.inject_html(status=502, applied=True, match=first_batch)
+    if job == "update_many":
+        items = [{"id": f"rec-{i}", "expected_output": f"new-{i}"} for i in range(10)]
+        result = check(await client.records.update_many(pid, did, items, batch_size=3))
+        assert all(
+            fake.records(did)[f"rec-{i}"]["expected_output"] == f"new-{i}" for i in range(10)
+        )
+    else:
+        result = check(await client.records.create_many(pid, did, new_records(10), batch_size=3))
+        assert len(fake.records(did)) == 20  # each once
+    assert (result.ok, result.applied, result.retries) == (True, 10, 1)
     assert versions_made(fake, did, before) == 1
     # The re-sent first batch found the version made and added to it.
-    assert new_version_flags(fake)[:2] == [True, False]
-    assert all(fake.records(did)[f"rec-{i}"]["expected_output"] == f"new-{i}" for i in range(10))
+    assert new_version_flags(fake) == [True, False, False, False, False]
 
 
 async def test_update_many_makes_one_version_per_job_not_one_per_batch(
