@@ -118,8 +118,6 @@ class OneVersion:
         self._lock = asyncio.Lock()
         self.made = False
         """A request that asked for the new version landed (or the version was seen)."""
-        self.reads = 0
-        """How many times ``current_version`` was read."""
         self._base: int | None = None
         self._absent = False  # the read before the job found no such dataset
         self._unsure = False
@@ -163,7 +161,6 @@ class OneVersion:
         self._unsure = False
 
     async def _read(self) -> int:
-        self.reads += 1
         try:
             return await self._read_version()
         except LLMObsError as exc:
