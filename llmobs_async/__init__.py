@@ -8,7 +8,13 @@
 """
 
 from . import errors, models, pagination
-from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
+from ._bulk import (
+    BulkFailure,
+    BulkInterruptedError,
+    BulkOutcomeUnknownError,
+    BulkProgress,
+    BulkResult,
+)
 from ._client import LLMObsClient
 from ._config import SITES
 from ._csv import CsvSource
@@ -24,6 +30,7 @@ __all__ = [
     "AsyncPaginator",
     "BulkFailure",
     "BulkInterruptedError",
+    "BulkOutcomeUnknownError",
     "BulkProgress",
     "BulkResult",
     "CsvSource",

@@ -241,6 +241,7 @@ class Transport:
         body: bytes | Streamed | None = None,
         query: Query | None = None,
         on_retry: Callable[[], None] | None = None,
+        before_retry: Callable[[LLMObsError], Awaitable[bytes | None]] | None = None,
     ) -> T:
         """Send one logical request (with retries) and return ``load`` of the 2xx body.
 
@@ -248,23 +249,35 @@ class Transport:
         gets as ``b""``. ``on_retry`` is called before each retry. A
         :data:`Streamed` body is a function making a fresh payload (with its
         own Content-Type) for each attempt: a file upload is re-sent whole.
+        ``before_retry`` gets the error of the attempt that failed before each
+        retry and returns the body to send again (``None``: the same), or
+        raises to send nothing more: a write whose first attempt may have
+        landed (a lost answer) can change what the retry says.
         """
         target = self.origin + route.path
         if query:
             target += "?" + "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in query)
         url = URL(target, encoded=True)
         method = route.method
-        if on_retry is None:
+        if on_retry is None and before_retry is None:
             data = await self.retry.call(lambda: self._attempt(method, url, body, route.gate))
         else:
             attempts = 0
+            failed: LLMObsError | None = None
 
-            def attempt() -> Awaitable[bytes]:
-                nonlocal attempts
+            async def attempt() -> bytes:
+                nonlocal attempts, body, failed
                 attempts += 1
                 if attempts > 1:
-                    on_retry()
-                return self._attempt(method, url, body, route.gate)
+                    if on_retry is not None:
+                        on_retry()
+                    if before_retry is not None and failed is not None:
+                        body = await before_retry(failed) or body
+                try:
+                    return await self._attempt(method, url, body, route.gate)
+                except LLMObsError as exc:
+                    failed = exc
+                    raise
 
             data = await self.retry.call(attempt)
         try:

@@ -180,7 +180,7 @@ async def _interrupt_create(fake: FakeLLMObsServer, path: Path, args: list[str])
 async def test_a_second_ctrl_c_quits_at_once(fake: FakeLLMObsServer, tmp_path: Path) -> None:
     project_id = fake.add_project()
     dataset_id = fake.add_dataset(project_id=project_id, records=TOTAL)
-    held = hold_after(fake, 0, CONCURRENCY)
+    held = hold_after(fake, 1, CONCURRENCY)  # the first batch goes alone
     proc = await _start(
         fake,
         "records",
@@ -240,11 +240,12 @@ async def test_ctrl_c_after_the_last_line_was_read_still_says_where_to_resume(
     path.write_text("".join(json.dumps({"id": f"rec-{i}", "input": i}) + "\n" for i in range(250)))
     args = ["records", "update", "--project-id", project_id, "--dataset-id", dataset_id]
     args += ["--batch-size", str(BATCH), "--grace", "0.2", str(path)]
-    held = hold_after(fake, 0, 3)  # every batch in flight: the whole file was read
+    # The first batch (sent alone) lands; the other two are in flight: the whole file was read.
+    held = hold_after(fake, 1, 2)
     proc = await _start(fake, *args)
     await asyncio.wait_for(held.wait(), 60)
     proc.send_signal(signal.SIGINT)
     _, err_b = await asyncio.wait_for(proc.communicate(), 60)
     err = err_b.decode()
     assert proc.returncode == 130, err
-    assert "read every line; resume with --start-line 1 " in err
+    assert "read every line; resume with --start-line 101 " in err

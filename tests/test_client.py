@@ -341,8 +341,9 @@ async def test_unset_in_a_record_dict_leaves_the_field_out(
         seeded.project_id, seeded.dataset_id, [{"id": "rec-2", "metadata": UNSET}]
     )
     assert result.ok
-    sent = [r.json()["data"]["attributes"]["records"] for r in fake.requests]
-    assert sent == [[{"id": "rec-1", "expected_output": "kept"}], [{"id": "rec-2"}]]
+    patch, batch = [r.json()["data"]["attributes"] for r in fake.requests if r.method != "GET"]
+    assert patch["records"] == [{"id": "rec-1", "expected_output": "kept"}]
+    assert batch["update_records"] == [{"id": "rec-2"}]
 
 
 async def test_the_override_origin_variable_points_the_client_at_a_server(

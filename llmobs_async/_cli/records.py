@@ -1,8 +1,7 @@
 """``records update`` and ``records create``: a JSON Lines file through the bulk engine.
 
-Both run :func:`run_bulk` with their operation: ``update`` PATCHes records by
-id (``records_patch``), ``create`` inserts them through ``batch_update``
-(``client.records.create_many``: one new dataset version per run).
+Both run :func:`run_bulk` with their ``batch_update`` operation, as
+``client.records.update_many`` and ``create_many`` do: one new dataset version per run.
 
 Ctrl-C stops reading, gives the batches in flight ``--grace`` seconds, then
 prints the summary, writes ``--failed-out`` (every record read but not
@@ -18,17 +17,15 @@ import sys
 import time
 from collections.abc import Collection
 
-from .. import _routes
 from .._bulk import (
     BulkInterruptedError,
     BulkOperation,
     BulkResult,
-    batch_update,
     check_batch_options,
-    records_patch,
 )
 from .._bulkjob import BulkJob
 from .._client import LLMObsClient
+from .._resources.records import batch_operation
 from .._retry import is_retryable
 from ..errors import ValidationError
 from . import csvin
@@ -47,17 +44,20 @@ the output of one dataset's ``records list`` can be fed to another's ``records c
 
 
 async def records_update(args: argparse.Namespace) -> int:
-    """``llmobs-async records update``: PATCH records by id; return the exit code."""
-    route = _routes.UPDATE_RECORDS.compile(project_id=args.project_id, dataset_id=args.dataset_id)
-    return await run_bulk(args, make_client(args), records_patch(route), verb="applied")
+    """``llmobs-async records update``: update records by id; return the exit code."""
+    client = make_client(args)
+    op = batch_operation(client._transport, args.project_id, args.dataset_id, "update_records", b"")
+    return await run_bulk(args, client, op, verb="applied")
 
 
 async def records_create(args: argparse.Namespace) -> int:
     """``llmobs-async records create``: add records as one new dataset version; the exit code."""
-    route = _routes.BATCH_UPDATE.compile(project_id=args.project_id, dataset_id=args.dataset_id)
     options = b'"deduplicate":%s,' % (b"true" if args.deduplicate else b"false")
-    op = batch_update(route, args.dataset_id, "insert_records", options)
-    return await run_bulk(args, make_client(args), op, verb="created", drop=SERVER_KEYS)
+    client = make_client(args)
+    op = batch_operation(
+        client._transport, args.project_id, args.dataset_id, "insert_records", options
+    )
+    return await run_bulk(args, client, op, verb="created", drop=SERVER_KEYS)
 
 
 async def run_bulk(

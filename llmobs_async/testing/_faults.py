@@ -57,6 +57,8 @@ class Fault:
     holds the answer back; ``drop`` closes the connection without answering.
     ``match`` narrows the requests it applies to; ``times=None`` is forever;
     ``after`` lets that many matching requests through before it applies.
+    ``applied`` carries the request out first and then replaces (or drops)
+    its answer: a write that landed but whose answer was lost on the way.
     """
 
     status: int | None = None
@@ -67,6 +69,7 @@ class Fault:
     times: int | None = 1
     match: Callable[[RecordedRequest], bool] | None = None
     after: int = 0
+    applied: bool = False
 
     def take(self, request: RecordedRequest) -> bool:
         """Consume one use of the fault if it applies to ``request``."""

@@ -84,6 +84,9 @@ class FakeLLMObsServer:
         self.rate_limit: FixedWindowLimit | None = (
             FixedWindowLimit(*rate_limit) if rate_limit else None
         )
+        self.rate_limited: Callable[[RecordedRequest], bool] | None = None
+        """Which requests ``rate_limit`` counts (``None``: all). The live API limits
+        endpoints apart, e.g. reading datasets apart from writing records."""
         self.chaos: Chaos | None = None
         self.latency = latency
         """Seconds every request takes to be served (a service time), before any fault."""
@@ -242,6 +245,7 @@ class FakeLLMObsServer:
         times: int | None = 1,
         match: Callable[[RecordedRequest], bool] | None = None,
         after: int = 0,
+        applied: bool = False,
     ) -> Fault:
         """Misbehave on the next ``times`` matching requests (``None``: forever).
 
@@ -251,6 +255,9 @@ class FakeLLMObsServer:
         matching requests through first, e.g. to fail the third page of a pull::
 
             fake.inject(status=503, after=2, match=lambda r: r.url_path.endswith("/records"))
+
+        ``applied=True`` carries the request out before the fault replaces its
+        answer (or drops the connection): the write landed, its answer was lost.
         """
         if isinstance(body, Mapping):
             body = json.dumps(body).encode()
@@ -267,6 +274,7 @@ class FakeLLMObsServer:
             times=times,
             match=match,
             after=after,
+            applied=applied,
         )
         self._faults.append(fault)
         return fault
@@ -296,10 +304,24 @@ class FakeLLMObsServer:
         self._faults.append(fault)
         return fault
 
-    def inject_html(self, *, status: int = 502, times: int = 1) -> Fault:
-        """Answer an HTML error page, as a proxy or load balancer would."""
+    def inject_html(
+        self,
+        *,
+        status: int = 502,
+        times: int | None = 1,
+        match: Callable[[RecordedRequest], bool] | None = None,
+        after: int = 0,
+        applied: bool = False,
+    ) -> Fault:
+        """Answer an HTML error page, as a proxy or load balancer would (``status=200`` too)."""
         return self.inject(
-            status=status, body=HTML_PAGE, headers={"Content-Type": "text/html"}, times=times
+            status=status,
+            body=HTML_PAGE,
+            headers={"Content-Type": "text/html"},
+            times=times,
+            match=match,
+            after=after,
+            applied=applied,
         )
 
     def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
@@ -366,12 +388,14 @@ class FakeLLMObsServer:
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.applied:
+                self._carry_out(request, seen, apply)
             if fault.drop:
                 return None
             if fault.status is not None:
                 return raw_response(fault.status, fault.body or b"", fault.headers)
         limit_headers: Mapping[str, str] = {}
-        if self.rate_limit is not None:
+        if self.rate_limit is not None and (self.rate_limited is None or self.rate_limited(seen)):
             allowed, limit_headers = self.rate_limit.admit()
             if not allowed:
                 return raw_response(429, b'{"errors":["Too many requests"]}', limit_headers)
@@ -391,6 +415,16 @@ class FakeLLMObsServer:
         if answer.content_type != "application/json":
             limit_headers = {**limit_headers, "Content-Type": answer.content_type}
         return raw_response(answer.status, answer.encode(), limit_headers)
+
+    def _carry_out(
+        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
+    ) -> None:
+        """Apply a request whose answer a fault replaces (what it would have answered is lost)."""
+        try:
+            self._authenticate(request)
+            apply(None if request.method in BODILESS else decode_body(seen.body))
+        except ApiFault:
+            pass
 
     def _authenticate(self, request: web.Request) -> None:
         api_key = request.headers.get("DD-API-KEY")
