@@ -33,7 +33,7 @@ typecheck: $(VENV)/.installed-dev
 # The shared rate-limit store is tested against a real redis-server (Debian's package).
 redis:
 	@command -v redis-server >/dev/null || { \
-	  echo "make: installing redis-server (Debian's package, for the Redis store's tests) with apt-get$$([ "$$(id -u)" = 0 ] || echo ' through sudo')"; \
+	  echo "make: redis-server not found; installing Debian's redis-server package with apt-get (through sudo when not root) for the Redis store's tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
