@@ -55,7 +55,7 @@ $(LOWEST)/.installed: pyproject.toml
 
 test-lowest: $(LOWEST)/.installed redis
 	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null \
-	  | grep -iE '^(aiohttp|attrs|cattrs|backoff|orjson|redis|pytest|pytest-asyncio|hypothesis) '
+	  | grep -iE '^(aiohttp|attrs|cattrs|backoff|orjson|redis|pytest|pytest-asyncio|hypothesis|datadog-api-client) '
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed-dev redis
