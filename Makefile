@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest docs docs-check bench clean redis
+LOWEST ?= .venv-lowest
+
+.PHONY: demo test test-lowest lint typecheck pytest docs docs-check bench clean redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,7 @@ docs-check: $(VENV)/.installed-dev
 # The shared rate-limit store is tested against a real redis-server (Debian's package).
 redis:
 	@command -v redis-server >/dev/null || { \
+	  echo "make: redis-server not found; installing Debian's redis-server package with apt-get (through sudo when not root) for the Redis store's tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
@@ -47,6 +50,22 @@ pytest: $(VENV)/.installed-dev redis
 
 test: lint typecheck docs-check pytest
 
+# The suite against the OLDEST versions pyproject.toml allows (uv's lowest-direct
+# resolution: every direct dependency, test tools included, at its lower bound),
+# so the bounds stay true. A venv of its own; `make test` keeps the newest.
+$(LOWEST)/.installed: pyproject.toml
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet uv
+	$(LOWEST)/bin/uv pip install --quiet --python $(LOWEST)/bin/python \
+	  --resolution lowest-direct -e '.[test]'
+	touch $@
+
+test-lowest: $(LOWEST)/.installed redis
+	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null \
+	  | grep -iE '^(aiohttp|attrs|cattrs|backoff|orjson|redis|pytest|pytest-asyncio|hypothesis|datadog-api-client) '
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
+
 bench: $(VENV)/.installed-dev redis
 	$(BIN)/python benchmarks/run.py --check
 	$(BIN)/python benchmarks/ratelimit.py --check
@@ -54,4 +73,4 @@ bench: $(VENV)/.installed-dev redis
 	$(BIN)/python benchmarks/pager.py --check
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site
+	rm -rf $(VENV) $(LOWEST) .mypy_cache .pytest_cache .ruff_cache site

@@ -195,8 +195,8 @@ def _script() -> str:
 
 def _from_url(url: str, timeout: float) -> Redis:
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry  # the asyncio one (redis >= 4.2): 8.x warns at the other
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     try:
         # No retries inside redis-py: a failed call falls back to the local gate

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp.http_exceptions import DecompressSizeError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -175,12 +176,16 @@ chunked stream) from filling the process's memory.
 """
 
 
+_READ_SIZE: Final = 1 << 20  # bytes per read of a body
+
+
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     """Read the (decompressed) body in chunks, or raise :class:`BodyTooLarge` past ``limit``.
 
-    aiohttp decompresses a bounded amount per chunk and pauses the socket
-    while its buffer is full, so memory stays near ``limit`` whatever the
-    server sends.
+    aiohttp (3.13.3 and later) decompresses a bounded amount per network
+    chunk and pauses the socket while its buffer is full, so memory stays near
+    ``limit`` whatever the server sends. Reads are bounded too: aiohttp 3.14.0's
+    ``readany`` kept refilling its buffer while it drained it, a gzip bomb whole.
     """
     declared = response.content_length
     if declared is not None and declared > limit:
@@ -189,7 +194,18 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_
     content = response.content
     chunks: list[bytes] = []
     size = 0
-    while chunk := await content.readany():
+    while True:
+        try:
+            chunk = await content.read(_READ_SIZE)
+        except aiohttp.ClientPayloadError as exc:
+            # aiohttp's own cap on what one network chunk may inflate to
+            # (32 MiB, like ours): the same verdict as ours, a body too large.
+            if isinstance(exc.__cause__, DecompressSizeError):
+                response.close()
+                raise BodyTooLarge(size, response.status) from None
+            raise
+        if not chunk:
+            break
         size += len(chunk)
         if size > limit:
             response.close()  # drop the connection: the rest is never read

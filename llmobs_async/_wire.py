@@ -38,7 +38,14 @@ T = TypeVar("T")
 converter = cattrs.Converter(detailed_validation=False)
 """The library's converter. Hooks are registered below, once."""
 
-EXTRA_KEY: Final = "\x00extra"  # cannot collide with an API field name
+EXTRA_KEY: Final = "extra"
+"""Where ``response_hook`` hands the unknown fields to cattrs.
+
+A plain name: cattrs puts it into the source of the function it generates, and
+before cattrs 26.2 a NUL byte there fails at import. An API field of the same
+name cannot collide with it: it is not a model field, so it goes into the
+mapping under this key, never in its place.
+"""
 
 
 def identity(value: Any, _: Any = None) -> Any:

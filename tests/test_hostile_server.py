@@ -93,8 +93,10 @@ async def test_a_gzip_bomb_stops_at_the_cap_in_bounded_memory(bomb: bytes) -> No
     assert info.value.status == 200
     assert "32 MiB" in str(info.value)
     assert seen.requests == 1  # not retried
-    # Reading it whole took more than 1 GiB; the cap keeps the peak near 32 MiB.
-    assert peak < 2 * MAX_RESPONSE_BYTES, f"peak {peak / MiB:.0f} MiB"
+    # Reading it whole takes more than 512 MiB; the cap keeps the peak near
+    # 32 MiB (about 36 with aiohttp 3.14, 64 with 3.13.3, which holds the
+    # 32 MiB it inflated before it refuses; before 3.13.3, about 260).
+    assert peak < 3 * MAX_RESPONSE_BYTES, f"peak {peak / MiB:.0f} MiB"
 
 
 @pytest.mark.parametrize("status", [200, 503])
@@ -248,7 +250,7 @@ async def test_the_scrubbed_cause_still_says_what_went_wrong(garbage_server: str
             await client.projects.update("p", name="x")
     cause = info.value.__cause__
     assert isinstance(cause, aiohttp.ClientResponseError)
-    assert "Bad status line" in str(cause)
+    assert "Invalid status code" in str(cause)  # aiohttp 3.14 adds "Bad status line:"
     assert cause.request_info.headers["DD-API-KEY"] == "**********"
     assert cause.request_info.method == "PATCH"
     assert info.value.__context__ is None  # the original is not chained behind it

@@ -305,6 +305,19 @@ async def test_unknown_fields_are_kept_in_extra(fake, seeded, client):
     assert rec.extra == {"quality": {"score": 1}}
 
 
+async def test_an_api_field_named_extra_goes_inside_extra(fake, seeded, client):
+    # The reader hands unknown fields to cattrs under the plain key "extra"
+    # (cattrs before 26.2 cannot take a NUL byte there): an API field of that
+    # name must land inside the mapping, not replace it.
+    fake.projects[seeded.project_id]["extra"] = {"mine": 1}
+    fake.projects[seeded.project_id]["\x00extra"] = "odd"
+    proj = await client.projects.update(seeded.project_id, name="x")
+    assert proj.extra == {"extra": {"mine": 1}, "\x00extra": "odd"}
+    del fake.projects[seeded.project_id]["\x00extra"]
+    proj = await client.projects.update(seeded.project_id, name="y")
+    assert (proj.name, proj.extra) == ("y", {"extra": {"mine": 1}})
+
+
 async def test_unknown_status_is_kept_as_a_plain_string(fake, seeded, client):
     fake.experiments[seeded.experiment_id]["status"] = "paused"
     exp = await client.experiments.update(seeded.experiment_id, name="x")
