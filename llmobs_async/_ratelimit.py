@@ -209,8 +209,9 @@ class Bucket:
             self._r_min - self._uncounted,
             self._limit,
             self._sent_since_base,
-            self._answered_since_base,
             self._base_probe,
+            base=self._r_base,
+            in_flight=self._in_flight,
         )
 
     def _wake(self) -> float:
