@@ -11,7 +11,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from llmobs_async import LLMObsClient
+import pytest
+
+from llmobs_async import LLMObsClient, errors
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import client_for
@@ -104,3 +106,64 @@ async def test_clients_sharing_a_short_limit_still_draw_few_429() -> None:
                 await c.close()
         assert fake.rate_limit is not None
         assert fake.rate_limit.rejected <= 4, fake.rate_limit.rejected
+
+
+# --- an org known to be paused: a route whose limit is not known sends one request -----------
+
+
+def limit_headers(**values: str) -> dict[str, str]:
+    """Datadog's ``X-RateLimit-*`` headers, by suffix."""
+    return {f"X-RateLimit-{name}": value for name, value in values.items()}
+
+
+async def pause_the_org(fake: FakeLLMObsServer, client: LLMObsClient) -> float:
+    """An experiment update answered 429 under limit "a" for 1 s; when it arrived."""
+    project_id = fake.add_project()
+    dataset_id = fake.add_dataset(project_id=project_id, records=1)
+    experiment_id = fake.add_experiment(project_id=project_id, dataset_id=dataset_id)
+    fake.inject(
+        status=429,
+        headers=limit_headers(Limit="60", Period="60", Remaining="0", Reset="1", Name="a"),
+        match=lambda request: "/experiments/" in request.path,
+    )
+    with pytest.raises(errors.RateLimitError):
+        await client.with_options(max_retries=0).experiments.update(experiment_id, name="x")
+    return fake.requests[-1].at
+
+
+async def test_a_route_with_no_known_limit_sends_one_request_into_a_paused_org() -> None:
+    async with FakeLLMObsServer() as fake:
+        project_id = fake.add_project()
+        async with client_for(fake) as client:
+            # Projects answer without rate-limit headers: their limit's name is not known.
+            await client.projects.update(project_id, name="warm")
+            limited = await pause_the_org(fake, client)
+            fake.inject(delay=SERVICE_S * 3, times=None, match=lambda r: "/projects/" in r.path)
+            await bounded(updates(client, project_id, 5, "n"))
+        first, *rest = [r for r in fake.requests if r.at > limited and "/projects/" in r.path]
+        assert len(rest) == 4
+        # One went to learn the limit; the others only once its answer said there is none.
+        early = [round(r.at - first.at, 3) for r in rest if r.at - first.at < SERVICE_S * 3]
+        assert not early, f"sent before the first answer, at {early}"
+
+
+async def test_a_route_that_learns_it_is_under_a_paused_limit_waits_out_its_pause() -> None:
+    async with FakeLLMObsServer() as fake:
+        project_id = fake.add_project()
+        body = {"data": {"id": project_id, "type": "projects", "attributes": {"name": "n"}}}
+        async with client_for(fake) as client:
+            limited = await pause_the_org(fake, client)
+            fake.inject(
+                status=200,
+                body=body,
+                headers=limit_headers(Limit="60", Period="60", Remaining="50", Reset="1", Name="a"),
+                delay=SERVICE_S,
+                times=None,
+                match=lambda request: "/projects/" in request.path,
+            )
+            await bounded(updates(client, project_id, 5, "n"))
+        _first, *rest = [r for r in fake.requests if r.at > limited and "/projects/" in r.path]
+        assert len(rest) == 4
+        # The first answer named limit "a", paused until 1 s after the 429: no burst into it.
+        early = [round(r.at - limited, 3) for r in rest if r.at - limited < 1.0 - 0.02]
+        assert not early, f"sent into limit a's pause, at {early}"
