@@ -17,6 +17,7 @@ from llmobs_async import LLMObsClient, errors
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import client_for
+from .redisserver import RedisServer
 
 T = TypeVar("T")
 
@@ -131,10 +132,14 @@ async def pause_the_org(fake: FakeLLMObsServer, client: LLMObsClient) -> float:
     return fake.requests[-1].at
 
 
-async def test_a_route_with_no_known_limit_sends_one_request_into_a_paused_org() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "store"])
+async def test_a_route_with_no_known_limit_sends_one_request_into_a_paused_org(
+    redis_server: RedisServer, shared: bool
+) -> None:
     async with FakeLLMObsServer() as fake:
         project_id = fake.add_project()
-        async with client_for(fake) as client:
+        store = redis_server.url if shared else None
+        async with client_for(fake, rate_limit_store=store) as client:
             # Projects answer without rate-limit headers: their limit's name is not known.
             await client.projects.update(project_id, name="warm")
             limited = await pause_the_org(fake, client)
@@ -147,11 +152,15 @@ async def test_a_route_with_no_known_limit_sends_one_request_into_a_paused_org()
         assert not early, f"sent before the first answer, at {early}"
 
 
-async def test_a_route_that_learns_it_is_under_a_paused_limit_waits_out_its_pause() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "store"])
+async def test_a_route_that_learns_it_is_under_a_paused_limit_waits_out_its_pause(
+    redis_server: RedisServer, shared: bool
+) -> None:
     async with FakeLLMObsServer() as fake:
         project_id = fake.add_project()
         body = {"data": {"id": project_id, "type": "projects", "attributes": {"name": "n"}}}
-        async with client_for(fake) as client:
+        store = redis_server.url if shared else None
+        async with client_for(fake, rate_limit_store=store) as client:
             limited = await pause_the_org(fake, client)
             fake.inject(
                 status=200,
