@@ -158,6 +158,7 @@ def summarize(
         "unexpected": len(applied - expected),
         "applied_twice": len(stats["applied_ids"]) - len(applied),
         "max_in_flight": stats.get("max_in_flight"),
+        "server_cpu_s": stats.get("server_cpu_s"),
         "errors": errors,
         "processes": results,
     }
@@ -305,6 +306,7 @@ def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
             f"{result['makespan_s']:.1f} s = {result['ratio']:.2f}x, "
             f"429 {result['rate_limited']}/{result['answered']}, "
             f"in flight at most {result['max_in_flight']}, "
+            f"server CPU {result['server_cpu_s']:.1f} s, "
             f"CPU {result['cpu_ms_per_request']:.2f} ms/request, lost {result['lost']}"
         )
     else:

@@ -30,7 +30,8 @@ Control endpoints for the runner:
   otherwise it is drawn here. An optional ``"latency"`` (seconds, default 0)
   is the service time of every answer. Answers the offset.
 * ``GET /_stats``: answers per status, the ids of every applied record, and
-  the most requests handled at once.
+  the most requests handled at once and the server's CPU seconds since the reset
+  (one process: when it nears the makespan, the server, not the client, is the bound).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class State:
     applied: list[str] = dataclasses.field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    cpu_at_reset: float = 0.0
 
     def reset(
         self, limit: int, period: float, mode: str, offset: float | None, latency: float = 0.0
@@ -131,6 +133,7 @@ class State:
         self.answers.clear()
         self.applied.clear()
         self.max_in_flight = 0
+        self.cpu_at_reset = time.process_time()
 
 
 STATE = State()
@@ -226,6 +229,7 @@ async def stats(_: web.Request) -> web.Response:
         "answers": {str(status): count for status, count in STATE.answers.items()},
         "applied_ids": STATE.applied,
         "max_in_flight": STATE.max_in_flight,
+        "server_cpu_s": time.process_time() - STATE.cpu_at_reset,
     }
     return web.Response(body=orjson.dumps(document), content_type=JSON)
 
