@@ -1,8 +1,12 @@
 """Rate-limit benchmark: how close to a server's limit does a bulk job finish?
 
 Usage: ``python benchmarks/ratelimit.py [--smoke] [--check] [--clients a,b]
-[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4]
-[--store-cases 20/2x300,...] [--store-procs 2,4,8]``
+[--cases 20/2x100,...] [--modes fixed,sliding] [--procs 1,2,4] [--latency MS]
+[--store-cases 20/2x300,...] [--store-procs 2,4,8]
+[--roomy-cases 600/60x400@50,...] [--roomy-multi-cases 6000/60x1600@50] [--roomy-procs 4]``
+
+A case is ``L/PxN``, or ``L/PxN@MS`` with a server service time of MS
+milliseconds per answer (``--latency`` gives it to cases without their own).
 
 Starts ``rl_server.py`` (one limit of L requests per P seconds, fixed or
 sliding windows, Datadog's ``X-RateLimit-*`` headers) in its own process.
@@ -20,6 +24,13 @@ windows), each with (``llmobs_async_redis``: ``rate_limit_store=`` a
 shared store; a second table compares them, with the Redis round trips per
 request. Budget with the store: makespan at most 1.1x of ``ceil(N/L) * P``
 and under 1% 429s, for every K.
+
+Issue 15's rows ("the gate never slows a job the limit has room for"): the
+server takes 50 ms per answer and the limit has room for the whole job
+(600/60 s and 6000/60 s, N = 400, one process, every client; 6000/60 s
+shared by 4 processes, N = 1,600). There the ideal is what concurrency
+allows, ``ceil(N / (K * 16)) * latency``; budget: at most 1.15x with one
+process, 1.3x with four, and no 429 at all.
 
 Exits 1 when a run is broken (a client process failed, the server answered
 something other than 200 or 429, another client lost records), and, with
@@ -53,10 +64,17 @@ STORE_CLIENTS = ("llmobs_async", STORE_CLIENT)
 DEFAULT_STORE_CASES = "20/2x300,60/6x300"
 DEFAULT_STORE_PROCS = "2,4,8"
 MODES = ("fixed", "sliding")
-DEFAULT_CASES = "20/2x100,20/2x300,60/6x100,60/6x300"
+DEFAULT_CASES = "20/2x100,20/2x300,60/6x100,60/6x300,40/4x100@50"
 # Several processes run on one case only, to keep the full run near 15 minutes.
 DEFAULT_MULTI_CASES = "20/2x100"
 SMOKE_CASE = "5/1x10"
+# Issue 15: limits with room for the whole job, a server that takes 50 ms per answer.
+DEFAULT_ROOMY_CASES = "600/60x400@50,6000/60x400@50"
+DEFAULT_ROOMY_MULTI = "6000/60x1600@50"
+DEFAULT_ROOMY_PROCS = "4"
+SMOKE_ROOMY_CASE = "1000/60x32@20"
+# The official client costs ~20 ms of CPU a request: 1,600 of them would measure the CPU.
+ROOMY_MULTI_CLIENTS = ("llmobs_async", "naive")
 
 
 def expected_ids(requests: int) -> set[str]:
@@ -64,13 +82,17 @@ def expected_ids(requests: int) -> set[str]:
     return {make_record(index)["id"] for index in range(requests * PER_REQUEST)}
 
 
-def best_possible_s(mode: str, case: Case, offset: float) -> float:
+def best_possible_s(mode: str, row: Row, offset: float) -> float:
     """The least makespan the limit allows from a start ``offset`` s into a fixed window.
 
     Every window's L requests leave at its very start and answers take no
     time: a lower bound no client reaches, since ``Reset`` is in whole
-    seconds. Sliding windows: a burst of L every P seconds.
+    seconds. Sliding windows: a burst of L every P seconds. A limit with
+    room for the whole job: what concurrency allows.
     """
+    case = row.case
+    if case.roomy:
+        return row.ideal_s
     windows = math.ceil(case.requests / case.limit)
     if mode == "sliding":
         return float((windows - 1) * case.period)
@@ -86,7 +108,7 @@ def run_row(
     the clients meet is ``offset``, whatever their start-up took. A row with
     the shared store starts from an empty Redis, as its limit starts afresh.
     """
-    timeout = 60 + 8 * row.case.ideal_s
+    timeout = 60 + 8 * row.ideal_s
     url = None
     if row.client == STORE_CLIENT:
         assert redis is not None
@@ -118,13 +140,15 @@ def summarize(
         "mode": row.mode,
         "limit": row.case.limit,
         "period_s": row.case.period,
+        "latency_ms": row.case.latency_ms,
+        "roomy": row.case.roomy,
         "requests": row.case.requests,
         "procs": row.procs,
         "client": row.client,
         "control": row.control,
         "window_offset_s": offset,
-        "ideal_s": row.case.ideal_s,
-        "best_possible_s": best_possible_s(row.mode, row.case, offset),
+        "ideal_s": row.ideal_s,
+        "best_possible_s": best_possible_s(row.mode, row, offset),
         "answered": answered,
         "ok": answers.get(200, 0),
         "rate_limited": limited,
@@ -133,6 +157,8 @@ def summarize(
         "lost": len(expected - applied),
         "unexpected": len(applied - expected),
         "applied_twice": len(stats["applied_ids"]) - len(applied),
+        "max_in_flight": stats.get("max_in_flight"),
+        "server_cpu_s": stats.get("server_cpu_s"),
         "errors": errors,
         "processes": results,
     }
@@ -144,7 +170,7 @@ def summarize(
             out["redis_calls_per_request"] = sum(calls) / row.case.requests
         out.update(
             makespan_s=makespan,
-            ratio=makespan / row.case.ideal_s,
+            ratio=makespan / row.ideal_s,
             cpu_s=cpu,
             cpu_ms_per_request=cpu / row.case.requests * 1e3,
         )
@@ -172,8 +198,8 @@ def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return names
 
 
-def _cases(text: str) -> list[Case]:
-    return [Case.parse(case) for case in text.split(",") if case.strip()]
+def _cases(text: str, latency_ms: int = 0) -> list[Case]:
+    return [Case.parse(case, latency_ms) for case in text.split(",") if case.strip()]
 
 
 def plan(args: argparse.Namespace) -> list[Row]:
@@ -183,9 +209,10 @@ def plan(args: argparse.Namespace) -> list[Row]:
     )
     modes = _split(args.modes or ("fixed" if args.smoke else ",".join(MODES)), MODES, "modes")
     procs = [int(k) for k in (args.procs or ("1" if args.smoke else "1,2,4")).split(",")]
-    cases = _cases(args.cases or (SMOKE_CASE if args.smoke else DEFAULT_CASES))
+    cases = _cases(args.cases or (SMOKE_CASE if args.smoke else DEFAULT_CASES), args.latency)
     multi = _cases(
-        args.multi_cases or args.cases or (SMOKE_CASE if args.smoke else DEFAULT_MULTI_CASES)
+        args.multi_cases or args.cases or (SMOKE_CASE if args.smoke else DEFAULT_MULTI_CASES),
+        args.latency,
     )
     if min(procs) < 1 or max(procs) > min(c.requests for c in [*cases, *multi]):
         raise SystemExit("--procs must be between 1 and the smallest N")
@@ -197,7 +224,31 @@ def plan(args: argparse.Namespace) -> list[Row]:
         if (case in cases if k == 1 else case in multi)
         for client in clients
     ]
-    return list(dict.fromkeys(rows + _store_rows(args)))
+    return list(dict.fromkeys(rows + _roomy_rows(args, clients) + _store_rows(args)))
+
+
+def _roomy_rows(args: argparse.Namespace, clients: list[str]) -> list[Row]:
+    """Issue 15's rows: limits with room for the job, a server with a service time."""
+    if args.roomy_cases == "none":
+        return []
+    one = _cases(
+        args.roomy_cases or (SMOKE_ROOMY_CASE if args.smoke else DEFAULT_ROOMY_CASES),
+        args.latency,
+    )
+    several = [] if args.smoke else _cases(args.roomy_multi_cases or DEFAULT_ROOMY_MULTI)
+    procs = [int(k) for k in (args.roomy_procs or DEFAULT_ROOMY_PROCS).split(",")]
+    if any(not case.roomy for case in [*one, *several]):
+        raise SystemExit("roomy cases need N <= L and a latency (L/PxN@MS)")
+    # A smoke job is too short for the budget (its probe alone is a third of it): not judged.
+    rows = [Row("fixed", case, 1, client, control=args.smoke) for case in one for client in clients]
+    rows += [
+        Row("fixed", case, k, client)
+        for case in several
+        for k in procs
+        for client in clients
+        if client in ROOMY_MULTI_CLIENTS
+    ]
+    return rows
 
 
 def _store_rows(args: argparse.Namespace) -> list[Row]:
@@ -254,6 +305,8 @@ def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
         figures = (
             f"{result['makespan_s']:.1f} s = {result['ratio']:.2f}x, "
             f"429 {result['rate_limited']}/{result['answered']}, "
+            f"in flight at most {result['max_in_flight']}, "
+            f"server CPU {result['server_cpu_s']:.1f} s, "
             f"CPU {result['cpu_ms_per_request']:.2f} ms/request, lost {result['lost']}"
         )
     else:
@@ -296,6 +349,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cases", help=f"L/PxN list (default {DEFAULT_CASES})")
     parser.add_argument("--modes", help="fixed,sliding (default both)")
     parser.add_argument("--procs", help="process counts K sharing the limit (default 1,2,4)")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        help="server service time in ms for cases without their own @MS (default 0)",
+    )
+    parser.add_argument(
+        "--roomy-cases",
+        help=f"issue 15, one process: L/PxN@MS with N <= L (default {DEFAULT_ROOMY_CASES}; "
+        "'none' skips every roomy row)",
+    )
+    parser.add_argument(
+        "--roomy-multi-cases", help=f"issue 15, several processes (default {DEFAULT_ROOMY_MULTI})"
+    )
+    parser.add_argument(
+        "--roomy-procs", help=f"process counts for those (default {DEFAULT_ROOMY_PROCS})"
+    )
     parser.add_argument(
         "--multi-cases",
         help=f"cases run with K > 1 (default: --cases if given, else {DEFAULT_MULTI_CASES})",

@@ -37,8 +37,8 @@ from typing import Any
 
 from _clients import Official
 from _scenarios import DATASET_ID, PROJECT_ID, make_record, worker_main
+from rl_procs import CONCURRENCY
 
-CONCURRENCY = 16
 RECORDS_PATH = f"/api/v2/llm-obs/v1/{PROJECT_ID}/datasets/{DATASET_ID}/records"
 Job = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -59,7 +59,11 @@ class LLMObsJob:
         store = None if self.redis is None else llmobs_async.RedisRateLimitStore(self.redis)
         self._store = store
         self._client = llmobs_async.LLMObsClient(
-            base_url=self.url, api_key="k", app_key="a", rate_limit_store=store
+            base_url=self.url,
+            api_key="k",
+            app_key="a",
+            rate_limit_store=store,
+            max_concurrency=CONCURRENCY,  # the default, as every client here gets
         )
         records = [record for batch in self.batches for record in batch]
         size = len(self.batches[0])

@@ -24,35 +24,57 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 PER_REQUEST = 100
+CONCURRENCY = 16
+"""Requests in flight per client process (llmobs_async's default ``max_concurrency``)."""
 # The port is the OS's choice; loopback calls must never go through a proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """A limit of ``limit`` requests per ``period`` seconds, and a job of ``requests``."""
+    """A limit of ``limit`` requests per ``period`` seconds, a job of ``requests``, a latency."""
 
     limit: int
     period: int
     requests: int
+    latency_ms: int = 0
+    """The server's service time for every answer."""
 
     @classmethod
-    def parse(cls, text: str) -> Case:
-        """``"20/2x100"``: 20 requests per 2 s, 100 requests of 100 records."""
+    def parse(cls, text: str, latency_ms: int = 0) -> Case:
+        """``"20/2x100"``: 20 requests per 2 s, 100 requests of 100 records.
+
+        ``"600/60x400@50"``: the same with a 50 ms service time (else ``latency_ms``).
+        """
         try:
-            rate, requests = text.split("x")
+            job, _, latency = text.strip().partition("@")
+            rate, requests = job.split("x")
             limit, period = rate.split("/")
-            case = cls(int(limit), int(period), int(requests))
+            case = cls(
+                int(limit), int(period), int(requests), int(latency) if latency else latency_ms
+            )
         except ValueError:
-            raise SystemExit(f"bad case {text!r}: expected L/PxN, e.g. 20/2x100") from None
-        if min(case.limit, case.period, case.requests) < 1:
-            raise SystemExit(f"bad case {text!r}: L, P and N must be >= 1")
+            raise SystemExit(
+                f"bad case {text!r}: expected L/PxN or L/PxN@MS, e.g. 20/2x100, 600/60x400@50"
+            ) from None
+        if min(case.limit, case.period, case.requests) < 1 or case.latency_ms < 0:
+            raise SystemExit(f"bad case {text!r}: L, P and N must be >= 1, MS >= 0")
         return case
 
     @property
     def ideal_s(self) -> int:
         """What the limit allows: ``ceil(N / L) * P`` seconds."""
         return math.ceil(self.requests / self.limit) * self.period
+
+    @property
+    def roomy(self) -> bool:
+        """The limit has room for the whole job in one window: only concurrency binds it."""
+        return self.requests <= self.limit and self.latency_ms > 0
+
+    def label(self) -> str:
+        """``20/2s N=100``, with ``@50ms`` when the server takes time."""
+        text = f"{self.limit}/{self.period}s N={self.requests}"
+        return text + (f" @{self.latency_ms}ms" if self.latency_ms else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +90,21 @@ class Row:
 
     def label(self) -> str:
         """A short description for progress lines."""
-        c = self.case
         client = self.client + (" (control)" if self.control else "")
-        return f"{self.mode} {c.limit}/{c.period}s N={c.requests} K={self.procs} {client}"
+        return f"{self.mode} {self.case.label()} K={self.procs} {client}"
+
+    @property
+    def ideal_s(self) -> float:
+        """What the job needs at best: the limit's ``ceil(N / L) * P`` seconds.
+
+        When the limit has room for it all, what concurrency allows instead:
+        ``ceil(N / (K * 16)) * latency`` (each process sends its part at
+        ``CONCURRENCY`` in flight).
+        """
+        if self.case.roomy:
+            per_process = math.ceil(self.case.requests / self.procs)
+            return math.ceil(per_process / CONCURRENCY) * self.case.latency_ms / 1000
+        return float(self.case.ideal_s)
 
 
 class RateServer:
@@ -94,7 +128,13 @@ class RateServer:
     def reset(self, row: Row, offset: float) -> None:
         """Put the row's limit in force now, its first window begun ``offset`` s ago."""
         case = row.case
-        body = {"limit": case.limit, "period": case.period, "mode": row.mode, "offset": offset}
+        body = {
+            "limit": case.limit,
+            "period": case.period,
+            "mode": row.mode,
+            "offset": offset,
+            "latency": case.latency_ms / 1000,
+        }
         request = urllib.request.Request(
             self.url + "/_reset", data=json.dumps(body).encode(), method="POST"
         )

@@ -11,6 +11,9 @@ under ONE limit of L requests per P seconds, in one of two modes:
   could know in advance.
 * ``sliding``: at most L requests admitted in any P-second interval.
 
+With a ``latency`` (the service time), every answer is held that long after
+the request is admitted or refused, as a real API takes tens of milliseconds.
+
 Every answer, 200 or 429, carries ``X-RateLimit-Limit``, ``-Period``,
 ``-Remaining``, ``-Reset`` and ``-Name``. ``Reset`` is in whole seconds, the
 ceiling of the true time left, as the Datadog API sends it: until the window
@@ -24,8 +27,11 @@ Control endpoints for the runner:
   forget everything and start a new limit now (one server serves every
   case). An optional ``"offset"`` in [0, P) sets the window phase (the
   runner draws it at random, to give every client of a case the same one);
-  otherwise it is drawn here. Answers the offset.
-* ``GET /_stats``: answers per status, and the ids of every applied record.
+  otherwise it is drawn here. An optional ``"latency"`` (seconds, default 0)
+  is the service time of every answer. Answers the offset.
+* ``GET /_stats``: answers per status, the ids of every applied record, and
+  the most requests handled at once and the server's CPU seconds since the reset
+  (one process: when it nears the makespan, the server, not the client, is the bound).
 """
 
 from __future__ import annotations
@@ -104,15 +110,21 @@ class State:
     period: float = 2.0
     mode: str = "fixed"
     offset: float = 0.0
+    latency: float = 0.0
     window: FixedWindow | SlidingWindow = dataclasses.field(
         default_factory=lambda: FixedWindow(20, 2.0, time.monotonic())
     )
     answers: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     applied: list[str] = dataclasses.field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    cpu_at_reset: float = 0.0
 
-    def reset(self, limit: int, period: float, mode: str, offset: float | None) -> None:
+    def reset(
+        self, limit: int, period: float, mode: str, offset: float | None, latency: float = 0.0
+    ) -> None:
         """Start a new limit now; its first window began ``offset`` seconds ago (random)."""
-        self.limit, self.period, self.mode = limit, period, mode
+        self.limit, self.period, self.mode, self.latency = limit, period, mode, latency
         self.offset = random.uniform(0.0, period) if offset is None else offset
         if mode == "fixed":
             self.window = FixedWindow(limit, period, time.monotonic() - self.offset)
@@ -120,6 +132,8 @@ class State:
             self.window = SlidingWindow(limit, period)
         self.answers.clear()
         self.applied.clear()
+        self.max_in_flight = 0
+        self.cpu_at_reset = time.process_time()
 
 
 STATE = State()
@@ -160,11 +174,24 @@ def _records(body: bytes) -> list[dict[str, Any]]:
 
 
 async def update_records(request: web.Request) -> web.Response:
+    """Count the request in flight while it is handled (see :func:`_update_records`)."""
+    STATE.in_flight += 1
+    STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
+    try:
+        return await _update_records(request)
+    finally:
+        STATE.in_flight -= 1
+
+
+async def _update_records(request: web.Request) -> web.Response:
     """Admit the request under the limit, then apply and echo its records."""
     if not request.headers.get("DD-API-KEY") or not request.headers.get("DD-APPLICATION-KEY"):
         return _reply(403, {"errors": ["missing DD-API-KEY or DD-APPLICATION-KEY"]})
     verdict = STATE.window.admit(time.monotonic())
     headers = _headers(verdict)
+    if STATE.latency:
+        # Admitted (and counted) on arrival, answered after the service time.
+        await asyncio.sleep(STATE.latency)
     if not verdict.admitted:
         return _reply(429, {"errors": ["Too many requests"]}, headers)
     try:
@@ -182,13 +209,14 @@ async def reset(request: web.Request) -> web.Response:
         spec = orjson.loads(await request.read())
         limit, period, mode = int(spec["limit"]), float(spec["period"]), str(spec["mode"])
         offset = None if spec.get("offset") is None else float(spec["offset"])
-        if limit < 1 or period <= 0 or mode not in MODES:
-            raise ValueError(f"limit >= 1, period > 0, mode in {MODES}")
+        latency = float(spec.get("latency") or 0.0)
+        if limit < 1 or period <= 0 or mode not in MODES or not 0 <= latency < 10:
+            raise ValueError(f"limit >= 1, period > 0, mode in {MODES}, 0 <= latency < 10")
         if offset is not None and not 0 <= offset < period:
             raise ValueError("offset must be in [0, period)")
     except (ValueError, KeyError, TypeError) as exc:
         return web.Response(status=400, text=f"bad reset: {exc!r}")
-    STATE.reset(limit, period, mode, offset)
+    STATE.reset(limit, period, mode, offset, latency)
     return web.Response(body=orjson.dumps({"offset": STATE.offset}), content_type=JSON)
 
 
@@ -200,6 +228,8 @@ async def stats(_: web.Request) -> web.Response:
         "mode": STATE.mode,
         "answers": {str(status): count for status, count in STATE.answers.items()},
         "applied_ids": STATE.applied,
+        "max_in_flight": STATE.max_in_flight,
+        "server_cpu_s": time.process_time() - STATE.cpu_at_reset,
     }
     return web.Response(body=orjson.dumps(document), content_type=JSON)
 

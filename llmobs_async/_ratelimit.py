@@ -64,6 +64,25 @@ def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+class OrgPause:
+    """When a 429 last paused one of an org's limits, and until when.
+
+    Meanwhile the org's buckets that have not learned their limit's name send
+    one request and wait for its answer before the others.
+    """
+
+    __slots__ = ("since", "until")
+
+    def __init__(self) -> None:
+        self.since = 0.0
+        self.until = 0.0
+
+    def note(self, now: float, until: float) -> None:
+        """A bucket of the org is paused from ``now`` until ``until`` (loop time)."""
+        if until > self.until:
+            self.since, self.until = now, until
+
+
 class Ticket:
     """One request's passage through a bucket, from its grant to its answer."""
 
@@ -111,6 +130,11 @@ class Bucket:
         self._paused_until = 0.0
         self._probe_out = False
         self._probe_sent_at = 0.0
+        self.org = OrgPause()
+        """Shared by the org's buckets (see :class:`Limits`)."""
+        self.named = False
+        """True once an answer named the limit this bucket's route is under."""
+        self._answered_at = 0.0
 
     # --- the queue ------------------------------------------------------------------
 
@@ -121,7 +145,12 @@ class Bucket:
         A request whose grant went ``stale`` queues again in its first place.
         """
         arrival = self._arrival(stale)
-        if not self._waiters and self._state == _OPEN and not self._paused_until:
+        if (
+            not self._waiters
+            and self._state == _OPEN
+            and not self._paused_until
+            and not self.org.until
+        ):
             return self._grant("credit", arrival)
         loop = asyncio.get_running_loop()
         if not self._waiters:
@@ -178,9 +207,23 @@ class Bucket:
                 break
         self._dispatch()
 
+    def _learning(self, now: float) -> bool:
+        """Whether this route must learn its limit before a second request goes.
+
+        While another limit of the org is paused, a route whose limit is not known
+        may be under that very limit: one request goes and says, never a burst.
+        """
+        org = self.org
+        if now >= org.until:
+            org.until = 0.0  # over: the fast path in acquire may skip this again
+            return False
+        return not self.named and self._answered_at < org.since
+
     def _may_go(self, now: float) -> str | None:
         if now < self._paused_until:
             return None
+        if self.org.until and self._learning(now):
+            return None if self._probe_out else "probe"
         if self._state == _OPEN:
             return "credit"
         if self._state == _UNKNOWN:
@@ -209,8 +252,9 @@ class Bucket:
             self._r_min - self._uncounted,
             self._limit,
             self._sent_since_base,
-            self._answered_since_base,
             self._base_probe,
+            base=self._r_base,
+            in_flight=self._in_flight,
         )
 
     def _wake(self) -> float:
@@ -247,6 +291,8 @@ class Bucket:
             return
         if now < self._paused_until:
             at = self._paused_until
+        elif self._probe_out and self.org.until and self._learning(now):
+            return  # its answer is on its way and will dispatch again
         elif self._state == _UNKNOWN and self._probe_out:
             at = self._probe_sent_at + _PROBE_PATIENCE
         elif self._probe_out or self._state != _LIMITED:
@@ -272,18 +318,29 @@ class Bucket:
 
     # --- what the answers say -------------------------------------------------------------
 
+    @property
+    def paused_until(self) -> float:
+        """When this limit's pause (a 429) ends, in loop time; 0 if it never paused."""
+        return self._paused_until
+
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (a ``Retry-After`` without rate-limit headers)."""
         loop = asyncio.get_running_loop()
-        until = loop.time() + seconds
+        now = loop.time()
+        self.follow(now, now + seconds)
+
+    def follow(self, now: float, until: float) -> None:
+        """Hold every request until ``until`` (loop time): this limit is paused."""
         if until > self._paused_until:
             self._paused_until = until
             self.epoch += 1
+            self.org.note(now, until)
         self._dispatch()
 
     def observe(self, ticket: Ticket, status: int, headers: Mapping[str, str], now: float) -> None:
         """Revise the plan from one answer (``now`` is when it arrived)."""
         self._in_flight -= 1
+        self._answered_at = now
         if ticket.probe:
             self._probe_out = False
         if (
@@ -353,6 +410,7 @@ class Bucket:
             del self._frees[: bisect.bisect_left(self._frees, reset_at)]
             if reset_at != math.inf and reset_at > self._paused_until:
                 self._paused_until = reset_at
+                self.org.note(now, reset_at)
             self.epoch += 1
         elif (
             previous_reset != math.inf
@@ -406,22 +464,29 @@ class Limits:
     :class:`Bucket`; a rate-limit store makes buckets that plan with it).
     """
 
-    __slots__ = ("__weakref__", "_named", "_new", "_routes")  # the pool holds it weakly
+    __slots__ = ("__weakref__", "_named", "_new", "_org", "_routes")  # the pool holds it weakly
 
     def __init__(self, new_bucket: Callable[[str], Bucket] | None = None) -> None:
         self._routes: dict[str, Bucket] = {}
         self._named: dict[str, Bucket] = {}
         self._new = new_bucket
+        self._org = OrgPause()
 
     def bucket(self, route: str) -> Bucket:
         """The bucket requests to ``route`` queue at."""
         bucket = self._routes.get(route)
         if bucket is None:
             bucket = self._routes[route] = Bucket() if self._new is None else self._new(route)
+            bucket.org = self._org
         return bucket
 
     def learn(self, route: str, bucket: Bucket, name: str) -> None:
         """Record that ``route`` is under the limit called ``name``."""
+        bucket.named = True
         named = self._named.setdefault(name, bucket)
         if named is not bucket:
             self._routes[route] = named
+            if named.paused_until > bucket.paused_until:
+                # Its requests already granted wait out the limit's pause too: the
+                # grants go stale, and the request that learned it is answered.
+                bucket.follow(asyncio.get_running_loop().time(), named.paused_until)

@@ -14,7 +14,7 @@
 --          [2, seq, probe]  a turn given back unsent; [3, seq, probe]  sent, never answered
 --          (seq -1: granted under another key, e.g. before the limit's name was known)
 -- ARGV[4]  ttl floor   ARGV[5]  the name KEYS[3] points to
--- Returns {granted, first_seq, probe, sounding, wait_ms (-1: none), open, alias}
+-- Returns {granted, first_seq, probe, sounding, wait_ms (-1: none), open (and not paused), alias}
 --
 -- The plan (fields of KEYS[1]):
 --   L, P        the limit and its period (ms), as last reported
@@ -161,10 +161,12 @@ if want > 0 then
   if n('pr') ~= 0 and now > n('pt') + math.max(PATIENCE, 3 * rtt) then
     s.pr = 0 -- its answer is lost (the process died?): another may probe
   end
-  if n('op') == 1 then
-    give(want)
-  elseif now < n('pz') then
+  if now < n('pz') then
+    -- Before the open limit's branch: a limit that reports nothing can still say
+    -- Retry-After, and that pause holds every request, the open ones too.
     wait = n('pz') - now
+  elseif n('op') == 1 then
+    give(want)
   elseif now >= n('e') then
     -- The window is over, or was never known: one request goes alone.
     if n('pr') == 0 then
@@ -232,4 +234,6 @@ if KEYS[3] then
   redis.call('PEXPIRE', KEYS[3], math.floor(ttl))
 end
 if wait >= 0 then wait = math.max(1, math.ceil(wait)) end -- never 0: no busy loop
-return { granted, first, probe, sound, wait, n('op'), '' }
+-- Open: requests may skip the store until an answer says otherwise; not while paused.
+local open = (n('op') == 1 and now >= n('pz')) and 1 or 0
+return { granted, first, probe, sound, wait, open, '' }

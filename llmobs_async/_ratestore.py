@@ -28,7 +28,7 @@ from typing import Final, NamedTuple, Protocol
 
 import orjson
 
-from ._rateheaders import parse_rate_limit, retry_after_seconds
+from ._rateheaders import parse_rate_limit, retry_after_seconds, server_wait
 from ._ratelimit import Bucket, Ticket, WaitTooLong, queue_in_order
 from ._redis_store import RedisRateLimitStore, StoreUnavailable
 from .errors import RateLimitInfo, ValidationError
@@ -153,6 +153,10 @@ class SharedBucket(Bucket):
         """Wait for a turn from the store (first in, first out); see :meth:`Bucket.acquire`."""
         if not self._org.store.usable():
             return await super().acquire(max_wait, stale=stale)
+        if self.org.until and self._learning(asyncio.get_running_loop().time()):
+            # Another limit of the org is paused and this route's is not known: the
+            # in-process plan sends one request to learn it and holds the rest for it.
+            return await super().acquire(max_wait, stale=stale)
         arrival = self._arrival(stale)
         if self._open and not self._queue:
             return SharedTicket(self, 0, arrival, probe=False, sounding=False)
@@ -196,17 +200,21 @@ class SharedBucket(Bucket):
         """Note what an answer says; news others wait for goes to the store at once."""
         if not isinstance(ticket, SharedTicket):
             super().observe(ticket, status, headers, now)
+            # A request that learned the route's limit in-process: plan under its key.
+            self._move_to(parse_rate_limit(headers))
             return
+        self._answered_at = now
         if self._open and status != 429 and "X-RateLimit-Remaining" not in headers:
             return  # a limit that reports nothing: nothing to tell
         info = parse_rate_limit(headers)
-        if info is not None and info.name and not self._named:
-            self._named = True
-            self._alias_from = self._key
-            self._key = self._org.key("limit", info.name)
-            self.generation += 1
+        self._move_to(info)
         if status == 429:
             self.epoch += 1  # turns granted before it and not yet sent queue again
+            wait = server_wait(headers, info)
+            if wait is not None:
+                # Known in-process too: routes that learn they are under this limit
+                # (and its org's routes that have not) hold their requests meanwhile.
+                self.follow(now, now + wait)
         if not self._org.store.usable():
             return
         reports = info is not None and info.remaining is not None
@@ -215,6 +223,14 @@ class SharedBucket(Bucket):
         if ticket.probe or ticket.sounding or status == 429 or (reports and self._open):
             self._open = False
             self._note_urgent()
+
+    def _move_to(self, info: RateLimitInfo | None) -> None:
+        """Plan under the limit's key once an answer names it."""
+        if info is not None and info.name and not self._named:
+            self._named = True
+            self._alias_from = self._key
+            self._key = self._org.key("limit", info.name)
+            self.generation += 1
 
     # --- the pump -----------------------------------------------------------------------
 

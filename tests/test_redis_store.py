@@ -18,7 +18,7 @@ import pytest
 
 from llmobs_async import LLMObsClient, RedisRateLimitStore, errors
 from llmobs_async._ratestore import ENV_VAR, TTL_MS, SharedBucket
-from llmobs_async.testing import FakeLLMObsServer
+from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .redisserver import RedisServer, free_port
 
@@ -146,6 +146,37 @@ async def test_a_429_pauses_every_client_of_the_org(
         await second.close()
     assert raised.value.retry_after is not None and raised.value.retry_after > 25
     assert len(fake.requests) == 1  # the second client sent nothing into the spent window
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["store", "in-process"])
+async def test_a_retry_after_without_rate_limit_headers_is_waited_out(
+    redis_server: RedisServer, fake: FakeLLMObsServer, shared: bool
+) -> None:
+    """After answers with no headers, a 429 with only ``Retry-After: 1`` pauses the org."""
+    project_id = fake.add_project(name="p", description="")
+    client = make_client(fake, redis_server.url if shared else None)
+    pause_ends: list[float] = []
+
+    def paused(request: RecordedRequest) -> bool:
+        """The server refuses everything for 1 s from the first request it sees."""
+        if not pause_ends:
+            pause_ends.append(request.at + 1.0)
+        return request.at < pause_ends[0]
+
+    try:
+        async with asyncio.timeout(10):
+            await client.projects.update(project_id, name="no headers")  # the limit reports nothing
+            fake.inject(status=429, headers={"Retry-After": "1"}, times=None, match=paused)
+            results = await asyncio.gather(
+                *(client.projects.update(project_id, name=f"n{i}") for i in range(10)),
+                return_exceptions=True,
+            )
+    finally:
+        await client.close()
+    assert [getattr(r, "name", r) for r in results] == [f"n{i}" for i in range(10)]
+    refused = [r for r in fake.requests if r.status == 429]
+    # The ten went together before any answer said to wait; none was sent into the pause again.
+    assert len(refused) <= 10, len(refused)
 
 
 async def test_a_cancelled_waiter_leaves_and_the_rest_goes_on(
