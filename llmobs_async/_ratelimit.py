@@ -32,12 +32,12 @@ import asyncio
 import bisect
 import hashlib
 import math
-from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Final, TypeAlias
+from typing import Final
 
 from ._rateheaders import parse_rate_limit, retry_after_seconds
 from ._share import Share
+from ._waitqueue import Waiter, WaitQueue
 
 _UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
 _PROBE_PATIENCE: Final = 1.0
@@ -45,10 +45,6 @@ _PROBE_PATIENCE: Final = 1.0
 a slow first answer must not stall a web app's concurrent calls."""
 _FALLBACK_WAIT: Final = 1.0
 """Seconds to wait for room when the answers say none is left but not when it comes back."""
-
-
-_Waiter: TypeAlias = "tuple[asyncio.Future[Ticket], float, int]"
-"""A queued request: its future, its longest acceptable wait, its arrival number."""
 
 
 class WaitTooLong(Exception):
@@ -88,7 +84,7 @@ class Bucket:
     def __init__(self) -> None:
         self.epoch = 0
         """Bumped by every 429 or pause: grants made before it must queue again."""
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters = WaitQueue()
         self._arrivals = 0
         self._timer: asyncio.TimerHandle | None = None
         self._state = _UNKNOWN
@@ -128,7 +124,7 @@ class Bucket:
             kind = self._may_go(loop.time())
             if kind is not None:
                 return self._grant(kind, arrival)
-        waiter = queue_in_order(self._waiters, loop, max_wait, arrival)
+        waiter = self._waiters.add(loop, max_wait, arrival)
         self._dispatch()
         return await self._turn(waiter, self._forget)
 
@@ -139,17 +135,14 @@ class Bucket:
         self._arrivals += 1
         return self._arrivals
 
-    async def _turn(
-        self,
-        waiter: asyncio.Future[Ticket],
-        forget: Callable[[asyncio.Future[Ticket]], None],
-    ) -> Ticket:
+    async def _turn(self, waiter: Waiter, forget: Callable[[Waiter], None]) -> Ticket:
         """Wait for ``waiter``'s grant; a cancelled waiter gives its turn back or leaves."""
+        future = waiter.future
         try:
-            return await waiter
+            return await future
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.unsend(waiter.result())  # granted as we were cancelled: give it back
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.unsend(future.result())  # granted as we were cancelled: give it back
             else:
                 forget(waiter)
             raise
@@ -171,11 +164,8 @@ class Bucket:
             self._probe_out = False
         self._dispatch()
 
-    def _forget(self, waiter: asyncio.Future[Ticket]) -> None:
-        for entry in self._waiters:
-            if entry[0] is waiter:
-                self._waiters.remove(entry)
-                break
+    def _forget(self, waiter: Waiter) -> None:
+        self._waiters.forget(waiter)
         self._dispatch()
 
     def _may_go(self, now: float) -> str | None:
@@ -233,17 +223,14 @@ class Bucket:
             self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        while self._waiters:
-            waiter, _, arrival = self._waiters[0]
-            if waiter.done():
-                self._waiters.popleft()
-                continue
+        waiters = self._waiters
+        while (head := waiters.head()) is not None:
             kind = self._may_go(now)
             if kind is None:
                 break
-            self._waiters.popleft()
-            waiter.set_result(self._grant(kind, arrival))
-        if not self._waiters:
+            waiters.pop()
+            head.future.set_result(self._grant(kind, head.arrival))
+        if not waiters:
             return
         if now < self._paused_until:
             at = self._paused_until
@@ -256,18 +243,12 @@ class Bucket:
             if at == math.inf:
                 at = self._reset_at = now + (self._period or _FALLBACK_WAIT)
         wait = at - now
-        if any(cap < wait for _, cap, _ in self._waiters):
-            # Fail those who will not wait that long; the plan stays, so the next
-            # request fails at once too, until the server's time has come.
-            keep: deque[_Waiter] = deque()
-            for entry in self._waiters:
-                if entry[1] >= wait:
-                    keep.append(entry)
-                elif not entry[0].done():
-                    entry[0].set_exception(WaitTooLong(wait))
-            self._waiters = keep
-            if not keep:
-                return
+        # Fail those who will not wait that long; the plan stays, so the next
+        # request fails at once too, until the server's time has come.
+        for waiter in waiters.expire(wait):
+            waiter.future.set_exception(WaitTooLong(wait))
+        if not waiters:
+            return
         self._timer = loop.call_at(at, self._dispatch)
 
     # --- what the answers say -------------------------------------------------------------
@@ -380,23 +361,6 @@ class Bucket:
             others=others,
             consumed=(self._limit or self._r_base + 1) - self._r_min,
         )
-
-
-def queue_in_order(
-    queue: deque[_Waiter] | list[_Waiter],
-    loop: asyncio.AbstractEventLoop,
-    max_wait: float,
-    arrival: int,
-) -> asyncio.Future[Ticket]:
-    """Queue a new waiter at its place by ``arrival`` (the end, unless it was requeued)."""
-    waiter: asyncio.Future[Ticket] = loop.create_future()
-    entry = (waiter, max_wait, arrival)
-    if not queue or queue[-1][2] < arrival:
-        queue.append(entry)
-    else:
-        place = next((i for i, other in enumerate(queue) if other[2] > arrival), len(queue))
-        queue.insert(place, entry)
-    return waiter
 
 
 class Limits:
