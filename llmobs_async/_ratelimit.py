@@ -218,9 +218,6 @@ class Bucket:
         return wake
 
     def _dispatch(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
         waiters = self._waiters
@@ -228,16 +225,21 @@ class Bucket:
             kind = self._may_go(now)
             if kind is None:
                 break
-            waiters.pop()
+            waiters.take(head)
             head.future.set_result(self._grant(kind, head.arrival))
-        if not waiters:
-            return
+        self._set_timer(loop, self._next_turn(now) if waiters else None)
+
+    def _next_turn(self, now: float) -> float | None:
+        """When the head may go, or None if an answer on its way will dispatch again.
+
+        Fails the waiters that will not wait that long.
+        """
         if now < self._paused_until:
             at = self._paused_until
         elif self._state == _UNKNOWN and self._probe_out:
             at = self._probe_sent_at + _PROBE_PATIENCE
         elif self._probe_out or self._state != _LIMITED:
-            return  # an answer is on its way and will dispatch again
+            return None
         else:
             at = self._wake()
             if at == math.inf:
@@ -245,11 +247,23 @@ class Bucket:
         wait = at - now
         # Fail those who will not wait that long; the plan stays, so the next
         # request fails at once too, until the server's time has come.
-        for waiter in waiters.expire(wait):
+        for waiter in self._waiters.expire(wait):
             waiter.future.set_exception(WaitTooLong(wait))
-        if not waiters:
-            return
-        self._timer = loop.call_at(at, self._dispatch)
+        return at if self._waiters else None
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, at: float | None) -> None:
+        # One timer for the queue, moved only when its time changes: callers
+        # arriving during a probe or a pause must not each make (and cancel) one.
+        timer = self._timer
+        if timer is not None:
+            if timer.when() == at:
+                return
+            timer.cancel()
+        self._timer = None if at is None else loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch()
 
     # --- what the answers say -------------------------------------------------------------
 

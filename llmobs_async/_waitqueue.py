@@ -102,14 +102,17 @@ class WaitQueue:
     def pop(self) -> Waiter | None:
         """Take the first waiter still waiting out of the line."""
         waiter = self.head()
-        if waiter is None:
-            return None
-        if self._back and self._back[0][2] is waiter:
+        if waiter is not None:
+            self.take(waiter)
+        return waiter
+
+    def take(self, head: Waiter) -> None:
+        """Take ``head``, just returned by :meth:`head`, out of the line."""
+        if self._back and self._back[0][2] is head:
             heapq.heappop(self._back)
         else:
             self._order.popleft()
-        self._leave(waiter)
-        return waiter
+        self._leave(head)
 
     def forget(self, waiter: Waiter) -> None:
         """``waiter`` left (cancelled): it no longer counts, and is skipped at the head."""
