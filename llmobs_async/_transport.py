@@ -167,6 +167,13 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_
         response.close()
         raise BodyTooLarge(0, response.status)
     content = response.content
+    if content.is_eof():
+        # The whole answer has arrived with its headers (small answers do): take it at once.
+        data = content.read_nowait()
+        if len(data) > limit:
+            response.close()
+            raise BodyTooLarge(len(data), response.status)
+        return data
     chunks: list[bytes] = []
     size = 0
     while chunk := await content.readany():

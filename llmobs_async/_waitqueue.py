@@ -66,6 +66,9 @@ class WaitQueue:
     def __len__(self) -> int:
         return self._live
 
+    def __bool__(self) -> bool:
+        return self._live > 0
+
     def add(self, loop: asyncio.AbstractEventLoop, max_wait: float, arrival: int) -> Waiter:
         """Queue a new waiter at its place by ``arrival`` (the end, unless it was requeued)."""
         waiter = Waiter(loop.create_future(), max_wait, arrival)

@@ -22,10 +22,18 @@ from ..models import (
     Unset,
 )
 from ..pagination import AsyncPaginator, EventsPage, Page
-from ._base import Resource, filters, get_one, paginate, request_model
+from ._base import Resource, filters, get_one, paginate, request_model, update_payload
 
 _read_create = _wire.request_reader(ExperimentCreate, "experiments")
 _read_update = _wire.request_reader(ExperimentUpdate, "experiments")
+_UPDATE_KINDS: Final = {
+    "name": str,
+    "description": str,
+    "dataset_id": str,
+    "status": ExperimentStatus,
+    "error": str,
+    "metadata": dict,
+}
 _read_metric = _wire.request_reader(ExperimentMetric, "experiments")
 _read_span = _wire.request_reader(ExperimentSpan, "experiments")
 _load = _wire.one(_wire.structure_experiment)
@@ -168,20 +176,17 @@ class Experiments(Resource):
         the result is the experiment as stored.
         """
         route = _routes.UPDATE_EXPERIMENT.compile(experiment_id=experiment_id)
-        update = request_model(
-            body,
-            {
-                "name": name,
-                "description": description,
-                "dataset_id": dataset_id,
-                "status": status,
-                "error": error,
-                "metadata": metadata,
-            },
-            ExperimentUpdate,
-            _read_update,
+        fields = {
+            "name": name,
+            "description": description,
+            "dataset_id": dataset_id,
+            "status": status,
+            "error": error,
+            "metadata": metadata,
+        }
+        payload = update_payload(
+            body, fields, _UPDATE_KINDS, ExperimentUpdate, _read_update, "experiments"
         )
-        payload = _wire.encode_model(update, "experiments", nonempty=True)
         updated = await self._transport.request(route, _load_update, body=payload)
         return updated if updated is not None else await self.get(experiment_id)
 
