@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from .. import _json, _routes, _wire
 from .._transport import Transport
+from .._wire_fast import structure_experiment
 from ..errors import ValidationError
 from ..models import (
     UNSET,
@@ -36,8 +37,8 @@ _UPDATE_KINDS: Final = {
 }
 _read_metric = _wire.request_reader(ExperimentMetric, "experiments")
 _read_span = _wire.request_reader(ExperimentSpan, "experiments")
-_load = _wire.one(_wire.structure_experiment)
-_load_page = _wire.page_of(_wire.structure_experiment)
+_load = _wire.one(structure_experiment)
+_load_page = _wire.page_of(structure_experiment)
 _DAY_MS: Final = 24 * 3600 * 1000
 
 
