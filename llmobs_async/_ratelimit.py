@@ -84,7 +84,7 @@ class Bucket:
     def __init__(self) -> None:
         self.epoch = 0
         """Bumped by every 429 or pause: grants made before it must queue again."""
-        self._waiters = WaitQueue()
+        self._waiters = WaitQueue[Ticket]()
         self._arrivals = 0
         self._timer: asyncio.TimerHandle | None = None
         self._state = _UNKNOWN
@@ -135,7 +135,9 @@ class Bucket:
         self._arrivals += 1
         return self._arrivals
 
-    async def _turn(self, waiter: Waiter, forget: Callable[[Waiter], None]) -> Ticket:
+    async def _turn(
+        self, waiter: Waiter[Ticket], forget: Callable[[Waiter[Ticket]], None]
+    ) -> Ticket:
         """Wait for ``waiter``'s grant; a cancelled waiter gives its turn back or leaves."""
         future = waiter.future
         try:
@@ -164,7 +166,7 @@ class Bucket:
             self._probe_out = False
         self._dispatch()
 
-    def _forget(self, waiter: Waiter) -> None:
+    def _forget(self, waiter: Waiter[Ticket]) -> None:
         self._waiters.forget(waiter)
         self._dispatch()
 

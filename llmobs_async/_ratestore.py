@@ -138,7 +138,7 @@ class SharedBucket(Bucket):
         self._token = "b" + secrets.token_hex(8)
         self.generation = 0
         """Bumped when the bucket moves to another key: its older turns are foreign there."""
-        self._queue = WaitQueue()
+        self._queue = WaitQueue[Ticket]()
         self._events: list[_Event] = []
         self._urgent = False
         self._pump: asyncio.Task[None] | None = None
@@ -166,7 +166,7 @@ class SharedBucket(Bucket):
         except _FellBack:
             return await super().acquire(max_wait, stale=stale)
 
-    def _forget_shared(self, waiter: Waiter) -> None:
+    def _forget_shared(self, waiter: Waiter[Ticket]) -> None:
         self._queue.forget(waiter)
         if not self._queue and self._kick is not None:
             self._kick.set()  # a pump sleeping for nobody may stop
