@@ -24,6 +24,7 @@ from llmobs_async import errors
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import client_for
+from .redisserver import RedisServer
 
 PACKAGE = str(Path(llmobs_async.__file__).parent)
 FAKE = str(Path(PACKAGE) / "testing")
@@ -135,6 +136,44 @@ async def refused_for_their_cap(callers: int) -> int:
             lines = await client_lines(run)
         assert len(fake.requests) == 1
     return lines // (2 * callers)
+
+
+async def cancelled_at_the_store(callers: int, store: str) -> int:
+    """Lines per caller: ``callers`` queue at a Redis-shared gate held by a 429, then leave.
+
+    The shared bucket keeps its line with the same code as the in-process one.
+    """
+    async with FakeLLMObsServer() as fake:
+        project_id = fake.add_project()
+        fake.inject(status=429, headers={"Retry-After": "30"})
+        async with client_for(fake, max_retries=0, rate_limit_store=store) as client:
+            with pytest.raises(errors.RateLimitError):
+                await client.projects.update(project_id, name="limited")
+
+            async def run() -> None:
+                queued = [
+                    asyncio.create_task(client.projects.update(project_id, name=f"n{i}"))
+                    for i in range(callers)
+                ]
+                await asyncio.sleep(0)
+                for task in reversed(queued):
+                    task.cancel()
+                outcomes = await asyncio.gather(*queued, return_exceptions=True)
+                assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+            lines = await client_lines(run)
+        assert len(fake.requests) == 1
+    return lines // callers
+
+
+async def test_the_shared_gates_work_per_caller_does_not_grow_with_the_line(
+    redis_server: RedisServer,
+) -> None:
+    small = await cancelled_at_the_store(SMALL, redis_server.url)
+    large = await cancelled_at_the_store(LARGE, redis_server.url)
+    assert large <= small * GROWTH, (
+        f"{large} lines of client code per caller with {LARGE} waiting, {small} with {SMALL}"
+    )
 
 
 @pytest.mark.parametrize(
