@@ -126,7 +126,11 @@ class Bucket:
                 return self._grant(kind, arrival)
         waiter = self._waiters.add(loop, max_wait, arrival)
         self._dispatch()
-        return await self._turn(waiter, self._forget)
+        try:  # _turn's body, inline: one coroutine fewer for every queued request
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._left(waiter, self._forget)
+            raise
 
     def _arrival(self, stale: Ticket | None) -> int:
         """A new request's place in arrival order; a stale grant keeps its first one."""
@@ -139,15 +143,19 @@ class Bucket:
         self, waiter: Waiter[Ticket], forget: Callable[[Waiter[Ticket]], None]
     ) -> Ticket:
         """Wait for ``waiter``'s grant; a cancelled waiter gives its turn back or leaves."""
-        future = waiter.future
         try:
-            return await future
+            return await waiter.future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.unsend(future.result())  # granted as we were cancelled: give it back
-            else:
-                forget(waiter)
+            self._left(waiter, forget)
             raise
+
+    def _left(self, waiter: Waiter[Ticket], forget: Callable[[Waiter[Ticket]], None]) -> None:
+        """A cancelled waiter gives its turn back (granted meanwhile) or leaves the line."""
+        future = waiter.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            self.unsend(future.result())
+        else:
+            forget(waiter)
 
     def unsend(self, ticket: Ticket) -> None:
         """Give back a grant whose request was never sent."""
