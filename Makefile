@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean redis
+.PHONY: demo test lint typecheck pytest docs docs-check bench clean redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,19 @@ demo: $(VENV)/.installed
 	$(BIN)/llmobs-async demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check llmobs_async tests benchmarks
-	$(BIN)/ruff format --check llmobs_async tests benchmarks
+	$(BIN)/ruff check llmobs_async tests benchmarks examples docs/sphinx_roles.py
+	$(BIN)/ruff format --check llmobs_async tests benchmarks examples docs/sphinx_roles.py
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict llmobs_async
+	$(BIN)/mypy --strict llmobs_async examples docs/sphinx_roles.py
+
+# The docs site (mkdocs.yml, docs/) into site/; it builds offline. `docs-check` is the
+# strict build `make test` runs: a broken API reference, link or anchor fails it.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
+
+docs-check: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The shared rate-limit store is tested against a real redis-server (Debian's package).
 redis:
@@ -37,7 +45,7 @@ redis:
 pytest: $(VENV)/.installed-dev redis
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck docs-check pytest
 
 bench: $(VENV)/.installed-dev redis
 	$(BIN)/python benchmarks/run.py --check
@@ -46,4 +54,4 @@ bench: $(VENV)/.installed-dev redis
 	$(BIN)/python benchmarks/pager.py --check
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from server import record_resources, serve
+from server import list_datasets, record_resources, serve
 
 PREFIX = "/api/v2/llm-obs/v1"
 JSON = "application/json"
@@ -143,14 +143,17 @@ def _reply(status: int, document: Any, headers: dict[str, str] | None = None) ->
 
 
 def _records(body: bytes) -> list[dict[str, Any]]:
-    """The records of a ``{"data": {"type": "records", ...}}`` body, or ValueError."""
+    """The records of a records PATCH body or of a ``batch_update``'s ``update_records``."""
     try:
         data = orjson.loads(body)["data"]
-        records = data["attributes"]["records"]
-    except (ValueError, KeyError, TypeError) as exc:
+        field = "update_records" if data.get("type") == "datasets" else "records"
+        records = data["attributes"][field]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"bad request body: {exc!r}") from None
-    if data.get("type") != "records" or not isinstance(records, list) or not records:
-        raise ValueError("data.type must be 'records' with a non-empty records list")
+    if data.get("type") not in ("records", "datasets") or not isinstance(records, list):
+        raise ValueError("data.type must be 'records' or 'datasets' with a list of records")
+    if not records:
+        raise ValueError("no records")
     if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in records):
         raise ValueError("every record needs a string id")
     return records
@@ -205,6 +208,9 @@ def make_app() -> web.Application:
     """Build the aiohttp application: the records route and the control routes."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_patch(PREFIX + "/{project_id}/datasets/{dataset_id}/records", update_records)
+    # What update_many sends, under the same limit; its read of the dataset's version is not.
+    app.router.add_post(PREFIX + "/{project_id}/datasets/{dataset_id}/batch_update", update_records)
+    app.router.add_get(PREFIX + "/{project_id}/datasets", list_datasets)
     app.router.add_post("/_reset", reset)
     app.router.add_get("/_stats", stats)
     return app

@@ -4,7 +4,9 @@ Run as its own process (``python benchmarks/server.py``). It binds 127.0.0.1 on
 a free port and prints ``PORT <n>`` as its first line. Its CPU is not part of
 any measurement, but it is kept quick (orjson, no access log).
 
-Besides the three ``PATCH`` endpoints it serves ``GET /_stats``: requests
+Besides the three ``PATCH`` endpoints it serves ``batch_update`` (what
+``update_many`` sends: ``update_records``), the dataset list a bulk job reads
+its dataset's ``current_version`` from, and ``GET /_stats``: requests
 handled per route and answers that were not 200, so the runner can check that
 every request of a worker really arrived and was answered 200.
 """
@@ -99,6 +101,26 @@ async def update_records(request: web.Request) -> web.Response:
     return _reply("records", {"data": record_resources(records, request.match_info["dataset_id"])})
 
 
+async def batch_update(request: web.Request) -> web.Response:
+    """``POST .../batch_update`` with ``update_records``: echo every record as stored."""
+    attributes = await _attributes(request, "datasets")
+    if isinstance(attributes, web.Response):
+        return attributes
+    records = attributes.get("update_records")
+    if not isinstance(records, list) or not records or not all("id" in r for r in records):
+        return _reply("records", {"errors": ["update_records must be a list with ids"]}, 400)
+    STATS["records_received"] += len(records)
+    return _reply("records", {"data": record_resources(records, request.match_info["dataset_id"])})
+
+
+async def list_datasets(request: web.Request) -> web.Response:
+    """``GET /{project_id}/datasets?filter[id]=...``: that dataset, at version 1."""
+    dataset_id = request.query.get("filter[id]", "bench-dataset")
+    attributes = {"name": "bench", "current_version": 1, "created_at": STAMP, "updated_at": STAMP}
+    document = {"data": [{"id": dataset_id, "type": "datasets", "attributes": attributes}]}
+    return _reply("datasets", {**document, "meta": {"after": ""}})
+
+
 def record_resources(records: list[dict[str, Any]], dataset_id: str) -> list[dict[str, Any]]:
     """Updated records as the live API answers them: JSON:API resources, empty fields left out."""
     stored = []
@@ -130,6 +152,8 @@ def make_app() -> web.Application:
     app.router.add_patch(PREFIX + "/experiments/{experiment_id}", update_experiment)
     app.router.add_patch(PREFIX + "/projects/{project_id}", update_project)
     app.router.add_patch(PREFIX + "/{project_id}/datasets/{dataset_id}/records", update_records)
+    app.router.add_post(PREFIX + "/{project_id}/datasets/{dataset_id}/batch_update", batch_update)
+    app.router.add_get(PREFIX + "/{project_id}/datasets", list_datasets)
     app.router.add_get("/_stats", stats)
     return app
 

@@ -8,10 +8,18 @@
 """
 
 from . import errors, models, pagination
-from ._bulk import BulkFailure, BulkInterruptedError, BulkProgress, BulkResult
+from ._bulk import (
+    BulkFailure,
+    BulkInterruptedError,
+    BulkOutcomeUnknownError,
+    BulkProgress,
+    BulkResult,
+)
 from ._client import LLMObsClient
 from ._config import SITES
+from ._csv import CsvSource
 from ._redis_store import RedisRateLimitStore
+from ._upload import CsvUploadResult
 from ._version import __version__
 from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page
@@ -22,8 +30,11 @@ __all__ = [
     "AsyncPaginator",
     "BulkFailure",
     "BulkInterruptedError",
+    "BulkOutcomeUnknownError",
     "BulkProgress",
     "BulkResult",
+    "CsvSource",
+    "CsvUploadResult",
     "EventsPage",
     "LLMObsClient",
     "Page",

@@ -3,8 +3,9 @@
 The engine (``_bulkjob``) knows nothing of records: it is given a
 :class:`BulkOperation` that says which endpoint to call, how one item is
 validated and encoded, how encoded items are framed into a body, how an item's
-id is read and which item an error points at. ``update_many`` gives it
-:func:`records_patch`; ``create_many`` and ``delete_many`` give it :func:`batch_update`.
+id is read and which item an error points at. Every records job
+goes through :func:`batch_update` (``update_records``, ``insert_records`` or
+``delete_records``), so a job makes one new dataset version (see ``_bulkversion``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from .errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationErro
 from .models import RecordCreate, RecordUpdate
 
 if TYPE_CHECKING:
+    from ._bulkversion import OneVersion
     from ._routes import Compiled
 
 __all__ = [
     "BulkFailure",
     "BulkInterruptedError",
     "BulkOperation",
+    "BulkOutcomeUnknownError",
     "BulkProgress",
     "BulkResult",
     "RecordsOperation",
@@ -46,8 +49,23 @@ class BulkInterruptedError(LLMObsError):
 
     The job was cancelled, timed out, or stopped (Ctrl-C in the command line)
     before these records were sent, or while their request was in flight.
-    They may be sent again: a records PATCH is idempotent.
+    They may be sent again: updates and deletes are idempotent, and inserts
+    are when the job deduplicates (the default).
     """
+
+
+class BulkOutcomeUnknownError(LLMObsError):
+    """The error of records whose request may or may not have been applied.
+
+    Their request got no readable answer (a dropped connection, a timeout, a
+    5xx) and was not sent again, because sending it again could apply it
+    twice: inserts with ``deduplicate=False``. ``error`` is the last failure.
+    Look the records up before sending them again.
+    """
+
+    def __init__(self, message: str, *, error: LLMObsError) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @attrs.frozen(kw_only=True)
@@ -184,14 +202,24 @@ class BulkOperation(Protocol):
         """Bytes of a body around zero items (the largest, if bodies differ)."""
 
     @property
-    def first_alone(self) -> bool:
-        """Send the first batch alone and wait for its answer before the others."""
+    def version(self) -> OneVersion | None:
+        """The job's one new dataset version, when it makes one: its first batch goes alone."""
+
+    @property
+    def resend_unsure(self) -> bool:
+        """A request whose answer was lost may be sent again (it cannot apply twice)."""
 
     def encode(self, item: Any) -> bytes:
         """Validate and encode one item; raise ValidationError naming the field."""
 
-    def body(self, joined: bytes | bytearray) -> bytes:
-        """The request body around encoded items joined by commas."""
+    def body(self, joined: bytes | bytearray, new_version: bool = False) -> bytes:
+        """The request body around encoded items joined by commas.
+
+        ``new_version``: the body asks for the job's new dataset version.
+        """
+
+    def load(self, body: bytes) -> object:
+        """Read a 2xx answer; raise (KeyError, TypeError, ValueError) if it is not the API's."""
 
     def item_id(self, item: Any) -> str | None:
         """The item's id, for reports; ``None`` if it has none."""
@@ -215,9 +243,9 @@ def _given_id(item: Any) -> str | None:
 class RecordsOperation:
     """A records endpoint for the bulk engine: ``head + items + tail`` bodies.
 
-    ``first_head``, when set, is the head of the first request only (a
-    ``batch_update`` that makes the job's one new dataset version); the
-    engine sends that batch alone, before the others.
+    ``new_head``, when set, is the head of a request that asks for the job's
+    one new dataset version (``create_new_version: true``); the engine sends
+    such requests one at a time until one has landed (``_bulkversion``).
     """
 
     route: Compiled
@@ -227,19 +255,18 @@ class RecordsOperation:
     tail: bytes
     pointer: str
     """The JSON pointer prefix of an item, e.g. ``/data/attributes/records/``."""
-    first_head: bytes | None = None
-    first_alone: bool = attrs.field(init=False)
+    new_head: bytes | None = None
+    version: OneVersion | None = None
+    resend_unsure: bool = True
+    load: Callable[[bytes], object] = _wire_records.check_answer
     body_overhead: int = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.first_alone = self.first_head is not None
-        self.body_overhead = len(max(self.head, self.first_head or b"", key=len)) + len(self.tail)
+        self.body_overhead = len(max(self.head, self.new_head or b"", key=len)) + len(self.tail)
 
-    def body(self, joined: bytes | bytearray) -> bytes:
+    def body(self, joined: bytes | bytearray, new_version: bool = False) -> bytes:
         """The request body around ``joined``, the items encoded and comma-separated."""
-        head = self.head
-        if self.first_head is not None:
-            head, self.first_head = self.first_head, None
+        head = self.new_head if new_version and self.new_head is not None else self.head
         return b"%s%s%s" % (head, joined, self.tail)
 
     def pointed_index(self, error: APIStatusError) -> int | None:
@@ -254,7 +281,7 @@ class RecordsOperation:
 
 
 def records_patch(route: Compiled) -> RecordsOperation:
-    """``PATCH .../records``: the operation of ``update_many``."""
+    """``PATCH .../records``: one dataset version per request (kept for the benchmark)."""
     head, _, tail = _wire_records.records_body(b"\x00").partition(b"\x00")
     return RecordsOperation(
         route=route,
@@ -267,11 +294,26 @@ def records_patch(route: Compiled) -> RecordsOperation:
     )
 
 
-def batch_update(route: Compiled, dataset_id: str, field: str, options: bytes) -> RecordsOperation:
-    """``POST .../batch_update`` carrying ``field`` (``insert_records`` or ``delete_records``).
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "insert_records": _wire_records.encode_new_record,
+    "update_records": _wire_records.encode_update_record,
+    "delete_records": _wire_records.encode_record_id,
+}
 
-    The first request makes one new dataset version for the whole job
-    (``create_new_version``), as ddtrace does; the others add to it.
+
+def batch_update(
+    route: Compiled,
+    dataset_id: str,
+    field: str,
+    options: bytes,
+    *,
+    version: OneVersion,
+    resend_unsure: bool = True,
+) -> RecordsOperation:
+    """``POST .../batch_update`` carrying ``field``: ``{insert,update,delete}_records``.
+
+    One request of the job asks for the new dataset version
+    (``create_new_version: true``), as ddtrace does; the others add to it.
     """
     start = b'{"data":{"type":"datasets","id":%s,"attributes":{%s' % (
         encode_json(dataset_id),
@@ -280,16 +322,14 @@ def batch_update(route: Compiled, dataset_id: str, field: str, options: bytes) -
     head = b'%s"create_new_version":false,"%s":[' % (start, field.encode())
     return RecordsOperation(
         route=route,
-        encode=(
-            _wire_records.encode_new_record
-            if field == "insert_records"
-            else _wire_records.encode_record_id
-        ),
-        item_id=_record_id if field == "insert_records" else _given_id,
+        encode=_ENCODERS[field],
+        item_id=_given_id if field == "delete_records" else _record_id,
         head=head,
-        first_head=head.replace(b'"create_new_version":false', b'"create_new_version":true'),
+        new_head=head.replace(b'"create_new_version":false', b'"create_new_version":true'),
         tail=b"]}}}",
         pointer=f"/data/attributes/{field}/",
+        version=version,
+        resend_unsure=resend_unsure,
     )
 
 

@@ -20,19 +20,20 @@ import asyncio
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _wire
 from ._batch import Batch as _Batch
 from ._batch import detached, each, error_key
 from ._bulk import (
     BulkFailure,
     BulkInterruptedError,
     BulkOperation,
+    BulkOutcomeUnknownError,
     BulkProgress,
     BulkResult,
     ProgressCallback,
     RecordSource,
     attach_result,
 )
+from ._bulkversion import StopRetry, VersionUnknown, send_batch, unsure
 from .errors import APIStatusError, LLMObsError, ValidationError
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class BulkJob:
     ) -> None:
         self.transport = transport
         self.op = op
+        self.version = op.version
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.on_progress = on_progress
@@ -255,7 +257,7 @@ class BulkJob:
         task.add_done_callback(self._senders.discard)
         if self._first:
             self._first = False
-            if self.op.first_alone:
+            if self.version is not None:
                 await asyncio.wait([task])  # the others wait for it (not cancelled with us)
 
     # --- sending and isolating ----------------------------------------------------------
@@ -282,11 +284,17 @@ class BulkJob:
                 self._fail(batch, answered)
             return _STOPPED
         try:
-            await self.transport.request(
-                self.op.route,
-                _wire.nothing,
-                body=self.op.body(batch.joined),
-                on_retry=self._count_retry,
+            await send_batch(self.transport, self.op, batch.joined, self._count_retry)
+        except VersionUnknown as exc:
+            # These records stay open, reported with sent=False. A 404 or 401 on
+            # the read says more as itself: the dataset is unknown, or the keys.
+            self._halt(exc if unsure(exc.error) else exc.error)
+            return _STOPPED
+        except StopRetry as exc:
+            return BulkOutcomeUnknownError(
+                f"these records may or may not have been applied (no readable answer: "
+                f"{exc.error}); not sent again, as that could apply them twice",
+                error=detached(exc.error),
             )
         except LLMObsError as exc:
             return detached(exc)

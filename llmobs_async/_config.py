@@ -11,6 +11,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
+from ._routes import encodable
 from .errors import ValidationError
 
 SITES: Final = (
@@ -20,6 +21,7 @@ SITES: Final = (
     "datadoghq.eu",
     "ap1.datadoghq.com",
     "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
     "ddog-gov.com",
     "us2.ddog-gov.com",
 )
@@ -162,6 +164,9 @@ def check_base_url(base_url: str) -> URL:
     """
     if not isinstance(base_url, str):
         raise ValidationError("base_url", f"must be a string; got {type(base_url).__name__}")
+    if not base_url.isascii():
+        # yarl would drop a lone surrogate, and the path prefix with it.
+        encodable("base_url", base_url)
     try:
         url = URL(base_url.rstrip("/"))
     except (TypeError, ValueError) as exc:

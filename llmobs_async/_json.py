@@ -142,6 +142,8 @@ def _find_unencodable(value: Any, path: str, depth: int) -> tuple[str, str] | No
         for key, item in value.items():
             if type(key) is not str:
                 return (path, f"object keys must be strings; got {key!r}")
+            if not key.isascii() and _find_unencodable(key, path, depth) is not None:
+                return (path, "has an object key with a lone surrogate, which is not valid UTF-8")
             found = _find_unencodable(item, f"{path}.{key}" if path else key, depth + 1)
             if found:
                 return found

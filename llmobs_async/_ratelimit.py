@@ -394,7 +394,7 @@ class Limits:
     :class:`Bucket`; a rate-limit store makes buckets that plan with it).
     """
 
-    __slots__ = ("_named", "_new", "_routes")
+    __slots__ = ("__weakref__", "_named", "_new", "_routes")  # the pool holds it weakly
 
     def __init__(self, new_bucket: Callable[[str], Bucket] | None = None) -> None:
         self._routes: dict[str, Bucket] = {}

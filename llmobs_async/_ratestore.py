@@ -348,9 +348,13 @@ def resolve(value: object) -> tuple[SharedStore | None, bool]:
     its owner). The value never appears in an error: a URL may hold a password.
     """
     if value is None:
-        value = os.environ.get(ENV_VAR) or None
-        if value is None:
+        from_env = os.environ.get(ENV_VAR) or None
+        if from_env is None:
             return None, False
+        try:
+            return RedisRateLimitStore(from_env), True
+        except ValidationError as exc:  # the user set the variable, not the argument
+            raise ValidationError(ENV_VAR, exc.reason) from None
     if isinstance(value, str):
         return RedisRateLimitStore(value), True
     if isinstance(value, RedisRateLimitStore):

@@ -74,12 +74,25 @@ def segment(name: str, value: object) -> str:
         raise ValidationError(name, f"must be a non-empty string; got {value!r}")
     if value in (".", ".."):
         raise ValidationError(name, f"{value!r} is not a valid id")
+    return quote(encodable(name, value), safe="")
+
+
+def encodable(name: str, value: str) -> str:
+    """``value``, if it can be sent as UTF-8; else ``ValidationError`` naming ``name``.
+
+    A lone surrogate (what Python makes of an undecodable byte in argv or a
+    file name) would fail as a raw ``UnicodeEncodeError`` when the request is
+    built; path segments, query values and cursors are all checked here first.
+    """
+    if value.isascii():
+        return value
     try:
-        return quote(value, safe="")
+        value.encode()
     except UnicodeEncodeError:
         raise ValidationError(
             name, "contains a lone surrogate, which is not valid UTF-8 (a badly decoded string?)"
         ) from None
+    return value
 
 
 _DATASET: Final = "/v1/{project_id}/datasets/{dataset_id}"
@@ -100,6 +113,7 @@ CREATE_RECORDS: Final = Route("POST", _DATASET + "/records")
 UPDATE_RECORDS: Final = Route("PATCH", _DATASET + "/records")
 DELETE_RECORDS: Final = Route("POST", _DATASET + "/records/delete")
 BATCH_UPDATE: Final = Route("POST", _DATASET + "/batch_update")
+UPLOAD_RECORDS: Final = Route("POST", "/v2/{project_id}/datasets/{dataset_id}/records/upload")
 
 LIST_EXPERIMENTS: Final = Route("GET", "/v1/experiments")
 CREATE_EXPERIMENT: Final = Route("POST", "/v1/experiments")

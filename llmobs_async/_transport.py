@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 from urllib.parse import quote
@@ -45,6 +47,11 @@ T = TypeVar("T")
 Query: TypeAlias = Sequence[tuple[str, str]]
 """Query parameters in wire form, e.g. ``[("filter[name]", "evals"), ("page[limit]", "100")]``."""
 _LARGE_BODY: Final = 1 << 20
+RECENT_ORGS: Final = 64
+"""Orgs (origin, API key) whose rate-limit state outlives their views: the ones used last."""
+
+Streamed: TypeAlias = Callable[[], aiohttp.Payload]
+"""A body made afresh for each attempt (a file upload)."""
 
 if TYPE_CHECKING:
     from ._ratestore import SharedStore
@@ -63,6 +70,7 @@ class SessionPool:
         "_external",
         "_limits",
         "_loop",
+        "_recent",
         "_sessions",
         "_store",
         "max_concurrency",
@@ -81,7 +89,12 @@ class SessionPool:
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self._external = session
         self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self._limits: dict[tuple[str, str], Limits] = {}
+        # Per org: held by the views that use it (weakly here), plus the orgs
+        # used last, so a service that rotates keys keeps nothing per dropped key.
+        self._limits: weakref.WeakValueDictionary[tuple[str, str], Limits] = (
+            weakref.WeakValueDictionary()
+        )
+        self._recent: OrderedDict[tuple[str, str], Limits] = OrderedDict()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -133,6 +146,13 @@ class SessionPool:
                 from ._ratestore import SharedLimits
 
                 limits = self._limits[key] = Limits(SharedLimits(store, *key).bucket)
+        # A view made per request or per task still finds what the gate learned
+        # (limits, a pause in force) about the orgs used last.
+        recent = self._recent
+        recent[key] = limits
+        recent.move_to_end(key)
+        if len(recent) > RECENT_ORGS:
+            recent.popitem(last=False)
         return limits
 
     async def close(self) -> None:
@@ -225,41 +245,56 @@ class Transport:
         route: Compiled,
         load: Callable[[bytes], T],
         *,
-        body: bytes | None = None,
+        body: bytes | Streamed | None = None,
         query: Query | None = None,
         on_retry: Callable[[], None] | None = None,
+        before_retry: Callable[[LLMObsError], Awaitable[bytes | None]] | None = None,
     ) -> T:
         """Send one logical request (with retries) and return ``load`` of the 2xx body.
 
         Any 2xx is a success; a 202 or 204 has an empty body, which ``load``
-        gets as ``b""``. ``on_retry`` is called before each retry.
+        gets as ``b""``. ``on_retry`` is called before each retry. A
+        :data:`Streamed` body is a function making a fresh payload (with its
+        own Content-Type) for each attempt: a file upload is re-sent whole.
+        ``before_retry`` gets the error of the attempt that failed before each
+        retry and returns the body to send again (``None``: the same), or
+        raises to send nothing more: a write whose first attempt may have
+        landed (a lost answer) can change what the retry says.
         """
         target = self.origin + route.path
         if query:
             target += "?" + "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in query)
         url = URL(target, encoded=True)
         method = route.method
-        if on_retry is None:
+        if on_retry is None and before_retry is None:
             # The first attempt is made here, not through retry.call: nearly every
             # request succeeds at once and then pays for no wrapper at all.
-            failed: LLMObsError | None = None
+            first_failure: LLMObsError | None = None
             try:
                 data = await self._attempt(method, url, body, route.gate)
             except LLMObsError as exc:
-                failed = exc
-            if failed is not None:
+                first_failure = exc
+            if first_failure is not None:
                 data = await self.retry.after(
-                    failed, lambda: self._attempt(method, url, body, route.gate)
+                    first_failure, lambda: self._attempt(method, url, body, route.gate)
                 )
         else:
             attempts = 0
+            failed: LLMObsError | None = None
 
-            def attempt() -> Awaitable[bytes]:
-                nonlocal attempts
+            async def attempt() -> bytes:
+                nonlocal attempts, body, failed
                 attempts += 1
                 if attempts > 1:
-                    on_retry()
-                return self._attempt(method, url, body, route.gate)
+                    if on_retry is not None:
+                        on_retry()
+                    if before_retry is not None and failed is not None:
+                        body = await before_retry(failed) or body
+                try:
+                    return await self._attempt(method, url, body, route.gate)
+                except LLMObsError as exc:
+                    failed = exc
+                    raise
 
             data = await self.retry.call(attempt)
         try:
@@ -274,7 +309,9 @@ class Transport:
                 body=data,
             ) from exc
 
-    async def _attempt(self, method: str, url: URL, body: bytes | None, gate: str) -> bytes:
+    async def _attempt(
+        self, method: str, url: URL, body: bytes | Streamed | None, gate: str
+    ) -> bytes:
         limits, semaphore = self.limits, self.pool.semaphore
         bucket = limits.bucket(gate)
         # The rate gate's turn, then a concurrency slot, held until the answer. The
@@ -302,13 +339,21 @@ class Transport:
         try:
             session = self.pool.session(self.origin)
             try:
+                sent: Mapping[str, str] = self._headers
+                payload: bytes | io.BytesIO | aiohttp.Payload | None
+                if callable(body):
+                    payload = body()
+                    sent = CIMultiDict(sent)
+                    sent["Content-Type"] = payload.content_type  # with a multipart boundary
+                else:
+                    # aiohttp warns that large raw bytes may block the loop while
+                    # written; a fresh BytesIO per attempt is streamed instead.
+                    payload = body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body)
                 async with session.request(
                     method,
                     url,
-                    # aiohttp warns that large raw bytes may block the loop while
-                    # written; a fresh BytesIO per attempt is streamed instead.
-                    data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
-                    headers=self._headers,
+                    data=payload,
+                    headers=sent,
                     timeout=self.timeout,
                     # Redirects are not followed: the keys must not travel to
                     # another origin, and the API does not redirect.

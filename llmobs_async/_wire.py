@@ -196,11 +196,43 @@ structure_span = response_hook(
 # --- reading documents -----------------------------------------------------------------
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages about a body's shape."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def json_list(obj: Mapping[str, Any], key: str, *, required: bool) -> list[Any]:
+    """``obj[key]`` as a list: ``null`` (and, unless ``required``, absent) reads as empty.
+
+    Anything else raises ``TypeError``, which the transport turns into
+    ``APIResponseValidationError``: a list read as empty loses what it held.
+    """
+    if key not in obj and required:
+        raise TypeError(f"{key} is missing")
+    value = obj.get(key)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise TypeError(f"{key} is not a list but {json_type(value)}")
+    return value
+
+
 def flatten(resource: Any) -> dict[str, Any]:
     """A JSON:API resource ``{"id", "type", "attributes"}`` as one flat object."""
-    attributes = resource.get("attributes") or {}
+    if not isinstance(resource, dict):
+        raise TypeError(f"data is not an object but {json_type(resource)}")
+    attributes = resource.get("attributes")
     if not isinstance(attributes, dict):
-        raise TypeError("data.attributes is not an object")
+        # Never read as a resource with every field at its default.
+        raise TypeError(f"data.attributes is not an object but {json_type(attributes)}")
     flat = dict(attributes)
     flat["id"] = resource["id"]
     return flat
@@ -230,7 +262,12 @@ def many(structure: Callable[[dict[str, Any]], T]) -> Callable[[bytes], list[T]]
 def next_cursor(doc: Mapping[str, Any]) -> str | None:
     """``meta.after``, or ``None`` where the list ends (missing, null or ``""``)."""
     meta = doc.get("meta")
-    after = meta.get("after") if isinstance(meta, dict) else None
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        # Not "the last page": that would end a pull early without a word.
+        raise TypeError(f"meta is not an object but {json_type(meta)}")
+    after = meta.get("after")
     if after is None or after == "":
         return None
     if not isinstance(after, str):

@@ -300,3 +300,36 @@ def records_body(joined: bytes | bytearray) -> bytes:
 
 
 RECORDS_BODY_OVERHEAD = len(records_body(b""))
+
+
+def encode_update_record(record: RecordUpdate | Mapping[str, Any]) -> bytes:
+    """Validate and encode one ``update_records`` item of a ``batch_update``.
+
+    There a ``null`` ``input`` or ``expected_output`` leaves the stored value
+    unchanged (the live API's reading, which ddtrace relies on), where the
+    records PATCH stores ``null``: such an update is refused rather than
+    silently dropped.
+    """
+    wire = record_wire(record)
+    for key in _NULLABLE:
+        if key in wire and wire[key] is None:
+            raise ValidationError(
+                key,
+                "is null, which a batch update reads as 'unchanged'; "
+                "to store null use records.update (the records PATCH)",
+            )
+    return encode_record(wire)
+
+
+_NULLABLE: Final = ("input", "expected_output")
+
+
+def check_answer(body: bytes) -> None:
+    """Refuse a bulk request's 2xx answer that is not the API's: ``{"data": [...]}``.
+
+    A proxy's HTML page or an empty body answered 200 must not count the
+    batch's records as applied.
+    """
+    doc = _json.loads(body)
+    if type(doc) is not dict or type(doc.get("data")) is not list:
+        raise TypeError("not an object whose data is a list")

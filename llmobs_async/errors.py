@@ -39,9 +39,11 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitInfo",
+    "ReadBackError",
     "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
+    "UploadError",
     "ValidationError",
 ]
 
@@ -148,6 +150,14 @@ class BulkUpdateError(LLMObsError):
         self.result = result
 
 
+class UploadError(LLMObsError):
+    """A file upload was received (2xx) but the API reported that processing it failed.
+
+    The message is the API's (its ``error`` event); which records, if any, were
+    stored is not said: the upload endpoint has no per-record account.
+    """
+
+
 class APIConnectionError(LLMObsError):
     """The request could not be completed: refused, reset, DNS or TLS failure.
 
@@ -211,6 +221,30 @@ class PaginationError(LLMObsError):
         super().__init__(message)
         self.cursor = cursor
         self.url = url
+
+
+class ReadBackError(LLMObsError):
+    """The update **was applied**; reading the result back failed or did not show it yet.
+
+    The API answers an experiment PATCH with an empty 200, so ``update``
+    reads the experiment back to return it. This is raised when that read
+    fails (its error is ``__cause__``), or when after a few brief retries the
+    list still leaves the experiment out or shows other values than those
+    written (a lagging index, or another writer in between). It is not an
+    :class:`APIStatusError`: the write itself succeeded, and sending it again
+    is not needed.
+
+    Attributes:
+        experiment_id: the id of the updated experiment.
+        written: the request model that was stored (an ``ExperimentUpdate``).
+        read: the experiment as last read (``None`` if no read showed it).
+    """
+
+    def __init__(self, message: str, *, experiment_id: str, written: Any, read: Any = None) -> None:
+        super().__init__(message)
+        self.experiment_id = experiment_id
+        self.written = written
+        self.read = read
 
 
 class APIStatusError(LLMObsError):

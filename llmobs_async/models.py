@@ -152,6 +152,11 @@ def _to_span_status(value: object) -> Any:
     return _SPAN_STATUS(value)
 
 
+def _str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(attribute.name, f"must be a string; got {type(value).__name__}")
+
+
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not UNSET and not isinstance(value, str):
         raise ValidationError(
@@ -320,7 +325,8 @@ class ExperimentMetric:
     hours of now when sent: the API refuses it otherwise, and so does the client.
     """
 
-    span_id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    span_id: str = attrs.field(validator=_str)
+    """The span the metric is about; ``""`` for a summary metric of the whole experiment."""
     label: str = attrs.field(validator=_name)
     metric_type: MetricType = attrs.field(converter=_to_metric_type)
     timestamp_ms: int = attrs.field(validator=_int(0))

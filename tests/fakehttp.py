@@ -87,16 +87,20 @@ class Env:
 
 
 def hold_after(fake: FakeLLMObsServer, answered: int, held_at: int) -> asyncio.Event:
-    """Answer the first ``answered`` requests and hold every later one (for a minute).
+    """Answer the first ``answered`` writes and hold every later one (for a minute).
 
-    The event is set once ``held_at`` requests are held: a bulk job is then stuck
-    with all its batches in flight and its reader waiting for a slot.
+    The event is set once ``held_at`` writes are held: a bulk job is then stuck
+    with all its batches in flight and its reader waiting for a slot. Reads
+    (GET: a job's reads of its dataset's version) are answered, uncounted. A
+    bulk job sends its first batch alone, so ``held_at > 1`` needs ``answered >= 1``.
     """
     held = asyncio.Event()
     count = 0
 
-    def match(_: RecordedRequest) -> bool:
+    def match(request: RecordedRequest) -> bool:
         nonlocal count
+        if request.method == "GET":
+            return False
         count += 1
         if count - answered >= held_at:
             held.set()

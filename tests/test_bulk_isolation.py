@@ -14,8 +14,9 @@ from llmobs_async import LLMObsClient, errors
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .conftest import client_for
-from .test_bulk import assert_stored, check, seed, sent_ids, update, updates
+from .test_bulk import assert_stored, check, seed, sent_ids, update, updates, writes
 
+UPDATES = "/data/attributes/update_records"
 ONE_BAD_BUDGET = math.floor(2 * math.log2(1000) + 3)  # 22 requests for a batch of 1,000
 
 
@@ -37,7 +38,7 @@ def error_doc(
 
 
 def alone(fake: FakeLLMObsServer, record_id: str) -> list[RecordedRequest]:
-    return [r for r in fake.requests if sent_ids(r) == [record_id]]
+    return [r for r in writes(fake) if sent_ids(r) == [record_id]]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ async def test_one_bad_record_in_a_batch_of_1000_fails_alone_and_999_land(
     assert isinstance(failure.error, errors.APIStatusError) and failure.error.status == status
     # Reported on the answer to a request that carried it alone, within budget.
     assert [r.status for r in alone(fake, f"rec-{bad}")] == [status]
-    assert len(fake.requests) <= ONE_BAD_BUDGET, len(fake.requests)
+    assert len(writes(fake)) <= ONE_BAD_BUDGET, len(writes(fake))
     assert_stored(fake, dataset_id, [i for i in range(1000) if i != bad])
     assert_stored(fake, dataset_id, [bad], updated=False)
 
@@ -91,14 +92,14 @@ async def test_a_pointer_is_followed_as_a_hint(
     fake: FakeLLMObsServer, client: LLMObsClient
 ) -> None:
     project_id, dataset_id = seed(fake, 1000)
-    body = error_doc(400, "Bad Request", "input is invalid", "/data/attributes/records/7/input")
+    body = error_doc(400, "Bad Request", "bad input", f"{UPDATES}/7/input")
     fake.inject(status=400, body=body, times=None, match=carrying("rec-7"))
     result = check(await client.records.update_many(project_id, dataset_id, updates(range(1000))))
     assert result.applied == 999
     assert result.failed_ids == ["rec-7"]
     # The batch, the record it points at alone, then the 999 others together.
-    assert [len(sent_ids(r)) for r in fake.requests] == [1000, 1, 999]
-    assert sent_ids(fake.requests[1]) == ["rec-7"]
+    assert [len(sent_ids(r)) for r in writes(fake)] == [1000, 1, 999]
+    assert sent_ids(writes(fake)[1]) == ["rec-7"]
 
 
 async def test_a_wrong_pointer_does_not_condemn_the_record_it_names(
@@ -106,13 +107,13 @@ async def test_a_wrong_pointer_does_not_condemn_the_record_it_names(
 ) -> None:
     project_id, dataset_id = seed(fake, 1000)
     # The server always blames the record at index 3; the bad one is rec-700.
-    body = error_doc(400, "Bad Request", "input is invalid", "/data/attributes/records/3/input")
+    body = error_doc(400, "Bad Request", "bad input", f"{UPDATES}/3/input")
     fake.inject(status=400, body=body, times=None, match=carrying("rec-700"))
     result = check(await client.records.update_many(project_id, dataset_id, updates(range(1000))))
     assert result.applied == 999
     assert result.failed_ids == ["rec-700"]
     assert [r.status for r in alone(fake, "rec-3")] == [200]
-    assert len(fake.requests) <= ONE_BAD_BUDGET
+    assert len(writes(fake)) <= ONE_BAD_BUDGET
     assert_stored(fake, dataset_id, [i for i in range(1000) if i != 700])
 
 
@@ -141,7 +142,8 @@ async def test_an_unknown_dataset_is_judged_request_level_within_budget(
     result = check(
         await client.records.update_many(project_id, "no-such-dataset", updates(range(5000)))
     )
-    assert len(fake.requests) <= 15, [len(sent_ids(r)) for r in fake.requests]
+    assert len(writes(fake)) <= 15, [len(sent_ids(r)) for r in writes(fake)]
+    assert len(fake.requests) - len(writes(fake)) == 1  # one read of the (missing) version
     assert (result.submitted, result.applied, result.failed_count) == (5000, 0, 5000)
     assert all(isinstance(f.error, errors.NotFoundError) for f in result.failed)
     assert sorted(p for f in result.failed for p in f.positions) == list(range(5000))
@@ -159,14 +161,14 @@ async def test_a_request_level_error_twice_in_a_row_stops_the_job(fake: FakeLLMO
             )
         )
     assert isinstance(result.stopped, errors.NotFoundError)
-    assert len(fake.requests) <= 9  # at most three batches, three requests each
+    assert len(writes(fake)) <= 9  # at most three batches, three requests each
     assert result.submitted <= 500, "the job kept reading after it stopped"
     assert (result.applied, result.failed_count) == (0, result.submitted)
     assert sorted(p for f in result.failed for p in f.positions) == list(range(result.submitted))
     # What was never sent says so, with the error that stopped the job.
     unsent = result.unsent
     assert unsent and all(isinstance(f.error, errors.NotFoundError) for f in unsent)
-    sent_records = {rid for r in fake.requests for rid in sent_ids(r)}
+    sent_records = {rid for r in writes(fake) for rid in sent_ids(r)}
     assert not sent_records & {rid for f in unsent for rid in f.record_ids}
 
 
@@ -178,7 +180,7 @@ async def test_401_and_403_stop_the_job_at_once(
     fake: FakeLLMObsServer, status: int, error: type[errors.APIStatusError]
 ) -> None:
     project_id, dataset_id = seed(fake, 10_000)
-    fake.inject(status=status, times=None, match=lambda _: len(fake.requests) > 4)
+    fake.inject(status=status, times=None, match=lambda _: len(writes(fake)) > 4)
     async with client_for(fake, max_concurrency=2) as client:
         result = check(
             await client.records.update_many(
@@ -187,8 +189,8 @@ async def test_401_and_403_stop_the_job_at_once(
         )
     assert isinstance(result.stopped, error)
     assert result.applied == 400
-    assert len(fake.requests) <= 4 + 2  # the requests already in flight, no splitting
-    assert all(len(sent_ids(r)) == 100 for r in fake.requests)
+    assert len(writes(fake)) <= 4 + 2  # the requests already in flight, no splitting
+    assert all(len(sent_ids(r)) == 100 for r in writes(fake))
     assert result.submitted < 1000
     assert all(isinstance(f.error, error) for f in result.failed)
     assert sorted(p for f in result.failed for p in f.positions) == list(

@@ -83,7 +83,7 @@ async def test_records_update_from_a_file(
     assert [fake.records(seeded.dataset_id)[f"rec-{i}"]["input"] for i in range(10)] == list(
         range(10)
     )
-    assert len(fake.requests) == 4  # batches of 3, 3, 3, 1
+    assert len([r for r in fake.requests if r.method == "POST"]) == 4  # batches of 3, 3, 3, 1
     assert "\r" not in run.err  # no progress bar when stderr is not a terminal
 
 
@@ -111,14 +111,20 @@ async def test_records_update_reports_bad_lines_and_writes_them_out(
     assert "line 5: input: nan is not valid JSON" in run.err
     assert "line 6: expected a JSON object" in run.err
     assert "applied 2 of 6 records" in run.out
-    written = failed_out.read_text().splitlines()  # in input order
-    assert written[0::3] == ["{not json", "[1, 2]"]  # malformed lines, verbatim
-    marked = [json.loads(line, parse_constant=str) for line in written[1:3]]
+    written = failed_out.read_text().splitlines()  # in input order, every line marked
+    marked = [json.loads(line, parse_constant=str) for line in written]
     assert [m.pop("_failure") for m in marked] == [
+        {
+            "line": 3,
+            "error": "not valid JSON (Expecting property name enclosed in double "
+            "quotes at column 2)",
+            "raw": "{not json",
+        },
         {"line": 4, "error": "id: is required"},
         {"line": 5, "error": "input: nan is not valid JSON"},
+        {"line": 6, "error": "expected a JSON object, got list", "raw": "[1, 2]"},
     ]
-    assert marked == [{"input": 1}, {"id": "rec-2", "input": "NaN"}]
+    assert marked == [{}, {"input": 1}, {"id": "rec-2", "input": "NaN"}, {}]
     stored = fake.records(seeded.dataset_id)
     assert stored["rec-1"]["expected_output"] == "ok"
     assert stored["rec-3"]["metadata"] == {"a": 1}
@@ -245,9 +251,23 @@ async def test_hostile_lines_are_reported_and_every_good_line_is_sent(
         f"new-{i}" for i in range(6)
     ]
     assert {i: stored[f"rec-{i}"] for i in (8, 9)} == before
-    *verbatim, marked, last = failed_out.read_bytes().splitlines()  # in input order
-    assert [*verbatim, last] == [hostile[2], hostile[4], hostile[6], hostile[10]]
+    *malformed, marked, last = failed_out.read_bytes().splitlines()  # in input order
     assert marked.startswith(b'{"id": "rec-8", "input": "\\ud800", "_failure": {"line": 8,')
+    # A malformed line is marked too: the mark keeps it as text, every byte of it.
+    marks = [json.loads(line)["_failure"] for line in [*malformed, last]]
+    assert [m["line"] for m in marks] == [2, 4, 6, 10]
+    assert [m["raw"].encode("utf-8", "surrogateescape") for m in marks] == [
+        hostile[n] for n in (2, 4, 6, 10)
+    ]
+    assert marks[1]["error"] == "not valid UTF-8 (byte 0xe9 at column 30)"
+    # Fed back in, a marked malformed line is the same malformed line again, never a record.
+    again = tmp_path / "again.jsonl"
+    run = await _cli(fake, *_records_args(seeded, "--failed-out", str(again), str(failed_out)))
+    assert run.code == 1 and "applied 0 of 5 records" in run.out, run.err
+    assert "line 2: not valid UTF-8 (byte 0xe9 at column 30)" in run.err
+    remarked = [json.loads(line)["_failure"] for line in again.read_bytes().splitlines()]
+    del remarked[3]  # rec-8, refused again
+    assert remarked == [{**m, "line": n} for m, n in zip(marks, (1, 2, 3, 5), strict=True)]
 
 
 async def test_a_byte_order_mark_is_not_data(

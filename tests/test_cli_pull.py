@@ -76,19 +76,23 @@ async def test_a_pull_failing_midway_resumes_from_the_cursor_it_prints(
     project_id = fake.add_project()
     dataset_id = fake.add_dataset(project_id=project_id, records=5000)
     out = tmp_path / "records.jsonl"
+    out.write_bytes(b'{"id": "from-a-previous-pull"}\n')
+    partial = tmp_path / "records.jsonl.partial"
     # Pages 1-3 arrive; the 4th fails for good (no retries), whatever is asked again.
     fake.inject(status=503, times=None, after=3, match=_is_page)
     run = await _cli(fake, *_list_args(project_id, dataset_id, out, "--max-retries", "0"))
     assert run.code == 1
     assert "503" in run.err and "Traceback" not in run.err
-    assert f"wrote {3 * PAGE:,} records (3 pages)" in run.err
-    assert len(_ids(out)) == 3 * PAGE  # whole pages only
+    assert f"wrote {3 * PAGE:,} records (3 pages) to {partial}" in run.err
+    assert len(_ids(partial)) == 3 * PAGE  # whole pages only
+    assert _ids(out) == {"from-a-previous-pull": 1}  # untouched until the pull is complete
     cursor = _cursor(run.err)
     assert "--append" in run.err
 
     fake.clear_faults()
     run = await _cli(fake, *_list_args(project_id, dataset_id, out, "--cursor", cursor, "--append"))
     assert run.code == 0, run.err
+    assert not partial.exists()
     ids = _ids(out)
     assert set(ids) == {f"rec-{i}" for i in range(5000)}
     assert set(ids.values()) == {1}  # nothing lost, nothing twice
@@ -118,7 +122,8 @@ async def test_ctrl_c_mid_pull_says_where_to_resume(fake: FakeLLMObsServer, tmp_
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert f"wrote {answered * PAGE:,} records ({answered} pages)" in err
-    assert len(_ids(out)) == answered * PAGE
+    assert len(_ids(tmp_path / "records.jsonl.partial")) == answered * PAGE
+    assert not out.exists()
 
     fake.clear_faults()
     run = await _cli(
@@ -128,6 +133,43 @@ async def test_ctrl_c_mid_pull_says_where_to_resume(fake: FakeLLMObsServer, tmp_
     ids = _ids(out)
     assert set(ids) == {f"rec-{i}" for i in range(5000)}
     assert set(ids.values()) == {1}
+
+
+async def test_a_pull_that_fails_before_its_first_page_leaves_the_previous_file_alone(
+    fake: FakeLLMObsServer, tmp_path: Path
+) -> None:
+    project_id = fake.add_project()
+    dataset_id = fake.add_dataset(project_id=project_id, records=1000)
+    out = tmp_path / "records.jsonl"
+    run = await _cli(fake, *_list_args(project_id, dataset_id, out))
+    assert run.code == 0, run.err
+    pulled = out.read_bytes()
+    run = await _cli(
+        fake, *_list_args(project_id, dataset_id, out), env={"DD_API_KEY": "a-wrong-key"}
+    )
+    assert run.code == 1 and "403" in run.err, run.err
+    assert out.read_bytes() == pulled  # a wrong key no longer empties the complete pull
+    assert os.listdir(tmp_path) == ["records.jsonl"]
+    assert f"wrote 0 records (0 pages) ({out} is unchanged)" in run.err
+
+
+async def test_a_refused_cursor_is_not_suggested_again(
+    fake: FakeLLMObsServer, tmp_path: Path
+) -> None:
+    project_id = fake.add_project()
+    dataset_id = fake.add_dataset(project_id=project_id, records=10)
+    out = tmp_path / "records.jsonl"
+    run = await _cli(fake, *_list_args(project_id, dataset_id, out, "--cursor", "not-a-cursor"))
+    assert run.code == 1 and "400" in run.err, run.err
+    assert "resume with" not in run.err
+    assert "the API refused the request from --cursor not-a-cursor" in run.err
+    # A cursor that was not refused (the first page failed for another reason) still is.
+    fake.inject(status=503, times=None, match=_is_page)
+    cursor = "cmVjb3Jkcw"
+    run = await _cli(
+        fake, *_list_args(project_id, dataset_id, out, "--cursor", cursor, "--max-retries", "0")
+    )
+    assert run.code == 1 and f"resume with --cursor {cursor} --append" in run.err, run.err
 
 
 async def test_a_pull_rides_out_faults(fake: FakeLLMObsServer, tmp_path: Path) -> None:

@@ -178,9 +178,9 @@ async def test_records_create_reports_bad_lines_and_creates_the_good_ones(
     inputs = {r["input"] for r in stored if isinstance(r["input"], str)}
     assert {"good-1", "good-5"} <= inputs
     assert not {"good-2", "good-3", "good-4"} & inputs
-    written = failed_out.read_text().splitlines()
-    assert written[0] == "{not json"
-    assert [json.loads(line)["_failure"]["line"] for line in written[1:]] == [3, 4, 5, 6]
+    marks = [json.loads(line)["_failure"] for line in failed_out.read_text().splitlines()]
+    assert [m["line"] for m in marks] == [2, 3, 4, 5, 6]  # every line marked
+    assert marks[0]["raw"] == "{not json"
 
 
 async def test_experiments_list_and_get(fake: FakeLLMObsServer, seeded: Seeded) -> None:

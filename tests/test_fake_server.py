@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import attrs
 import pytest
+from aiohttp import web
 
 from llmobs_async import LLMObsClient, errors, models
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
@@ -32,6 +35,7 @@ from .fakehttp import (
     recs,
     send,
 )
+from .test_cli import _cli
 
 # --- lifecycle and auth -------------------------------------------------------------------------
 
@@ -48,6 +52,57 @@ async def test_servers_bind_distinct_loopback_ports_and_release_them_on_exit() -
         for url in urls:
             with pytest.raises(aiohttp.ClientConnectorError):
                 await send(http, url, {})
+
+
+def runners() -> int:
+    gc.collect()
+    return sum(isinstance(o, web.AppRunner) for o in gc.get_objects())
+
+
+async def test_a_second_start_keeps_the_one_server() -> None:
+    before = runners()
+    async with FakeLLMObsServer() as fake:
+        url = fake.base_url
+        assert await fake.start() is fake  # as `fake-server` does before `async with`
+        assert fake.base_url == url and runners() == before + 1
+    assert runners() == before
+
+
+async def test_a_start_on_a_busy_port_fails_and_keeps_no_runner() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        fake = FakeLLMObsServer(port=port)
+        before = runners()
+        with pytest.raises(OSError, match=str(port)):
+            await fake.start()
+        assert runners() == before  # set up, never listened: cleaned up, not kept
+        assert fake.base_url == ""
+        await fake.stop()  # nothing left to stop, and no error
+
+
+@pytest.mark.parametrize("port", ["busy", "70000", "-1"])
+async def test_the_fake_server_command_on_a_port_it_cannot_take_says_so_in_one_line(
+    port: str,
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        if port == "busy":  # as 8126, the default, is where a Datadog agent runs
+            port = str(busy.getsockname()[1])
+        run = await _cli(None, "fake-server", "--port", port, "--records", "1")
+    assert run.code == 2
+    assert run.out == ""
+    [line] = run.err.splitlines()
+    assert line.startswith("llmobs-async: error: --port: ") and port in line
+
+
+async def test_a_bodyless_request_reads_as_no_json(fake: FakeLLMObsServer) -> None:
+    async with client_for(fake) as client:
+        [_ async for _ in client.projects.list()]
+    [listing] = fake.requests
+    assert listing.body == b"" and listing.json() is None
 
 
 @pytest.mark.parametrize(

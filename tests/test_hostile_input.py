@@ -12,17 +12,20 @@ import logging
 import math
 import os
 import sys
+import time
 import types
 import uuid
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 
 from llmobs_async import LLMObsClient, errors, models
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded, client_for
+from .test_cli import _cli
 
 # --- keys ---------------------------------------------------------------------------
 
@@ -98,6 +101,49 @@ async def test_the_cli_reports_a_key_with_a_newline_as_a_configuration_error() -
     assert SECRET not in text
 
 
+BAD_STORES = {
+    "not redis": "http://user:store-password@example.com/0",
+    "no host": "redis://:store-password@/0",
+    "bad port": "redis://:store-password@localhost:99999999/0",
+}
+
+
+@pytest.mark.parametrize("url", list(BAD_STORES.values()), ids=list(BAD_STORES))
+def test_a_bad_store_url_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("LLMOBS_RATE_LIMIT_STORE", url)
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(api_key="k", app_key="a")
+    assert info.value.field == "LLMOBS_RATE_LIMIT_STORE"
+    assert "store-password" not in str(info.value)
+    with pytest.raises(errors.ValidationError) as info:
+        LLMObsClient(api_key="k", app_key="a", rate_limit_store=url)
+    assert info.value.field == "rate_limit_store"  # given as an argument: named as one
+
+
+async def test_the_cli_names_the_store_variable_the_user_set() -> None:
+    run = await _cli(
+        None,
+        "projects",
+        "update",
+        "p",
+        "--name",
+        "x",
+        "--base-url",
+        "http://127.0.0.1:9",  # never reached: the store is refused first
+        env={
+            "DD_API_KEY": "k",
+            "DD_APP_KEY": "a",
+            "LLMOBS_RATE_LIMIT_STORE": BAD_STORES["not redis"],
+        },
+    )
+    assert run.code == 2
+    assert run.err.startswith("llmobs-async: error: LLMOBS_RATE_LIMIT_STORE: ")
+    assert "rate_limit_store" not in run.err and "store-password" not in run.err
+    assert len(run.err.splitlines()) == 1
+
+
 # --- numeric options -----------------------------------------------------------------
 
 BAD_OPTIONS = [
@@ -168,6 +214,63 @@ def test_a_base_url_that_is_not_a_string_is_refused() -> None:
 def test_a_proxy_path_prefix_is_kept() -> None:
     client = LLMObsClient(base_url="https://proxy.internal/datadog/", api_key="k", app_key="a")
     assert client.base_url == "https://proxy.internal/datadog"
+
+
+# --- request models ------------------------------------------------------------------
+
+NOW_MS = int(time.time() * 1000)
+VALID_MODELS: dict[type[Any], dict[str, Any]] = {
+    models.ProjectCreate: {"name": "n"},
+    models.ProjectUpdate: {},
+    models.DatasetCreate: {"name": "n"},
+    models.DatasetUpdate: {},
+    models.RecordCreate: {"input": 1},
+    models.RecordUpdate: {"id": "r"},
+    models.ExperimentCreate: {"name": "n", "project_id": "p"},
+    models.ExperimentUpdate: {},
+    models.ExperimentMetric: {
+        "span_id": "",  # a summary metric's: empty is allowed
+        "label": "l",
+        "metric_type": "score",
+        "timestamp_ms": NOW_MS,
+        "score_value": 1.0,
+    },
+    models.ExperimentSpan: {
+        "span_id": "s",
+        "trace_id": "t",
+        "name": "n",
+        "project_id": "p",
+        "dataset_id": "d",
+        "start_ns": NOW_MS * 1_000_000,
+        "duration": 1,
+        "status": "ok",
+    },
+}
+WRONG_VALUES = [5, 1.5, True, None, b"x", object(), ["x", 1], {1: 2}]
+
+
+@pytest.mark.parametrize("cls", list(VALID_MODELS), ids=lambda cls: cls.__name__)
+def test_every_request_model_field_refuses_a_wrong_type_with_a_validation_error(
+    cls: type[Any],
+) -> None:
+    cls(**VALID_MODELS[cls])
+    wrong: list[str] = []
+    for field in attrs.fields(cls):
+        for value in WRONG_VALUES:
+            try:
+                cls(**{**VALID_MODELS[cls], field.name: value})
+            except errors.ValidationError as exc:
+                if exc.field.partition("[")[0] != field.name:
+                    wrong.append(f"{field.name}={value!r} named {exc.field}")
+            except Exception as exc:  # attrs' own TypeError, a KeyError from a lookup...
+                wrong.append(f"{field.name}={value!r} raised {exc!r}")
+    assert wrong == []
+
+
+def test_a_metric_with_an_int_span_id_names_span_id() -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        models.ExperimentMetric(**{**VALID_MODELS[models.ExperimentMetric], "span_id": 5})
+    assert info.value.field == "span_id"
 
 
 # --- ids -----------------------------------------------------------------------------

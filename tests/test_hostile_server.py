@@ -7,7 +7,8 @@ import logging
 import traceback
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -251,6 +252,92 @@ async def test_the_scrubbed_cause_still_says_what_went_wrong(garbage_server: str
     assert cause.request_info.headers["DD-API-KEY"] == "**********"
     assert cause.request_info.method == "PATCH"
     assert info.value.__context__ is None  # the original is not chained behind it
+
+
+# --- answers of the wrong shape --------------------------------------------------------
+
+SPAN = {"span_id": "s1", "eval_metrics": []}
+EVENTS = {"id": "e", "type": "experiment_events", "attributes": {"spans": [SPAN]}}
+WRONG_EVENTS = {
+    "data is a list": {"data": [EVENTS]},
+    "data is null": {"data": None},
+    "data is missing": {"meta": {"after": ""}},
+    "attributes are a list": {"data": {**EVENTS, "attributes": [SPAN]}},
+    "attributes are missing": {"data": {"id": "e", "type": "experiment_events"}},
+    "spans are missing": {"data": {**EVENTS, "attributes": {"summary_metrics": []}}},
+    "spans are an object": {"data": {**EVENTS, "attributes": {"spans": SPAN}}},
+    "spans are a string": {"data": {**EVENTS, "attributes": {"spans": "s1"}}},
+    "summary metrics are an object": {
+        "data": {**EVENTS, "attributes": {"spans": [], "summary_metrics": {"label": "x"}}}
+    },
+    "meta is a list": {"data": EVENTS, "meta": [{"after": "c2"}]},
+    "meta is a string": {"data": EVENTS, "meta": "c2"},
+}
+
+
+@pytest.mark.parametrize("body", list(WRONG_EVENTS.values()), ids=list(WRONG_EVENTS))
+async def test_an_events_page_of_the_wrong_shape_is_refused_not_read_as_empty(
+    fake: FakeLLMObsServer, client: LLMObsClient, body: dict[str, Any]
+) -> None:
+    fake.inject(status=200, body=body)
+    with pytest.raises(errors.APIResponseValidationError, match="not the documented shape"):
+        [s async for s in client.experiments.events.list("e")]
+
+
+async def test_null_spans_are_a_page_without_spans_but_missing_spans_are_refused(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    body = {"data": {**EVENTS, "attributes": {"spans": None, "summary_metrics": None}}}
+    fake.inject(status=200, body=body)  # Go's encoding of an empty slice: said, not missing
+    pages = [p async for p in client.experiments.events.list("e").pages()]
+    assert len(pages) == 1 and list(pages[0].items) == []
+    fake.inject(status=200, body={"data": {**EVENTS, "attributes": {"summary_metrics": None}}})
+    with pytest.raises(errors.APIResponseValidationError, match="spans is missing"):
+        [p async for p in client.experiments.events.list("e").pages()]
+
+
+RECORD = {"id": "r", "type": "datasets", "attributes": {"input": 1}}
+PROJECT = {"id": "p", "type": "projects", "attributes": {"name": "n"}}
+WRONG_ELSEWHERE: dict[str, tuple[Callable[[LLMObsClient], Awaitable[Any]], dict[str, Any]]] = {
+    "records meta is a string": (
+        lambda c: _drain(c.records.list("p", "d")),
+        {"data": [RECORD], "meta": "c2"},
+    ),
+    "projects meta is a list": (
+        lambda c: _drain(c.projects.list()),
+        {"data": [PROJECT], "meta": [{"after": "c2"}]},
+    ),
+    "project in a list without attributes": (
+        lambda c: _drain(c.projects.list()),
+        {"data": [{"id": "p", "type": "projects"}]},
+    ),
+    "updated project with null attributes": (
+        lambda c: c.projects.update("p", name="n"),
+        {"data": {"id": "p", "type": "projects", "attributes": None}},
+    ),
+    "updated project as a list": (
+        lambda c: c.projects.update("p", name="n"),
+        {"data": [PROJECT]},
+    ),
+}
+
+
+async def _drain(items: AsyncIterable[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
+@pytest.mark.parametrize(
+    ("call", "body"), list(WRONG_ELSEWHERE.values()), ids=list(WRONG_ELSEWHERE)
+)
+async def test_other_answers_of_the_wrong_shape_are_refused_not_read_as_empty(
+    fake: FakeLLMObsServer,
+    client: LLMObsClient,
+    call: Callable[[LLMObsClient], Awaitable[Any]],
+    body: dict[str, Any],
+) -> None:
+    fake.inject(status=200, body=body)
+    with pytest.raises(errors.APIResponseValidationError, match="not the documented shape"):
+        await call(client)
 
 
 # --- the caller's own session ----------------------------------------------------------

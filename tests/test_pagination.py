@@ -6,7 +6,9 @@ is a small aiohttp app so a test can send any cursor, repeat one, or fail a page
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,9 @@ from aiohttp import web
 
 from llmobs_async import AsyncPaginator, LLMObsClient, Page, errors
 from llmobs_async.models import DatasetRecord
+from llmobs_async.testing import FakeLLMObsServer
+
+from .test_cli import _cli
 
 Answer = Callable[[web.Request], web.StreamResponse]
 KEYS = {"api_key": "pager-api-key", "app_key": "pager-app-key"}
@@ -142,6 +147,50 @@ async def test_a_repeated_cursor_is_an_error_not_an_endless_loop(pager) -> None:
     assert caught.value.cursor == "c20"
     assert got[-1] == "again" and len(got) == 21  # what came before is delivered
     assert len(server.seen) <= 4
+
+
+async def test_a_resumed_pull_on_a_stuck_cursor_delivers_its_page_once(pager) -> None:
+    """The cursor a pull starts from counts as seen: a server that answers it again is stuck."""
+    server, client = pager
+
+    def stuck(request: web.Request, _: int) -> web.StreamResponse | None:
+        if request.query.get("page[cursor]") == "c20":
+            return web.json_response({"data": [{"id": "again"}], "meta": {"after": "c20"}})
+        return None
+
+    server.override = stuck
+    pages: list[list[str]] = []
+
+    async def pull() -> None:
+        async for page in listing(client, cursor="c20").pages():
+            pages.append([r.id for r in page.items])
+
+    with pytest.raises(errors.PaginationError) as caught:
+        await pull()
+    assert caught.value.cursor == "c20"
+    assert pages == [["again"]]
+    assert len(server.seen) == 1
+
+
+async def test_the_cli_resuming_on_a_stuck_cursor_appends_its_page_once(
+    fake: FakeLLMObsServer, tmp_path: Path
+) -> None:
+    project_id = fake.add_project()
+    dataset_id = fake.add_dataset(project_id=project_id, records=3)
+    out = tmp_path / "records.jsonl"
+    out.write_bytes(b'{"id": "before"}\n')
+    page = {
+        "data": [{"id": f"rec-{i}", "type": "datasets", "attributes": {}} for i in range(3)],
+        "meta": {"after": "stuck"},
+    }
+    fake.inject(
+        status=200, body=page, times=None, match=lambda r: r.query.get("page[cursor]") == ["stuck"]
+    )
+    args = ("records", "list", "--project-id", project_id, "--dataset-id", dataset_id)
+    run = await _cli(fake, *args, "-o", str(out), "--cursor", "stuck", "--append")
+    assert run.code == 1 and "second time" in run.err and "Traceback" not in run.err
+    lines = [json.loads(line)["id"] for line in out.read_bytes().splitlines()]
+    assert lines == ["before", "rec-0", "rec-1", "rec-2"]
 
 
 @pytest.mark.parametrize(

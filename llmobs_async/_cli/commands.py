@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
+from ..errors import ValidationError
 from .common import EXIT_OK, given, make_client, quoted
 from .output import print_json
 
@@ -28,9 +30,33 @@ async def projects_update(args: argparse.Namespace) -> int:
 
 async def fake_server(args: argparse.Namespace) -> int:
     """``fake-server``: the fake API in the foreground, seeded, until Ctrl-C."""
-    from ..testing import FakeLLMObsServer
+    from ..testing import Chaos, FakeLLMObsServer
 
-    async with FakeLLMObsServer(port=args.port) as fake:
+    if not 0 <= args.port <= 65535:
+        raise ValidationError("--port", f"must be 0 to 65535 (0: any free port); got {args.port}")
+    rates = (args.error_rate, args.rate_limit_rate, args.drop_rate)
+    if sum(rates) > 1.0:
+        raise ValidationError(
+            "--error-rate", "with --rate-limit-rate and --drop-rate, adds up to more than 1"
+        )
+    fake = FakeLLMObsServer(port=args.port, rate_limit=args.rate_limit, latency=args.latency)
+    if any(rates):
+        fake.chaos = Chaos(
+            error_rate=args.error_rate,
+            rate_limit_rate=args.rate_limit_rate,
+            drop_rate=args.drop_rate,
+            seed=args.seed,
+        )
+    try:
+        await fake.start()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = " (a Datadog agent listens on 8126)" if args.port == 8126 else ""
+        raise ValidationError(
+            "--port",
+            f"cannot listen on 127.0.0.1:{args.port}: {why}{hint}; --port 0 picks a free one",
+        ) from None
+    async with fake:
         project_id = fake.add_project(name="local project")
         dataset_id = fake.add_dataset(
             project_id=project_id, records=args.records, name="local dataset"
@@ -42,6 +68,7 @@ async def fake_server(args: argparse.Namespace) -> int:
             f"  project    {project_id}\n"
             f"  dataset    {dataset_id} ({args.records:,} records, rec-0 .. {last})\n"
             f"  experiment {experiment_id}\n"
+            f"  faults     {_faults_line(args)}\n"
             "Point an app (this client, or ddtrace) or this command line at it, no code change:\n"
             f"  export DD_LLMOBS_OVERRIDE_ORIGIN={fake.base_url} "
             f"DD_API_KEY={fake.api_key} DD_APP_KEY={fake.app_key}\n"
@@ -53,6 +80,23 @@ async def fake_server(args: argparse.Namespace) -> int:
         )
         await asyncio.Event().wait()
     return EXIT_OK  # pragma: no cover - runs until interrupted
+
+
+def _faults_line(args: argparse.Namespace) -> str:
+    said = [
+        f"{label} {value}"
+        for label, value in (
+            ("latency", f"{args.latency:g}s" if args.latency else ""),
+            ("503", f"{args.error_rate:.1%}" if args.error_rate else ""),
+            ("429", f"{args.rate_limit_rate:.1%}" if args.rate_limit_rate else ""),
+            ("dropped", f"{args.drop_rate:.1%}" if args.drop_rate else ""),
+            ("limit", "{}/{:g}s".format(*args.rate_limit) if args.rate_limit else ""),
+        )
+        if value
+    ]
+    if args.error_rate or args.rate_limit_rate or args.drop_rate:
+        said.append(f"seed {args.seed}")
+    return ", ".join(said) or "none"
 
 
 async def demo(args: argparse.Namespace) -> int:

@@ -2,7 +2,10 @@
 
 A bulk command reads its FILE through :class:`JsonLinesSource` and, at the
 end, writes every line read but not applied to ``--failed-out``
-(:func:`write_failed`), in input order, each marked with why.
+(:func:`write_failed`), in input order, each marked with why. A malformed
+line cannot carry a key: it is written as a mark alone that keeps the line as
+text (``{"_failure": {"line": 3, "error": "...", "raw": "{bad"}}``), which
+reads back as the same malformed line.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from collections.abc import Collection, Iterator
 from typing import IO, Any
 
 from .._bulk import BulkResult
+from .._csv import CsvSource
 from .summary import failure_text
 
 MARK = "_failure"
 """Key added to each record in ``--failed-out`` (why it is there); dropped on reading."""
+RAW = "raw"
+"""Key of the mark that keeps a malformed line, as text: ``{"_failure": {..., "raw": "{bad"}}``."""
 
 
 class JsonLinesSource:
@@ -54,7 +60,13 @@ class JsonLinesSource:
                 self.skipped.append(number)
                 self.malformed.append((number, value, raw.rstrip(b"\r\n")))
             else:
-                value.pop(MARK, None)  # a re-run of --failed-out: the mark is not data
+                mark = value.pop(MARK, None)  # a re-run of --failed-out: the mark is not data
+                if not value and isinstance(mark, dict) and isinstance(mark.get(RAW), str):
+                    # A malformed line set aside by an earlier run: malformed still.
+                    self.skipped.append(number)
+                    again = str(mark.get("error") or "malformed")
+                    self.malformed.append((number, again, _raw_bytes(mark[RAW])))
+                    continue
                 for key in drop:
                     value.pop(key, None)
                 yield value
@@ -99,9 +111,12 @@ def count_lines(path: str, start: int) -> int | None:
         return sum(1 for number, line in enumerate(f, start=1) if number >= start and line.strip())
 
 
-def write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> int:
+def write_failed(path: str, source: JsonLinesSource | CsvSource, result: BulkResult) -> int:
     """Write every line read but not applied, in input order; return how many."""
-    lines: list[tuple[int, bytes]] = [(n, raw + b"\n") for n, _, raw in source.malformed]
+    lines: list[tuple[int, bytes]] = [
+        (n, _json_line({MARK: {"line": n, "error": reason, RAW: _raw_text(raw)}}))
+        for n, reason, raw in source.malformed
+    ]
     for failure in result.failed:
         for item, position in zip(failure.records, failure.positions, strict=True):
             number = source.line_of(position)
@@ -114,6 +129,15 @@ def write_failed(path: str, source: JsonLinesSource, result: BulkResult) -> int:
     with open(path, "wb") as out:
         out.writelines(line for _, line in lines)
     return len(lines)
+
+
+def _raw_text(raw: bytes) -> str:
+    # Bytes that are not UTF-8 become lone surrogates, written as \\u escapes: nothing is lost.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _raw_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _json_line(item: Any) -> bytes:

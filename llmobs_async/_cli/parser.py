@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..models import ExperimentStatus
-from . import commands, pull, records, workflow
+from . import commands, csvin, pull, records, workflow
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -23,6 +23,37 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1; got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be 0 to 60 seconds; got {text}")
+    return value
+
+
+def _per(text: str) -> tuple[int, float]:
+    count, slash, period = text.partition("/")
+    try:
+        limit, seconds = int(count), float(period)
+    except ValueError:
+        limit, seconds = 0, 0.0
+    if not slash or limit < 1 or not 0.0 < seconds <= 3600.0:
+        raise argparse.ArgumentTypeError(f"must be REQUESTS/SECONDS, e.g. 600/60; got {text!r}")
+    return limit, seconds
 
 
 def _api_options() -> argparse.ArgumentParser:
@@ -105,13 +136,16 @@ def _records(commands_: Any, api: argparse.ArgumentParser) -> None:
     new = group.add_parser(
         "create",
         parents=[api],
-        help="add records from a JSON Lines file, as one new dataset version",
+        help="add records from a JSON Lines or CSV file, as one new dataset version",
         description="Add records to a dataset from FILE: one JSON object a line, each with "
         "'input' and any of 'expected_output', 'metadata', 'id', 'tags'. What 'records list' "
         "writes is accepted as is: the fields the API assigns (created_at, version, ...) are "
-        "dropped. The whole run makes one new dataset version.",
+        "dropped. Or a CSV file with a header row: each row a record, --input-columns "
+        "and the other column options say which columns make which field. The whole run "
+        "makes one new dataset version.",
     )
     _bulk(new)
+    csvin.add_options(new)
     new.add_argument(
         "--no-deduplicate",
         dest="deduplicate",
@@ -214,6 +248,24 @@ def build() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=8126, help="port on 127.0.0.1 (8126; 0: any)")
     fake.add_argument(
         "--records", type=int, default=1000, help="records in the seeded dataset (1000)"
+    )
+    faults = fake.add_argument_group("faults (none by default; random ones come from --seed)")
+    faults.add_argument("--latency", type=_seconds, default=0.0, help="seconds per request (0)")
+    faults.add_argument(
+        "--error-rate", type=_fraction, default=0.0, help="fraction answered 503 (0)"
+    )
+    faults.add_argument(
+        "--rate-limit-rate", type=_fraction, default=0.0, help="fraction answered 429 (0)"
+    )
+    faults.add_argument(
+        "--drop-rate", type=_fraction, default=0.0, help="fraction of connections dropped (0)"
+    )
+    faults.add_argument("--seed", type=int, default=0, help="seed of the random faults (0)")
+    faults.add_argument(
+        "--rate-limit",
+        type=_per,
+        metavar="N/SECONDS",
+        help="enforce a fixed-window limit, answering 429 beyond it, e.g. 600/60",
     )
     fake.set_defaults(run=commands.fake_server)
 

@@ -7,7 +7,7 @@ from typing import Any, Final, TypeVar
 
 from .. import _wire
 from .._json import encode_json
-from .._routes import Compiled
+from .._routes import Compiled, encodable
 from .._transport import Query, Transport
 from ..errors import ErrorItem, NotFoundError, ValidationError
 from ..models import UNSET
@@ -93,16 +93,23 @@ def named_model(name: Any, fields: dict[str, Any], model: type[T], read: Callabl
 
 
 def filters(**values: str | Sequence[str] | None) -> list[tuple[str, str]]:
-    """``filter[name]`` query parameters; a sequence repeats the parameter, None leaves it out."""
+    """``filter[name]`` query parameters; a sequence repeats the parameter, None leaves it out.
+
+    Keyed by the caller's argument names, which errors name (``ids`` sends ``filter[id]``).
+    """
     query: list[tuple[str, str]] = []
     for name, value in values.items():
         if value is None:
             continue
+        parameter = f"filter[{_FILTERS.get(name, name)}]"
         for item in [value] if isinstance(value, str) else value:
             if not isinstance(item, str) or not item:
                 raise ValidationError(name, f"must be a non-empty string; got {item!r}")
-            query.append((f"filter[{name}]", item))
+            query.append((parameter, encodable(name, item)))
     return query
+
+
+_FILTERS: Final = {"ids": "id"}
 
 
 def paginate(
@@ -117,6 +124,8 @@ def paginate(
     """A paginator over ``route``: ``query`` on every page, plus the cursor and page size."""
     if cursor is not None and (not isinstance(cursor, str) or not cursor):
         raise ValidationError("cursor", f"must be a non-empty string; got {cursor!r}")
+    if cursor is not None:
+        encodable("cursor", cursor)
     base = list(query)
     if page_size is not None:
         if isinstance(page_size, bool) or not isinstance(page_size, int):

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _routes, _wire
+from ..errors import ConflictError
 from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
 from ..pagination import AsyncPaginator
 from ._base import Resource, filters, get_one, named_model, paginate, request_model
@@ -31,16 +32,29 @@ class Datasets(Resource):
         *,
         description: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
+        exist_ok: bool = False,
     ) -> Dataset:
         """Create an empty dataset (version 0) in a project.
 
         Pass the name and fields, or a ready :class:`~llmobs_async.models.DatasetCreate`.
+        A project holds one dataset of a name: the API answers 409 (``ConflictError``)
+        when it is taken. With ``exist_ok=True`` the dataset of that name is returned
+        instead, as it is (its description and metadata are not changed).
         """
         route = _routes.CREATE_DATASET.compile(project_id=project_id)
         fields = {"description": description, "metadata": metadata}
         body = named_model(name, fields, DatasetCreate, _read_create)
         payload = _wire.encode_model(body, "datasets")
-        return await self._transport.request(route, _load, body=payload)
+        try:
+            return await self._transport.request(route, _load, body=payload)
+        except ConflictError:
+            if not exist_ok:
+                raise
+            # filter[name] is an exact match; the loop guards against a server that is not.
+            async for dataset in self.list(project_id, name=body.name):
+                if dataset.name == body.name:
+                    return dataset
+            raise  # taken, yet not listed: deleted since, or not visible; the 409 says why
 
     async def get(self, project_id: str, dataset_id: str) -> Dataset:
         """The dataset with this id; ``NotFoundError`` when there is none."""
@@ -67,7 +81,7 @@ class Datasets(Resource):
             self._transport,
             _routes.LIST_DATASETS.compile(project_id=project_id),
             _load_page,
-            filters(name=name, id=ids),
+            filters(name=name, ids=ids),
             cursor=cursor,
             page_size=page_size,
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
+
+import attrs
 
 from .. import _json, _routes, _wire
 from .._transport import Transport
 from .._wire_fast import structure_experiment
-from ..errors import ValidationError
+from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
 from ..models import (
     UNSET,
     Experiment,
@@ -40,6 +43,9 @@ _read_span = _wire.request_reader(ExperimentSpan, "experiments")
 _load = _wire.one(structure_experiment)
 _load_page = _wire.page_of(structure_experiment)
 _DAY_MS: Final = 24 * 3600 * 1000
+READ_BACK_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
+"""The waits between the reads of an update's read-back while the list lags the write, in
+units of the client's first retry backoff (0.5 s): 0.05 s to 0.8 s, 1.55 s in all."""
 
 
 def _load_update(body: bytes) -> Experiment | None:
@@ -139,12 +145,18 @@ class Experiments(Resource):
         if project_id is None and dataset_id is None and ids is None:
             raise ValidationError("project_id", "give project_id, dataset_id or ids")
         query = filters(
-            project_id=project_id, dataset_id=dataset_id, id=ids, name=name, experiment=experiment
+            project_id=project_id, dataset_id=dataset_id, ids=ids, name=name, experiment=experiment
         )
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise ValidationError("metadata", "must be a JSON object (a mapping)")
-            query.append(("filter[metadata]", _json.encode_json(dict(metadata)).decode()))
+            try:
+                encoded = _json.encode_json(dict(metadata))
+            except ValidationError as exc:
+                if exc.field == "body":  # the object itself, not a value in it
+                    raise ValidationError("metadata", exc.reason) from None
+                raise exc.prefixed("metadata") from None
+            query.append(("filter[metadata]", encoded.decode()))
         if deleted:
             query.append(("filter[is_deleted]", "true"))
         return paginate(
@@ -155,6 +167,38 @@ class Experiments(Resource):
             cursor=cursor,
             page_size=page_size,
         )
+
+    @overload
+    async def update(
+        self,
+        experiment_id: str,
+        body: ExperimentUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        dataset_id: str | Unset = UNSET,
+        status: ExperimentStatus | str | Unset = UNSET,
+        error: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+        read_back: Literal[True] = True,
+    ) -> Experiment: ...
+
+    @overload
+    async def update(
+        self,
+        experiment_id: str,
+        body: ExperimentUpdate | Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset = UNSET,
+        dataset_id: str | Unset = UNSET,
+        status: ExperimentStatus | str | Unset = UNSET,
+        error: str | Unset = UNSET,
+        metadata: Mapping[str, JSONValue] | Unset = UNSET,
+        read_back: bool,
+    ) -> Experiment | None: ...
 
     async def update(
         self,
@@ -168,13 +212,22 @@ class Experiments(Resource):
         status: ExperimentStatus | str | Unset = UNSET,
         error: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
-    ) -> Experiment:
+        read_back: bool = True,
+    ) -> Experiment | None:
         """Partially update an experiment; fields not given are left unchanged.
 
         Pass either keyword fields or a ready :class:`~llmobs_async.models.ExperimentUpdate`
         (or a mapping of its fields) as ``body``. The live API answers with an
-        empty 200; the experiment is then read back (one more request) so
-        the result is the experiment as stored.
+        empty 200; the experiment is then read back (one more request) so the
+        result is the experiment as stored. While the list lags the write (it
+        leaves the experiment out, or shows other values than those written)
+        the read is retried briefly (6 reads in 1.55 s, see :data:`READ_BACK_WAITS`).
+        If the read fails or keeps lagging, :class:`~llmobs_async.errors.ReadBackError`
+        says that the write **was applied** and carries what was written.
+
+        ``read_back=False`` skips the read (one request instead of two, for a
+        hot path): the result is the experiment if the API's answer carried
+        it, else ``None``. Returning normally always means the write landed.
         """
         route = _routes.UPDATE_EXPERIMENT.compile(experiment_id=experiment_id)
         fields = {
@@ -189,7 +242,47 @@ class Experiments(Resource):
             body, fields, _UPDATE_KINDS, ExperimentUpdate, _read_update, "experiments"
         )
         updated = await self._transport.request(route, _load_update, body=payload)
-        return updated if updated is not None else await self.get(experiment_id)
+        if updated is not None or not read_back:
+            return updated
+        # The fields were checked before sending; the model is built only to compare.
+        written = request_model(body, fields, ExperimentUpdate, _read_update)
+        return await self._read_back(experiment_id, written)
+
+    async def _read_back(self, experiment_id: str, written: ExperimentUpdate) -> Experiment:
+        """The experiment once the list shows ``written``; ReadBackError otherwise."""
+        read: Experiment | None = None
+        unit = self._transport.retry.initial
+        for wait in (*READ_BACK_WAITS, None):
+            try:
+                read = await self.get(experiment_id)
+            except NotFoundError:
+                pass  # the list lags the write (or the experiment was deleted since)
+            except LLMObsError as exc:
+                raise ReadBackError(
+                    f"experiment {experiment_id} was updated ({_fields(written)}), but reading "
+                    f"it back failed: {exc}",
+                    experiment_id=experiment_id,
+                    written=written,
+                ) from exc
+            else:
+                if not _differs(written, read):
+                    return read
+            if wait is not None:
+                await asyncio.sleep(wait * unit)
+        reads = len(READ_BACK_WAITS) + 1
+        shows = (
+            "left it out"
+            if read is None
+            else f"showed other values for {', '.join(_differs(written, read))}"
+        )
+        raise ReadBackError(
+            f"experiment {experiment_id} was updated ({_fields(written)}), but {reads} reads "
+            f"of the list in {sum(READ_BACK_WAITS) * unit:.2g}s {shows} (a lagging list, or "
+            "another writer in between)",
+            experiment_id=experiment_id,
+            written=written,
+            read=read,
+        )
 
     async def delete(self, experiment_ids: str | Sequence[str], /) -> None:
         """Delete one experiment or several (one request)."""
@@ -200,11 +293,17 @@ class Experiments(Resource):
 
 
 def _load_events_page(body: bytes) -> Page[SpanResult]:
+    # The documented shape, or a typed error: a page read as "no spans" when
+    # it is something else would end a pull as if the experiment were empty.
     doc = _json.loads(body)
-    data = doc.get("data") or {}
-    attributes = data.get("attributes") or {} if isinstance(data, dict) else {}
-    spans = attributes.get("spans") or []
-    summary = attributes.get("summary_metrics") or []
+    data = doc["data"]
+    if not isinstance(data, dict):
+        raise TypeError(f"data is not an object but {_wire.json_type(data)}")
+    attributes = data["attributes"]
+    if not isinstance(attributes, dict):
+        raise TypeError(f"data.attributes is not an object but {_wire.json_type(attributes)}")
+    spans = _wire.json_list(attributes, "spans", required=True)
+    summary = _wire.json_list(attributes, "summary_metrics", required=False)
     return EventsPage(
         items=[_wire.structure_span(span) for span in spans],
         next_cursor=_wire.next_cursor(doc),
@@ -262,6 +361,37 @@ class Events(Resource):
             cursor=cursor,
             page_size=page_size,
         )
+
+
+def _fields(written: ExperimentUpdate) -> str:
+    return ", ".join(k for k, v in attrs.asdict(written, recurse=False).items() if v is not UNSET)
+
+
+def _differs(written: ExperimentUpdate, read: Experiment) -> list[str]:
+    """The fields written that ``read`` shows with another value: the list lags the write.
+
+    A field the answer leaves out says nothing either way (the live API leaves out
+    empty fields, and its answers have not always carried ``status`` or ``error``), so
+    only a value that is there and differs counts; waiting on an absent field would
+    fail every update against a server that never sends it.
+    """
+    differ = []
+    for key, value in attrs.asdict(written, recurse=False).items():
+        if value is UNSET:
+            continue
+        have = getattr(read, key)
+        if have is None or (key == "metadata" and not have):
+            continue
+        if key == "metadata":  # compared as JSON (a tuple written reads back as a list)
+            wanted = _json.loads(_json.encode_json(dict(value)))
+            same = all(k in have and have[k] == v for k, v in wanted.items())
+        elif key == "status":
+            same = str(getattr(have, "value", have)) == value.value
+        else:
+            same = have == (value or "")
+        if not same:
+            differ.append(key)
+    return differ
 
 
 def _seq(field: str, value: Any) -> Sequence[Any]:

@@ -57,7 +57,7 @@ class Projects(Resource):
             self._transport,
             _routes.LIST_PROJECTS.compile(),
             _load_page,
-            filters(name=name, id=ids),
+            filters(name=name, ids=ids),
             cursor=cursor,
             page_size=page_size,
         )

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _bulk, _json, _routes, _wire, _wire_records
+from .. import _bulk, _csv, _json, _routes, _upload, _wire, _wire_records
 from .._bulk import (
     BulkOperation,
     BulkResult,
@@ -18,11 +18,13 @@ from .._bulk import (
     check_source,
 )
 from .._bulkjob import BulkJob
+from .._bulkversion import OneVersion, StopRetry, refuse_unsure
 from .._transport import Transport
-from ..errors import ValidationError
+from ..errors import LLMObsError, ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
 from ._base import Resource, filters, paginate
+from .datasets import Datasets
 
 
 def _load_page(body: bytes) -> Page[DatasetRecord]:
@@ -84,6 +86,11 @@ class Records(Resource):
         Each item is a :class:`~llmobs_async.models.RecordCreate` or a mapping
         of its fields (``input`` required). For more than a request's worth,
         use :meth:`create_many`.
+
+        A request whose answer was lost (a dropped connection, a timeout, a
+        5xx) is sent again only when deduplication keeps the records from
+        being added twice: with ``deduplicate=False`` its error is raised
+        instead (the records may or may not have been added).
         """
         route = _routes.CREATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
         encoded = _wire_records.encode_new_records(_sequence(records))
@@ -93,7 +100,15 @@ class Records(Resource):
                 raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
             options = b',"deduplicate":%s' % (b"true" if deduplicate else b"false")
         payload = _wire.envelope("records", b'{"records":%s%s}' % (encoded, options))
-        return await self._transport.request(route, _wire_records.load_records, body=payload)
+        try:
+            return await self._transport.request(
+                route,
+                _wire_records.load_records,
+                body=payload,
+                before_retry=refuse_unsure if deduplicate is False else None,
+            )
+        except StopRetry as exc:
+            raise exc.error from None
 
     async def update(
         self,
@@ -144,16 +159,23 @@ class Records(Resource):
         ``applied + sum(len(f.records) for f in failed) == submitted``;
         it does not raise for failed records (call ``raise_for_failures()``).
         ``on_progress`` gets a :class:`~llmobs_async.BulkProgress` after each batch.
+
+        The job makes one new dataset version, however many batches: it goes
+        through ``batch_update`` (``update_records``) as :meth:`create_many`
+        does. There a ``null`` ``input`` or ``expected_output`` means
+        "unchanged", so an update setting one to ``None`` is reported failed
+        (a ``ValidationError`` naming it) instead of being sent; store a null
+        with :meth:`update`.
         """
-        route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
-        return await _run(
-            self._transport,
-            _bulk.records_patch(route),
+        return await self._batch_job(
+            project_id,
+            dataset_id,
             records,
+            "update_records",
+            b"",
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
-            name="update_many",
         )
 
     async def create_many(
@@ -169,8 +191,15 @@ class Records(Resource):
     ) -> BulkResult:
         """Stream any number of new records into a dataset: one new dataset version per job.
 
-        Goes through ``batch_update``: the first batch makes the new version
-        (sent alone), the others add to it. Otherwise as :meth:`update_many`.
+        Goes through ``batch_update``: one request makes the new version, the
+        others add to it, whatever happens to the first batch (a refused
+        record, a 5xx, an answer lost after it landed: the dataset's
+        ``current_version`` is read before the job and after such an answer).
+        A batch whose answer was lost is sent again when ``deduplicate`` (the
+        default) keeps its records from being added twice; with
+        ``deduplicate=False`` it is not, and its records are reported failed
+        with :class:`~llmobs_async.BulkOutcomeUnknownError`. Otherwise as
+        :meth:`update_many`.
         """
         if not isinstance(deduplicate, bool):
             raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
@@ -183,6 +212,97 @@ class Records(Resource):
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
+        )
+
+    async def create_from_csv(
+        self,
+        project_id: str,
+        dataset_id: str,
+        file: _csv.CsvFile | _csv.CsvSource,
+        *,
+        input_columns: Sequence[str] = (),
+        expected_output_columns: Sequence[str] = (),
+        metadata_columns: Sequence[str] = (),
+        id_column: str | None = None,
+        delimiter: str = ",",
+        start_line: int = 1,
+        deduplicate: bool = True,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 5_000_000,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Stream a CSV file of any size into a dataset as new records: one dataset version.
+
+        Each row becomes a record as in ddtrace's ``create_dataset_from_csv``
+        (see :class:`~llmobs_async.CsvSource`); the header is checked before
+        anything is sent. The records go through :meth:`create_many`, so every
+        one is accounted for. For the line a failed record starts on, pass a
+        ``CsvSource`` you made (with the column options on it) as ``file`` and
+        call its ``line_of(position)``; its ``malformed`` lists the rows set
+        aside, which are in neither ``applied`` nor ``failed``.
+        """
+        source = await _csv.open_source(
+            file,
+            input_columns=input_columns,
+            expected_output_columns=expected_output_columns,
+            metadata_columns=metadata_columns,
+            id_column=id_column,
+            delimiter=delimiter,
+            start_line=start_line,
+        )
+        try:
+            return await self.create_many(
+                project_id,
+                dataset_id,
+                source,
+                deduplicate=deduplicate,
+                batch_size=batch_size,
+                max_batch_bytes=max_batch_bytes,
+                on_progress=on_progress,
+            )
+        finally:
+            source.close()
+
+    async def upload_csv(
+        self,
+        project_id: str,
+        dataset_id: str,
+        file: _csv.CsvFile,
+        *,
+        input_columns: Sequence[str],
+        expected_output_columns: Sequence[str] = (),
+        metadata_columns: Sequence[str] = (),
+        id_column: str | None = None,
+        delimiter: str = ",",
+        deduplicate: bool = True,
+        tags: Sequence[str] = (),
+    ) -> _upload.CsvUploadResult:
+        """Send a CSV file's records through the upload endpoint, in one streamed request.
+
+        Rows become records as in :meth:`create_from_csv` and are re-written,
+        as they are read, in the API's upload format: the file is never held
+        in memory. The answer is for the whole file (how many records were
+        created), never per record, and a retry re-sends the whole file, so
+        ``file`` must be a path or a seekable file and ``deduplicate`` (on by
+        default, unlike the API's) keeps a re-sent upload from adding records
+        twice. ``tags`` are added to every record. A large file needs a longer
+        timeout: ``client.with_options(timeout=600).records.upload_csv(...)``.
+        Raises :class:`~llmobs_async.errors.UploadError` if the API reports
+        that processing failed. Prefer :meth:`create_from_csv` unless the file
+        is a first load too large for batches: it reports every record.
+        """
+        return await _upload.upload_csv(
+            self._transport,
+            project_id,
+            dataset_id,
+            file,
+            deduplicate=deduplicate,
+            tags=tags,
+            input_columns=input_columns,
+            expected_output_columns=expected_output_columns,
+            metadata_columns=metadata_columns,
+            id_column=id_column,
+            delimiter=delimiter,
         )
 
     async def delete_many(
@@ -222,17 +342,45 @@ class Records(Resource):
         max_batch_bytes: int,
         on_progress: ProgressCallback | None,
     ) -> BulkResult:
-        route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
-        name = "create_many" if field == "insert_records" else "delete_many"
+        names = {"insert_records": "create_many", "delete_records": "delete_many"}
         return await _run(
             self._transport,
-            _bulk.batch_update(route, dataset_id, field, options),
+            batch_operation(self._transport, project_id, dataset_id, field, options),
             items,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
-            name=name,
+            name=names.get(field, "update_many"),
         )
+
+
+def batch_operation(
+    transport: Transport, project_id: str, dataset_id: str, field: str, options: bytes
+) -> BulkOperation:
+    """The ``batch_update`` operation of one job: ``field`` is ``{insert,update,delete}_records``.
+
+    The job makes one new dataset version (see ``_bulkversion``), checked
+    against the dataset's ``current_version``.
+    """
+    route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
+    datasets = Datasets(transport)
+
+    async def read_version() -> int:
+        version = (await datasets.get(project_id, dataset_id)).current_version
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise LLMObsError("the dataset's current_version is missing from the answer")
+        return version
+
+    # Inserts without deduplication are the one change a re-sent request can apply twice.
+    resend_unsure = field != "insert_records" or b'"deduplicate":true' in options
+    return _bulk.batch_update(
+        route,
+        dataset_id,
+        field,
+        options,
+        version=OneVersion(read_version),
+        resend_unsure=resend_unsure,
+    )
 
 
 async def _run(

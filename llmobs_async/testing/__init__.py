@@ -7,9 +7,12 @@ checks auth and bodies like the API, and injects faults (statuses, 429 with
 rate-limit headers, latency, dropped connections, HTML bodies) on demand.
 See its docstring for an example. With pytest and pytest-asyncio installed,
 the fixtures ``llmobs_fake`` and ``llmobs_client`` are ready to use
-(:mod:`llmobs_async.testing.pytest_plugin`).
+(:mod:`llmobs_async.testing.pytest_plugin`). Recorded requests carry the
+``key_fingerprint`` of their API key (never the key), so a test can tell
+tenants apart.
 """
 
+from .._ratelimit import key_fingerprint
 from ._events import ExperimentEvents
 from ._faults import Chaos, Fault, FixedWindowLimit, RecordedRequest
 from ._records import FakeDataset
@@ -23,4 +26,5 @@ __all__ = [
     "Fault",
     "FixedWindowLimit",
     "RecordedRequest",
+    "key_fingerprint",
 ]

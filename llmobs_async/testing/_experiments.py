@@ -119,9 +119,10 @@ def list_experiments(store: FakeStore, query: MultiMapping[str]) -> Reply:
     metadata = _metadata_filter(query.get("filter[metadata]"))
     deleted = filter_bool(query, "filter[is_deleted]") or False
     before, limit = page_request(query, "experiments", "experiments", clamp=True)
+    shown = _shown(store)
 
     def keep(eid: str) -> bool:
-        e = store.experiments.get(eid)
+        e = shown.get(eid)
         return (
             e is not None
             and bool(e.get("deleted_at")) == deleted
@@ -135,8 +136,17 @@ def list_experiments(store: FakeStore, query: MultiMapping[str]) -> Reply:
         )
 
     found, next_seq = store.experiment_index.page(before, limit, keep)
-    data = [experiment_doc(store, eid) for eid in found]
+    data = [resource("experiments", eid, shown[eid]) for eid in found]
     return Reply(200, page_doc(data, "experiments", next_seq))
+
+
+def _shown(store: FakeStore) -> dict[str, dict[str, Any]]:
+    """The experiments this read of the list shows: the lagging snapshot, or the store."""
+    if store.experiment_list_lag is None:
+        return store.experiments
+    snapshot, reads = store.experiment_list_lag
+    store.experiment_list_lag = (snapshot, reads - 1) if reads > 1 else None
+    return snapshot
 
 
 def _metadata_filter(text: str | None) -> dict[str, Any] | None:

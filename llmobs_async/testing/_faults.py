@@ -31,6 +31,10 @@ class RecordedRequest:
     status: int = 0
     """Status answered; 0 while unanswered, or when the connection was dropped or
     the client went away before the answer."""
+    api_key_fingerprint: str | None = None
+    """A short hash of the request's ``DD-API-KEY`` (``None`` without one): the keys
+    themselves are redacted, this tells tenants apart. Compare it with
+    :func:`~llmobs_async.testing.key_fingerprint` of a tenant's key."""
     at: float = attrs.field(factory=time.monotonic)
     """When the request arrived (its body read), in ``time.monotonic()`` seconds: the
     clock asyncio's default loop uses, so tests can compare it with ``loop.time()``."""
@@ -41,8 +45,8 @@ class RecordedRequest:
         return self.path.partition("?")[0]
 
     def json(self) -> Any:
-        """The request body, decoded."""
-        return json.loads(self.body)
+        """The request body, decoded; ``None`` for a request without a body (a GET)."""
+        return json.loads(self.body) if self.body else None
 
 
 @attrs.define(kw_only=True)
@@ -53,6 +57,8 @@ class Fault:
     holds the answer back; ``drop`` closes the connection without answering.
     ``match`` narrows the requests it applies to; ``times=None`` is forever;
     ``after`` lets that many matching requests through before it applies.
+    ``applied`` carries the request out first and then replaces (or drops)
+    its answer: a write that landed but whose answer was lost on the way.
     """
 
     status: int | None = None
@@ -63,6 +69,7 @@ class Fault:
     times: int | None = 1
     match: Callable[[RecordedRequest], bool] | None = None
     after: int = 0
+    applied: bool = False
 
     def take(self, request: RecordedRequest) -> bool:
         """Consume one use of the fault if it applies to ``request``."""

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .._ratelimit import key_fingerprint
 from ._faults import RecordedRequest
 from ._wire import ApiFault
 
@@ -51,6 +52,7 @@ def recorded(request: web.Request, body: bytes) -> RecordedRequest:
         method=request.method,
         path=request.raw_path,
         headers=redact(request.headers),
+        api_key_fingerprint=_fingerprint(request.headers.get("DD-API-KEY")),
         body=body,
         query=query,
     )
@@ -70,6 +72,10 @@ def record_ids(body: bytes) -> set[str]:
         return ids
     except (ValueError, KeyError, TypeError, AttributeError):
         return set()
+
+
+def _fingerprint(api_key: str | None) -> str | None:
+    return None if api_key is None else key_fingerprint(api_key)
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:

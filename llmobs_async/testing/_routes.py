@@ -9,12 +9,16 @@ from multidict import MultiMapping
 
 from . import _datasets as ds
 from . import _experiments as ex
+from . import _upload as up
 from ._store import FakeStore
 from ._wire import Reply
 
 V1 = "/api/v2/llm-obs/v1"
+V2 = "/api/v2/llm-obs/v2"
 V3 = "/api/v2/llm-obs/v3"
 _D = V1 + "/{project_id}/datasets/{dataset_id}"
+UPLOAD = "/records/upload"
+"""The end of the one path that takes a multipart body (a CSV file), not JSON."""
 
 Path = Mapping[str, str]
 Call = Callable[[FakeStore, Path, MultiMapping[str], Any], Reply]
@@ -65,6 +69,11 @@ ROUTES: list[tuple[str, str, Call]] = [
     ("PATCH", _D + "/records", lambda s, p, q, b: Reply(200, s.update_records(*_pd(p), b))),
     ("POST", _D + "/records/delete", lambda s, p, q, b: ds.delete_records(s, *_pd(p), b)),
     ("POST", _D + "/batch_update", lambda s, p, q, b: ds.batch_update(s, *_pd(p), b)),
+    (
+        "POST",
+        V2 + "/{project_id}/datasets/{dataset_id}" + UPLOAD,
+        lambda s, p, q, b: up.upload_records(s, *_pd(p), q, b),
+    ),
 ]
 """The routes, in the order they are matched (literal segments before parameters)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -30,8 +31,9 @@ from ._http import (
     status_title,
 )
 from ._records import FakeDataset
-from ._routes import ROUTES, Call
+from ._routes import ROUTES, UPLOAD, Call
 from ._store import FakeStore
+from ._upload import Multipart
 from ._wire import ApiFault, Reply
 
 
@@ -66,6 +68,7 @@ class FakeLLMObsServer:
         port: int = 0,
         rate_limit: tuple[int, float] | None = None,
         max_body_bytes: int = 5 * 1024 * 1024 + 64 * 1024,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self.app_key = app_key
@@ -76,11 +79,17 @@ class FakeLLMObsServer:
         self.max_in_flight = 0
         """The most requests the server was handling at once."""
         self.max_body_bytes = max_body_bytes
-        """Bodies larger than this are answered 413."""
+        """JSON bodies larger than this are answered 413 (a file upload is limited only
+        by the server's 64 MB)."""
         self.rate_limit: FixedWindowLimit | None = (
             FixedWindowLimit(*rate_limit) if rate_limit else None
         )
+        self.rate_limited: Callable[[RecordedRequest], bool] | None = None
+        """Which requests ``rate_limit`` counts (``None``: all). The live API limits
+        endpoints apart, e.g. reading datasets apart from writing records."""
         self.chaos: Chaos | None = None
+        self.latency = latency
+        """Seconds every request takes to be served (a service time), before any fault."""
         self._faults: list[Fault] = []
         self._in_flight = 0
         self._host, self._port = host, port
@@ -91,7 +100,9 @@ class FakeLLMObsServer:
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> FakeLLMObsServer:
-        """Start listening; ``base_url`` is set afterwards."""
+        """Start listening; ``base_url`` is set afterwards. On a started server, nothing."""
+        if self._runner is not None:
+            return self  # a second runner would listen too, and never be stopped
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for method, path, call in ROUTES:
             app.router.add_route(method, path, self._endpoint(call))
@@ -105,10 +116,15 @@ class FakeLLMObsServer:
             handler_cancellation=True,
             shutdown_timeout=0.1,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        runner = self._runner
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:  # a busy port: nothing may stay set up behind the error
+            self._runner = None
+            await runner.cleanup()
+            raise
+        host, port = runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self
 
@@ -157,6 +173,17 @@ class FakeLLMObsServer:
     @experiment_patch_echo.setter
     def experiment_patch_echo(self, value: bool) -> None:
         self.store.experiment_patch_echo = value
+
+    def lag_experiment_lists(self, reads: int) -> None:
+        """Make the next ``reads`` experiment lists show the experiments as they are now.
+
+        The live list is index-backed and lags writes: a PATCH made after this
+        call (or an experiment added) shows in a list only from the
+        ``reads + 1``-th read on; until then the list shows the old values
+        (or leaves a new experiment out). ``0`` ends the lag.
+        """
+        snapshot = copy.deepcopy(self.store.experiments)
+        self.store.experiment_list_lag = (snapshot, reads) if reads > 0 else None
 
     def events(self, experiment_id: str) -> ExperimentEvents:
         """The spans and metrics pushed to an experiment."""
@@ -218,6 +245,7 @@ class FakeLLMObsServer:
         times: int | None = 1,
         match: Callable[[RecordedRequest], bool] | None = None,
         after: int = 0,
+        applied: bool = False,
     ) -> Fault:
         """Misbehave on the next ``times`` matching requests (``None``: forever).
 
@@ -227,6 +255,9 @@ class FakeLLMObsServer:
         matching requests through first, e.g. to fail the third page of a pull::
 
             fake.inject(status=503, after=2, match=lambda r: r.url_path.endswith("/records"))
+
+        ``applied=True`` carries the request out before the fault replaces its
+        answer (or drops the connection): the write landed, its answer was lost.
         """
         if isinstance(body, Mapping):
             body = json.dumps(body).encode()
@@ -243,6 +274,7 @@ class FakeLLMObsServer:
             times=times,
             match=match,
             after=after,
+            applied=applied,
         )
         self._faults.append(fault)
         return fault
@@ -272,10 +304,24 @@ class FakeLLMObsServer:
         self._faults.append(fault)
         return fault
 
-    def inject_html(self, *, status: int = 502, times: int = 1) -> Fault:
-        """Answer an HTML error page, as a proxy or load balancer would."""
+    def inject_html(
+        self,
+        *,
+        status: int = 502,
+        times: int | None = 1,
+        match: Callable[[RecordedRequest], bool] | None = None,
+        after: int = 0,
+        applied: bool = False,
+    ) -> Fault:
+        """Answer an HTML error page, as a proxy or load balancer would (``status=200`` too)."""
         return self.inject(
-            status=status, body=HTML_PAGE, headers={"Content-Type": "text/html"}, times=times
+            status=status,
+            body=HTML_PAGE,
+            headers={"Content-Type": "text/html"},
+            times=times,
+            match=match,
+            after=after,
+            applied=applied,
         )
 
     def reject_record(self, record_id: str, *, status: int = 400) -> Fault:
@@ -334,29 +380,51 @@ class FakeLLMObsServer:
     async def _answer(
         self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
     ) -> web.Response | None:
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         fault = next((f for f in self._faults if f.take(seen)), None)
         if fault is None and self.chaos is not None:
             fault = self.chaos.draw()
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.applied:
+                self._carry_out(request, seen, apply)
             if fault.drop:
                 return None
             if fault.status is not None:
                 return raw_response(fault.status, fault.body or b"", fault.headers)
         limit_headers: Mapping[str, str] = {}
-        if self.rate_limit is not None:
+        if self.rate_limit is not None and (self.rate_limited is None or self.rate_limited(seen)):
             allowed, limit_headers = self.rate_limit.admit()
             if not allowed:
                 return raw_response(429, b'{"errors":["Too many requests"]}', limit_headers)
         try:
             self._authenticate(request)
-            if len(seen.body) > self.max_body_bytes:
+            if len(seen.body) > self.max_body_bytes and not seen.url_path.endswith(UPLOAD):
                 raise ApiFault(413, "Payload Too Large", "request body too large")
-            answer = apply(None if request.method in BODILESS else decode_body(seen.body))
+            if request.method in BODILESS:
+                doc = None
+            elif request.content_type == "multipart/form-data":
+                doc = Multipart(seen.body, request.headers["Content-Type"])
+            else:
+                doc = decode_body(seen.body)
+            answer = apply(doc)
         except ApiFault as fault_:
             return raw_response(fault_.status, json.dumps(fault_.body).encode(), limit_headers)
+        if answer.content_type != "application/json":
+            limit_headers = {**limit_headers, "Content-Type": answer.content_type}
         return raw_response(answer.status, answer.encode(), limit_headers)
+
+    def _carry_out(
+        self, request: web.Request, seen: RecordedRequest, apply: Callable[[Any], Reply]
+    ) -> None:
+        """Apply a request whose answer a fault replaces (what it would have answered is lost)."""
+        try:
+            self._authenticate(request)
+            apply(None if request.method in BODILESS else decode_body(seen.body))
+        except ApiFault:
+            pass
 
     def _authenticate(self, request: web.Request) -> None:
         api_key = request.headers.get("DD-API-KEY")
@@ -366,5 +434,8 @@ class FakeLLMObsServer:
         pair = (api_key, app_key)
         if pair != (self.api_key, self.app_key) and pair not in self._extra_keys:
             raise ApiFault(403, "Forbidden", "invalid API key or application key")
-        if request.method not in BODILESS and request.content_type != "application/json":
-            raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")
+        if request.method in BODILESS or request.content_type == "application/json":
+            return
+        if request.content_type == "multipart/form-data" and request.path.endswith(UPLOAD):
+            return
+        raise ApiFault(415, "Unsupported Media Type", "Content-Type must be application/json")

@@ -102,11 +102,15 @@ class Reply:
 
     status: int = 200
     doc: Any = None
+    content_type: str = "application/json"
+    """Another type (an event stream) takes ``doc`` as the body's text."""
 
     def encode(self) -> bytes:
         """The body as bytes: orjson when it can, the stdlib for what orjson refuses."""
         if self.doc is None:
             return b""
+        if self.content_type != "application/json":
+            return str(self.doc).encode()
         try:
             return orjson.dumps(self.doc)
         except TypeError:  # orjson.JSONEncodeError: huge ints, lone surrogates

@@ -100,3 +100,22 @@ async def test_ids_in_paths_are_encoded(fake: FakeLLMObsServer, client: LLMObsCl
     assert fake.requests[-1].url_path.endswith("/v1/p%2Fx/datasets/..%2Fd/versions")
     with pytest.raises(errors.ValidationError, match="dataset_id"):
         await client.datasets.versions("p", "..")
+
+
+async def test_create_exist_ok_returns_the_dataset_of_that_name_unchanged(
+    fake: FakeLLMObsServer, client: LLMObsClient, seeded: Seeded
+) -> None:
+    first = await client.datasets.create(seeded.project_id, "qa", description="first")
+    again = await client.datasets.create(
+        seeded.project_id, "qa", description="second", exist_ok=True
+    )
+    assert (again.id, again.description) == (first.id, "first")
+    named = [ds for ds in fake.datasets.values() if ds.attributes.get("name") == "qa"]
+    assert len(named) == 1
+
+
+async def test_create_exist_ok_still_raises_what_is_not_a_name_clash(
+    client: LLMObsClient,
+) -> None:
+    with pytest.raises(errors.NotFoundError):
+        await client.datasets.create("no-such-project", "x", exist_ok=True)
