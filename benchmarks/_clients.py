@@ -9,6 +9,7 @@ it measures (a bigger heap would make the garbage collector slower for all).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import warnings
@@ -45,10 +46,15 @@ class BenchClient:
 
     name = ""
 
-    def __init__(self, url: str, concurrency: int) -> None:
+    def __init__(self, url: str, concurrency: int, *, limit: bool = False) -> None:
         self.url = url
         self.concurrency = concurrency
         self.version = ""
+        # Calls launched all at once: a client without a concurrency limit of its
+        # own gets the semaphore its user would add; llmobs_async uses its own.
+        self.limit = (
+            asyncio.Semaphore(concurrency) if limit and self.name != "llmobs_async" else None
+        )
 
     async def __aenter__(self) -> BenchClient:
         return self
@@ -58,9 +64,18 @@ class BenchClient:
 
     def call(self, scenario: Scenario, records: list[dict[str, Any]]) -> Call:
         """Return the per-request call of a request scenario."""
-        if scenario.kind == "experiment":
-            return self.experiment_call()
-        return self.records_call(records)
+        call = (
+            self.experiment_call() if scenario.kind == "experiment" else self.records_call(records)
+        )
+        limit = self.limit
+        if limit is None:
+            return call
+
+        async def limited() -> int:
+            async with limit:
+                return await call()
+
+        return limited
 
     def experiment_call(self) -> Call:
         """One experiment update: ``status="completed", metadata={"run": 3}``."""

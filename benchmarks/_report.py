@@ -126,11 +126,15 @@ def to_json(cells: dict[tuple[str, str], Cell], meta: dict[str, Any]) -> dict[st
 
 
 BUDGETS: tuple[tuple[str, str, float], ...] = (
-    # (scenario, what, bound): the budgets the issues set.
-    ("small", "vs floor", 1.3),
+    # (scenario, what, bound): the budgets the issues set. Issue 15: calls
+    # launched all at once, as a web app launches them.
+    ("small", "vs floor", 1.2),
     ("small", "official x", 2.5),
-    ("records100", "vs floor", 1.5),
+    ("records100", "vs floor", 1.3),
     ("records100", "official x", 20.0),
+    # One batch at a time (the method before issue 15), at its budgets then.
+    ("small_batched", "vs floor", 1.3),
+    ("records100_batched", "vs floor", 1.5),
     ("update_many_rss_1m", "MiB", 100.0),
 )
 

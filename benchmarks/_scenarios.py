@@ -29,6 +29,12 @@ class Scenario:
 
     ``count`` is the number of timed requests per round, or of records for
     the bulk kinds. ``rounds`` overrides ``--rounds`` when set.
+
+    ``burst`` set: the calls are launched the way a web app launches them, all
+    at once (``burst`` tasks created together; the client's own concurrency
+    limit holds them), each burst on a new client, as a service meets its
+    first traffic; ``count`` is then a multiple of ``burst``. Unset: a batch,
+    at most ``concurrency`` calls handed to the client at a time.
     """
 
     name: str
@@ -40,6 +46,7 @@ class Scenario:
     records_per_request: int = 0
     rounds: int | None = None
     clients: tuple[str, ...] = CLIENTS
+    burst: int = 0
 
     @property
     def per_request(self) -> int:
@@ -48,9 +55,30 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("small", "experiment", concurrency=32, count=5000, warmup=500, smoke_count=20),
+    # All at once: 2,000 calls launched together, as a web app does.
+    Scenario(
+        "small",
+        "experiment",
+        concurrency=32,
+        count=6000,
+        warmup=2000,
+        smoke_count=20,
+        burst=2000,
+    ),
     Scenario(
         "records100",
+        "records",
+        concurrency=16,
+        count=600,
+        warmup=100,
+        smoke_count=20,
+        records_per_request=100,
+        burst=300,
+    ),
+    # One batch at a time: never more calls in the client than it runs at once.
+    Scenario("small_batched", "experiment", concurrency=32, count=5000, warmup=500, smoke_count=20),
+    Scenario(
+        "records100_batched",
         "records",
         concurrency=16,
         count=600,

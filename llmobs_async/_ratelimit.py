@@ -32,12 +32,12 @@ import asyncio
 import bisect
 import hashlib
 import math
-from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Final, TypeAlias
+from typing import Final
 
 from ._rateheaders import parse_rate_limit, retry_after_seconds
 from ._share import Share
+from ._waitqueue import Waiter, WaitQueue
 
 _UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
 _PROBE_PATIENCE: Final = 1.0
@@ -45,10 +45,6 @@ _PROBE_PATIENCE: Final = 1.0
 a slow first answer must not stall a web app's concurrent calls."""
 _FALLBACK_WAIT: Final = 1.0
 """Seconds to wait for room when the answers say none is left but not when it comes back."""
-
-
-_Waiter: TypeAlias = "tuple[asyncio.Future[Ticket], float, int]"
-"""A queued request: its future, its longest acceptable wait, its arrival number."""
 
 
 class WaitTooLong(Exception):
@@ -107,7 +103,7 @@ class Bucket:
     def __init__(self) -> None:
         self.epoch = 0
         """Bumped by every 429 or pause: grants made before it must queue again."""
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters = WaitQueue[Ticket]()
         self._arrivals = 0
         self._timer: asyncio.TimerHandle | None = None
         self._state = _UNKNOWN
@@ -157,9 +153,13 @@ class Bucket:
             kind = self._may_go(loop.time())
             if kind is not None:
                 return self._grant(kind, arrival)
-        waiter = queue_in_order(self._waiters, loop, max_wait, arrival)
+        waiter = self._waiters.add(loop, max_wait, arrival)
         self._dispatch()
-        return await self._turn(waiter, self._forget)
+        try:  # _turn's body, inline: one coroutine fewer for every queued request
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._left(waiter, self._forget)
+            raise
 
     def _arrival(self, stale: Ticket | None) -> int:
         """A new request's place in arrival order; a stale grant keeps its first one."""
@@ -169,19 +169,22 @@ class Bucket:
         return self._arrivals
 
     async def _turn(
-        self,
-        waiter: asyncio.Future[Ticket],
-        forget: Callable[[asyncio.Future[Ticket]], None],
+        self, waiter: Waiter[Ticket], forget: Callable[[Waiter[Ticket]], None]
     ) -> Ticket:
         """Wait for ``waiter``'s grant; a cancelled waiter gives its turn back or leaves."""
         try:
-            return await waiter
+            return await waiter.future
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.unsend(waiter.result())  # granted as we were cancelled: give it back
-            else:
-                forget(waiter)
+            self._left(waiter, forget)
             raise
+
+    def _left(self, waiter: Waiter[Ticket], forget: Callable[[Waiter[Ticket]], None]) -> None:
+        """A cancelled waiter gives its turn back (granted meanwhile) or leaves the line."""
+        future = waiter.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            self.unsend(future.result())
+        else:
+            forget(waiter)
 
     def unsend(self, ticket: Ticket) -> None:
         """Give back a grant whose request was never sent."""
@@ -200,11 +203,8 @@ class Bucket:
             self._probe_out = False
         self._dispatch()
 
-    def _forget(self, waiter: asyncio.Future[Ticket]) -> None:
-        for entry in self._waiters:
-            if entry[0] is waiter:
-                self._waiters.remove(entry)
-                break
+    def _forget(self, waiter: Waiter[Ticket]) -> None:
+        self._waiters.forget(waiter)
         self._dispatch()
 
     def _learning(self, now: float) -> bool:
@@ -272,49 +272,54 @@ class Bucket:
         return wake
 
     def _dispatch(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        while self._waiters:
-            waiter, _, arrival = self._waiters[0]
-            if waiter.done():
-                self._waiters.popleft()
-                continue
+        waiters = self._waiters
+        while (head := waiters.head()) is not None:
             kind = self._may_go(now)
             if kind is None:
                 break
-            self._waiters.popleft()
-            waiter.set_result(self._grant(kind, arrival))
-        if not self._waiters:
-            return
+            waiters.take(head)
+            head.future.set_result(self._grant(kind, head.arrival))
+        self._set_timer(loop, self._next_turn(now) if waiters else None)
+
+    def _next_turn(self, now: float) -> float | None:
+        """When the head may go, or None if an answer on its way will dispatch again.
+
+        Fails the waiters that will not wait that long.
+        """
         if now < self._paused_until:
             at = self._paused_until
         elif self._probe_out and self.org.until and self._learning(now):
-            return  # its answer is on its way and will dispatch again
+            return None  # its answer is on its way and will dispatch again
         elif self._state == _UNKNOWN and self._probe_out:
             at = self._probe_sent_at + _PROBE_PATIENCE
         elif self._probe_out or self._state != _LIMITED:
-            return  # an answer is on its way and will dispatch again
+            return None
         else:
             at = self._wake()
             if at == math.inf:
                 at = self._reset_at = now + (self._period or _FALLBACK_WAIT)
         wait = at - now
-        if any(cap < wait for _, cap, _ in self._waiters):
-            # Fail those who will not wait that long; the plan stays, so the next
-            # request fails at once too, until the server's time has come.
-            keep: deque[_Waiter] = deque()
-            for entry in self._waiters:
-                if entry[1] >= wait:
-                    keep.append(entry)
-                elif not entry[0].done():
-                    entry[0].set_exception(WaitTooLong(wait))
-            self._waiters = keep
-            if not keep:
+        # Fail those who will not wait that long; the plan stays, so the next
+        # request fails at once too, until the server's time has come.
+        for waiter in self._waiters.expire(wait):
+            waiter.future.set_exception(WaitTooLong(wait))
+        return at if self._waiters else None
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, at: float | None) -> None:
+        # One timer for the queue, moved only when its time changes: callers
+        # arriving during a probe or a pause must not each make (and cancel) one.
+        timer = self._timer
+        if timer is not None:
+            if timer.when() == at:
                 return
-        self._timer = loop.call_at(at, self._dispatch)
+            timer.cancel()
+        self._timer = None if at is None else loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch()
 
     # --- what the answers say -------------------------------------------------------------
 
@@ -438,23 +443,6 @@ class Bucket:
             others=others,
             consumed=(self._limit or self._r_base + 1) - self._r_min,
         )
-
-
-def queue_in_order(
-    queue: deque[_Waiter] | list[_Waiter],
-    loop: asyncio.AbstractEventLoop,
-    max_wait: float,
-    arrival: int,
-) -> asyncio.Future[Ticket]:
-    """Queue a new waiter at its place by ``arrival`` (the end, unless it was requeued)."""
-    waiter: asyncio.Future[Ticket] = loop.create_future()
-    entry = (waiter, max_wait, arrival)
-    if not queue or queue[-1][2] < arrival:
-        queue.append(entry)
-    else:
-        place = next((i for i, other in enumerate(queue) if other[2] > arrival), len(queue))
-        queue.insert(place, entry)
-    return waiter
 
 
 class Limits:

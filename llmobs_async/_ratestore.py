@@ -22,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections import deque
 from collections.abc import Mapping
 from typing import Final, NamedTuple, Protocol
 
 import orjson
 
 from ._rateheaders import parse_rate_limit, retry_after_seconds, server_wait
-from ._ratelimit import Bucket, Ticket, WaitTooLong, queue_in_order
+from ._ratelimit import Bucket, Ticket, WaitTooLong
 from ._redis_store import RedisRateLimitStore, StoreUnavailable
+from ._waitqueue import Waiter, WaitQueue
 from .errors import RateLimitInfo, ValidationError
 
 ENV_VAR: Final = "LLMOBS_RATE_LIMIT_STORE"
@@ -123,7 +123,6 @@ class _FellBack(Exception):
     """The store failed: the waiter queues at the in-process gate instead."""
 
 
-_Waiter = tuple["asyncio.Future[Ticket]", float, int]
 _Event = tuple[int, SharedTicket, int, RateLimitInfo | None, float | None, float]
 
 
@@ -139,7 +138,7 @@ class SharedBucket(Bucket):
         self._token = "b" + secrets.token_hex(8)
         self.generation = 0
         """Bumped when the bucket moves to another key: its older turns are foreign there."""
-        self._queue: deque[_Waiter] = deque()
+        self._queue = WaitQueue[Ticket]()
         self._events: list[_Event] = []
         self._urgent = False
         self._pump: asyncio.Task[None] | None = None
@@ -164,18 +163,15 @@ class SharedBucket(Bucket):
         wait = self._wake_at - loop.time()
         if wait > max_wait:
             raise WaitTooLong(wait)
-        waiter = queue_in_order(self._queue, loop, max_wait, arrival)
+        waiter = self._queue.add(loop, max_wait, arrival)
         self._start()
         try:
             return await self._turn(waiter, self._forget_shared)
         except _FellBack:
             return await super().acquire(max_wait, stale=stale)
 
-    def _forget_shared(self, waiter: asyncio.Future[Ticket]) -> None:
-        for entry in self._queue:
-            if entry[0] is waiter:
-                self._queue.remove(entry)
-                break
+    def _forget_shared(self, waiter: Waiter[Ticket]) -> None:
+        self._queue.forget(waiter)
         if not self._queue and self._kick is not None:
             self._kick.set()  # a pump sleeping for nobody may stop
 
@@ -248,9 +244,8 @@ class SharedBucket(Bucket):
             self._pump = asyncio.get_running_loop().create_task(self._run())
 
     def _live(self) -> int:
-        while self._queue and self._queue[0][0].done():
-            self._queue.popleft()
-        return sum(1 for waiter, _, _ in self._queue if not waiter.done())
+        self._queue.head()  # drops the cancelled ones in front
+        return len(self._queue)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -306,40 +301,31 @@ class SharedBucket(Bucket):
     def _hand_out(self, reply: Reply) -> None:
         for index in range(reply.granted):
             first = index == 0
-            while self._queue and self._queue[0][0].done():
-                self._queue.popleft()
+            waiter = self._queue.pop()
             probe, sounding = first and reply.probe, first and reply.sounding
-            if not self._queue:
+            if waiter is None:
                 # Its waiter left while we asked: give the turn back.
                 ticket = SharedTicket(self, 0, 0, probe=probe, sounding=sounding)
                 ticket.seq = reply.first + index
                 self.unsend(ticket)
                 continue
-            waiter, _, arrival = self._queue.popleft()
-            waiter.set_result(
-                SharedTicket(self, reply.first + index, arrival, probe=probe, sounding=sounding)
+            waiter.future.set_result(
+                SharedTicket(
+                    self, reply.first + index, waiter.arrival, probe=probe, sounding=sounding
+                )
             )
 
     def _expire(self, wait: float) -> None:
         """Fail the waiters that will not wait ``wait`` seconds."""
-        keep: deque[_Waiter] = deque()
-        for entry in self._queue:
-            if entry[0].done():
-                continue
-            if entry[1] < wait:
-                entry[0].set_exception(WaitTooLong(wait))
-            else:
-                keep.append(entry)
-        self._queue = keep
+        for waiter in self._queue.expire(wait):
+            waiter.future.set_exception(WaitTooLong(wait))
 
     def _fall_back(self) -> None:
         """The store is down: every waiter moves to the in-process gate, in order."""
         self._events.clear()
         self._urgent = False
-        queue, self._queue = self._queue, deque()
-        for waiter, _, _ in queue:
-            if not waiter.done():
-                waiter.set_exception(_FellBack())
+        for waiter in self._queue.drain():
+            waiter.future.set_exception(_FellBack())
 
     def _encode(self, events: list[_Event]) -> bytes:
         """The events as the script reads them: ages in ms, never this machine's clock."""

@@ -69,11 +69,22 @@ class RetryPolicy:
         try:
             return await attempt()
         except LLMObsError as exc:
-            if not self.should_retry(exc) or self.max_retries == 0:
-                _log_giveup({"tries": 0, "exception": exc})
-                raise
-            wait = self.wait(exc, 0)
-            _log_backoff({"tries": 0, "wait": wait, "exception": exc})
+            failed = exc
+        # Outside the handler: a later failure must not carry this one as its context.
+        return await self.after(failed, attempt)
+
+    async def after(self, exc: LLMObsError, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Continue :meth:`call` after its first attempt failed with ``exc``.
+
+        For callers that make the first attempt themselves (the transport does,
+        to keep a wrapper off every successful request); re-raises ``exc`` when
+        it is not retried.
+        """
+        if not self.should_retry(exc) or self.max_retries == 0:
+            _log_giveup({"tries": 0, "exception": exc})
+            raise exc
+        wait = self.wait(exc, 0)
+        _log_backoff({"tries": 0, "wait": wait, "exception": exc})
         result: T = await self._retries([wait], attempt)
         return result
 

@@ -25,7 +25,7 @@ from yarl import URL
 
 from ._errorbody import parse_errors
 from ._rateheaders import parse_rate_limit, server_wait
-from ._ratelimit import Bucket, Limits, Ticket, WaitTooLong
+from ._ratelimit import Limits, Ticket, WaitTooLong
 from ._retry import RetryPolicy
 from ._routes import Compiled
 from ._scrub import scrub
@@ -192,6 +192,13 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_
         response.close()
         raise BodyTooLarge(0, response.status)
     content = response.content
+    if content.is_eof():
+        # The whole answer has arrived with its headers (small answers do): take it at once.
+        data = content.read_nowait()
+        if len(data) > limit:
+            response.close()
+            raise BodyTooLarge(len(data), response.status)
+        return data
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -276,7 +283,17 @@ class Transport:
         url = URL(target, encoded=True)
         method = route.method
         if on_retry is None and before_retry is None:
-            data = await self.retry.call(lambda: self._attempt(method, url, body, route.gate))
+            # The first attempt is made here, not through retry.call: nearly every
+            # request succeeds at once and then pays for no wrapper at all.
+            first_failure: LLMObsError | None = None
+            try:
+                data = await self._attempt(method, url, body, route.gate)
+            except LLMObsError as exc:
+                first_failure = exc
+            if first_failure is not None:
+                data = await self.retry.after(
+                    first_failure, lambda: self._attempt(method, url, body, route.gate)
+                )
         else:
             attempts = 0
             failed: LLMObsError | None = None
@@ -308,13 +325,14 @@ class Transport:
                 body=data,
             ) from exc
 
-    async def _pass_gate(self, bucket: Bucket, method: str, url: URL) -> Ticket:
-        """Wait for the rate gate's turn, then for a concurrency slot; hold the slot.
-
-        The gate is passed at send time: a grant that went stale while waiting
-        for a slot (a 429 arrived meanwhile) queues again, in its first place.
-        """
-        semaphore = self.pool.semaphore
+    async def _attempt(
+        self, method: str, url: URL, body: bytes | Streamed | None, gate: str
+    ) -> bytes:
+        limits, semaphore = self.limits, self.pool.semaphore
+        bucket = limits.bucket(gate)
+        # The rate gate's turn, then a concurrency slot, held until the answer. The
+        # gate is passed at send time: a grant that went stale while waiting for a
+        # slot (a 429 arrived meanwhile) queues again, in its first place.
         stale: Ticket | None = None
         while True:
             try:
@@ -327,17 +345,10 @@ class Transport:
                 bucket.unsend(ticket)
                 raise
             if ticket.current:
-                return ticket
+                break
             semaphore.release()
             bucket.unsend(ticket)
             stale = ticket
-
-    async def _attempt(
-        self, method: str, url: URL, body: bytes | Streamed | None, gate: str
-    ) -> bytes:
-        limits, semaphore = self.limits, self.pool.semaphore
-        bucket = limits.bucket(gate)
-        ticket = await self._pass_gate(bucket, method, url)
         loop = asyncio.get_running_loop()
         answered = False
         failure: BaseException | None = None

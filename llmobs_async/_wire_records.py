@@ -233,12 +233,16 @@ def _codec(
         return encode_json(rebuild(wire))
 
     def encode_many(records: Sequence[Any]) -> bytes:
-        wire = []
-        for index, record in enumerate(records):
-            try:
-                wire.append(wire_of(record))
-            except ValidationError as exc:
-                raise exc.prefixed(f"records[{index}]") from None
+        try:
+            wire = [wire_of(record) for record in records]
+        except ValidationError:
+            # Rare: find the first record at fault again, to name its index.
+            for index, record in enumerate(records):
+                try:
+                    wire_of(record)
+                except ValidationError as exc:
+                    raise exc.prefixed(f"records[{index}]") from None
+            raise
         try:
             return encode_json(wire)
         except ValidationError as exc:

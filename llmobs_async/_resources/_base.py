@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
+from .. import _wire
+from .._json import encode_json
 from .._routes import Compiled, encodable
 from .._transport import Query, Transport
 from ..errors import ErrorItem, NotFoundError, ValidationError
@@ -34,6 +36,51 @@ def request_model(body: Any, fields: dict[str, Any], model: type[T], read: Calla
             "body", f"pass a request model or keyword fields, not both (got {', '.join(given)})"
         )
     return read(body)
+
+
+def update_payload(
+    body: Any,
+    fields: dict[str, Any],
+    kinds: Mapping[str, type],
+    model: type[Any],
+    read: Callable[[Any], Any],
+    resource_type: str,
+) -> bytes:
+    """The encoded body of a partial update, from keyword fields or a ready model or mapping.
+
+    Keyword fields that are plain values the model would take as they are (an
+    exact ``str``, a ``dict`` with ``str`` keys, a member or value of the
+    field's enum) are encoded without building the model: the same bytes for
+    a third of the CPU on every call. Anything else goes through the model,
+    which checks it and names what is wrong.
+    """
+    if body is None:
+        attributes = _plain_fields(fields, kinds)
+        if attributes:
+            return _wire.envelope(resource_type, encode_json(attributes))
+    update = request_model(body, fields, model, read)
+    return _wire.encode_model(update, resource_type, nonempty=True)
+
+
+def _plain_fields(fields: dict[str, Any], kinds: Mapping[str, type]) -> dict[str, Any] | None:
+    """The given fields in wire form, or None if one is not plainly valid (or none is given)."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is UNSET:
+            continue
+        kind = kinds[name]
+        if kind is str:
+            if type(value) is not str:
+                return None
+        elif kind is dict:
+            if type(value) is not dict or any(type(key) is not str for key in value):
+                return None
+        elif type(value) is kind:  # a member of the field's StrEnum: its value goes out
+            value = str(value)
+        elif type(value) is not str or value not in kind._value2member_map_:  # type: ignore[attr-defined]
+            return None
+        out[name] = value
+    return out or None
 
 
 def named_model(name: Any, fields: dict[str, Any], model: type[T], read: Callable[[Any], T]) -> T:

@@ -11,6 +11,7 @@ import attrs
 
 from .. import _json, _routes, _wire
 from .._transport import Transport
+from .._wire_fast import structure_experiment
 from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
 from ..models import (
     UNSET,
@@ -25,14 +26,22 @@ from ..models import (
     Unset,
 )
 from ..pagination import AsyncPaginator, EventsPage, Page
-from ._base import Resource, filters, get_one, paginate, request_model
+from ._base import Resource, filters, get_one, paginate, request_model, update_payload
 
 _read_create = _wire.request_reader(ExperimentCreate, "experiments")
 _read_update = _wire.request_reader(ExperimentUpdate, "experiments")
+_UPDATE_KINDS: Final = {
+    "name": str,
+    "description": str,
+    "dataset_id": str,
+    "status": ExperimentStatus,
+    "error": str,
+    "metadata": dict,
+}
 _read_metric = _wire.request_reader(ExperimentMetric, "experiments")
 _read_span = _wire.request_reader(ExperimentSpan, "experiments")
-_load = _wire.one(_wire.structure_experiment)
-_load_page = _wire.page_of(_wire.structure_experiment)
+_load = _wire.one(structure_experiment)
+_load_page = _wire.page_of(structure_experiment)
 _DAY_MS: Final = 24 * 3600 * 1000
 READ_BACK_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
 """The waits between the reads of an update's read-back while the list lags the write, in
@@ -221,24 +230,23 @@ class Experiments(Resource):
         it, else ``None``. Returning normally always means the write landed.
         """
         route = _routes.UPDATE_EXPERIMENT.compile(experiment_id=experiment_id)
-        update = request_model(
-            body,
-            {
-                "name": name,
-                "description": description,
-                "dataset_id": dataset_id,
-                "status": status,
-                "error": error,
-                "metadata": metadata,
-            },
-            ExperimentUpdate,
-            _read_update,
+        fields = {
+            "name": name,
+            "description": description,
+            "dataset_id": dataset_id,
+            "status": status,
+            "error": error,
+            "metadata": metadata,
+        }
+        payload = update_payload(
+            body, fields, _UPDATE_KINDS, ExperimentUpdate, _read_update, "experiments"
         )
-        payload = _wire.encode_model(update, "experiments", nonempty=True)
         updated = await self._transport.request(route, _load_update, body=payload)
         if updated is not None or not read_back:
             return updated
-        return await self._read_back(experiment_id, update)
+        # The fields were checked before sending; the model is built only to compare.
+        written = request_model(body, fields, ExperimentUpdate, _read_update)
+        return await self._read_back(experiment_id, written)
 
     async def _read_back(self, experiment_id: str, written: ExperimentUpdate) -> Experiment:
         """The experiment once the list shows ``written``; ReadBackError otherwise."""

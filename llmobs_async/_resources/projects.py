@@ -8,7 +8,7 @@ from typing import Any
 from .. import _routes, _wire
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
-from ._base import Resource, filters, get_one, named_model, paginate, request_model
+from ._base import Resource, filters, get_one, named_model, paginate, update_payload
 
 _read_create = _wire.request_reader(ProjectCreate, "projects")
 _read_update = _wire.request_reader(ProjectUpdate, "projects")
@@ -73,10 +73,10 @@ class Projects(Resource):
     ) -> Project:
         """Partially update a project; fields not given are left unchanged."""
         route = _routes.UPDATE_PROJECT.compile(project_id=project_id)
-        update = request_model(
-            body, {"name": name, "description": description}, ProjectUpdate, _read_update
+        fields = {"name": name, "description": description}
+        payload = update_payload(
+            body, fields, {"name": str, "description": str}, ProjectUpdate, _read_update, "projects"
         )
-        payload = _wire.encode_model(update, "projects", nonempty=True)
         return await self._transport.request(route, _load, body=payload)
 
     async def delete(self, project_ids: str | Sequence[str], /) -> None:
