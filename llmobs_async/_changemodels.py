@@ -39,7 +39,7 @@ def _tag_list(*, key_value: bool) -> Any:
 
 
 def _to_tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, list | set | frozenset) else value
+    return tuple(value) if isinstance(value, list) else value
 
 
 @attrs.frozen(kw_only=True)

@@ -78,6 +78,25 @@ async def test_a_mixed_job_applies_every_kind_of_change_in_one_version(
             assert f"del-{i}" not in stored
 
 
+async def test_batches_are_cut_by_encoded_size_and_no_body_is_over_the_cap(
+    fake: FakeLLMObsServer, client: LLMObsClient, dataset: tuple[str, str]
+) -> None:
+    pid, did = dataset
+    changes = mixed(300)
+    for change in changes[::3]:
+        change["input"] = {"text": "x" * 200}
+    result = check(await client.records.apply_many(pid, did, changes, max_batch_bytes=4096))
+    assert result.ok and result.applied == 300
+    sizes = [len(r.body) for r in writes(fake)]
+    counts = [sum(len(a[f]) for f in FIELDS[:3]) for a in map(attributes, writes(fake))]
+    assert max(sizes) <= 4096 and sum(counts) == 300
+    # Cut by size alone (batch_size is 1,000), and filled: each body but the last is within
+    # one change (under 300 bytes) of the cap, less the 11-byte mark each change is counted
+    # with but not sent.
+    assert len(sizes) > 1
+    assert all(size > 4096 - 300 - 11 * n for size, n in zip(sizes[:-1], counts, strict=False))
+
+
 async def test_the_body_is_ddtraces_recorded_batch_update(
     fake: FakeLLMObsServer, client: LLMObsClient
 ) -> None:
