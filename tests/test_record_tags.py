@@ -234,3 +234,14 @@ def test_tag_operations_model_validates_and_encodes_replace_as_set() -> None:
     with pytest.raises(errors.ValidationError) as caught:
         models.TagOperations(replace=["x"])
     assert caught.value.field == "replace[0]"
+
+
+async def test_a_bad_record_id_fails_alone_and_is_not_sent(
+    fake: FakeLLMObsServer, client: LLMObsClient, tagged: tuple[str, str]
+) -> None:
+    pid, did = tagged
+    result = check(await client.records.add_tags(pid, did, ["rec-1", 5, " "], ["k:v"]))
+    assert result.applied == 1
+    fields = [f.error.field for f in result.failed if isinstance(f.error, errors.ValidationError)]
+    assert fields == ["record_ids[1].id", "record_ids[2].id"]
+    assert [item["id"] for item in update_items(fake)] == ["rec-1"]
