@@ -7,7 +7,8 @@ records/s, the requests each sent and the dataset versions each made::
     python benchmarks/update_paths.py --records 10000 --latency 0.05 --repeat 3
 
 The PATCH path is the engine with ``_bulk.records_patch`` (what update_many
-used before 0.3); the other is ``client.records.update_many`` as it is now.
+used before 0.3); ``batch_update`` is ``client.records.update_many`` as it is
+now; ``apply_many`` (``--paths``) sends the same updates as a mixed job.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmobs_async import LLMObsClient, _bulk, _routes
-from llmobs_async._resources.records import _run
+from llmobs_async._resources._record_changes import run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,7 @@ async def one_run(path: str, args: argparse.Namespace) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
         if path == "PATCH":
             route = _routes.UPDATE_RECORDS.compile(project_id=pid, dataset_id=did)
-            result = await _run(
+            result = await run_job(
                 client._transport,
                 _bulk.records_patch(route),
                 updates,
@@ -79,6 +80,9 @@ async def one_run(path: str, args: argparse.Namespace) -> dict[str, Any]:
                 on_progress=None,
                 name="update_many",
             )
+        elif path == "apply_many":  # the same updates as changes of a mixed job
+            changes = [{"op": "update", **u} for u in updates]
+            result = await client.records.apply_many(pid, did, changes, batch_size=args.batch_size)
         else:
             result = await client.records.update_many(pid, did, updates, batch_size=args.batch_size)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -102,6 +106,10 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="service time, seconds")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--paths", nargs="+", default=["PATCH", "batch_update"],
+        choices=["PATCH", "batch_update", "apply_many"],
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"{args.records:,} records, {args.latency * 1000:g} ms service time, "
@@ -115,7 +123,7 @@ async def main() -> None:
     sizes = args.batch_size
     for size in sizes:
         args.batch_size = size
-        for path in ("PATCH", "batch_update"):
+        for path in args.paths:
             runs = [await one_run(path, args) for _ in range(args.repeat)]
             seconds = statistics.median(r["seconds"] for r in runs)
             cpu = statistics.median(r["cpu"] for r in runs)

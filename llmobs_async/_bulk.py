@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
-from . import _wire_records
+from . import _changes, _wire_records
 from ._json import encode_json
 from .errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationError
 from .models import RecordCreate, RecordUpdate
@@ -224,8 +224,11 @@ class BulkOperation(Protocol):
     def item_id(self, item: Any) -> str | None:
         """The item's id, for reports; ``None`` if it has none."""
 
-    def pointed_index(self, error: APIStatusError) -> int | None:
-        """The index (in the request) of the item the error points at, if any."""
+    def pointed_index(self, error: APIStatusError, joined: bytes | bytearray) -> int | None:
+        """The index (in the request) of the item the error points at, if any.
+
+        ``joined`` is the request's items, encoded and comma-separated.
+        """
 
 
 def _record_id(item: Any) -> str | None:
@@ -235,7 +238,7 @@ def _record_id(item: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-def _given_id(item: Any) -> str | None:
+def given_id(item: Any) -> str | None:
     return item if isinstance(item, str) else None
 
 
@@ -269,8 +272,8 @@ class RecordsOperation:
         head = self.new_head if new_version and self.new_head is not None else self.head
         return b"%s%s%s" % (head, joined, self.tail)
 
-    def pointed_index(self, error: APIStatusError) -> int | None:
-        """The item index in ``<pointer><i>/...``, if an error has one."""
+    def pointed_index(self, error: APIStatusError, joined: bytes | bytearray = b"") -> int | None:
+        """The item index in ``<pointer><i>/...``, if an error has one (``joined`` unused)."""
         for item in error.errors:
             pointer = item.source.pointer if item.source is not None else None
             if pointer and pointer.startswith(self.pointer):
@@ -296,7 +299,7 @@ def records_patch(route: Compiled) -> RecordsOperation:
 
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "insert_records": _wire_records.encode_new_record,
-    "update_records": _wire_records.encode_update_record,
+    "update_records": _changes.encode_update,
     "delete_records": _wire_records.encode_record_id,
 }
 
@@ -323,7 +326,7 @@ def batch_update(
     return RecordsOperation(
         route=route,
         encode=_ENCODERS[field],
-        item_id=_given_id if field == "delete_records" else _record_id,
+        item_id=given_id if field == "delete_records" else _record_id,
         head=head,
         new_head=head.replace(b'"create_new_version":false', b'"create_new_version":true'),
         tail=b"]}}}",
@@ -345,9 +348,9 @@ def check_batch_options(batch_size: object, max_batch_bytes: object) -> None:
             raise ValidationError(name, f"must be >= {minimum}; got {value!r}")
 
 
-def check_source(records: object) -> None:
+def check_source(records: object, name: str = "records") -> None:
     """Refuse an input that is not an iterable (or async iterable) of items."""
     if not isinstance(records, AsyncIterable) and (
         isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable)
     ):
-        raise ValidationError("records", "must be an iterable or async iterable of records")
+        raise ValidationError(name, "must be an iterable or async iterable of items")

@@ -325,7 +325,11 @@ class BulkJob:
         fails like the batch and so does the rest, the two disjoint requests
         judge the batch request-level.
         """
-        hint = self.op.pointed_index(error) if isinstance(error, APIStatusError) else None
+        hint = (
+            self.op.pointed_index(error, batch.joined)
+            if isinstance(error, APIStatusError)
+            else None
+        )
         single, rest = batch.pick(hint if hint is not None and 0 <= hint < len(batch) else 0)
         self._replace(batch, single, rest)
         first = await self._try(single, error)

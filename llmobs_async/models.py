@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
+from ._changemodels import RecordDelete, TagOperations
 from .errors import ValidationError
 
 __all__ = [
@@ -51,9 +52,11 @@ __all__ = [
     "ProjectCreate",
     "ProjectUpdate",
     "RecordCreate",
+    "RecordDelete",
     "RecordUpdate",
     "SpanResult",
     "SpanStatus",
+    "TagOperations",
     "Unset",
 ]
 

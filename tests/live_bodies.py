@@ -36,3 +36,12 @@ BATCH_UPDATE = (
 
 # GET .../datasets/{dataset_id}/records?filter[tags]=... (2.3): the same record, no ``version``.
 RECORDS_LIST = BATCH_UPDATE.replace(b',"version":1', b"")[:-1] + b',"meta":{"after":""}}'
+
+# The request of BATCH_UPDATE (2.3), as ddtrace's ``dataset_batch_update`` sent it: the three
+# arrays, then ``deduplicate`` and ``create_new_version``.
+BATCH_UPDATE_REQUEST = (
+    '{"data": {"type": "datasets", "id": "09ac049e-…", "attributes": {"insert_records": [{"input'
+    '": {"prompt": "What is the capital of Massachusetts?"}, "expected_output": {"answer": "Bos'
+    'ton"}, "metadata": null, "id": "record-id-1", "tags": ["team:ml", "priority:high"]}], "upd'
+    'ate_records": [], "delete_records": [], "deduplicate": true, "create_new_version": true}}}'
+).encode()

@@ -181,6 +181,19 @@ async def test_batch_update_applies_everything_as_one_version(
     assert d["attributes"]["version"] == 2 and api.fake.datasets[did].version == 2
 
 
+async def test_batch_update_applies_tag_operations_of_inserts_too(
+    api: Api, where: tuple[str, str]
+) -> None:
+    pid, did = where
+    item = {"id": "e", "input": "e", "tags": ["a:1", "b:2"],
+            "tag_operations": {"remove": ["a:1"], "add": ["c:3"]}}  # fmt: skip
+    body = batch(did, insert_records=[item], update_records=[], delete_records=[])
+    [made] = (await api.ok("POST", records_path(pid, did, "/batch_update"), body))["data"]
+    assert made["attributes"]["tags"] == ["b:2", "c:3"]
+    assert "tag_operations" not in made["attributes"]
+    assert api.fake.records(did)["e"]["tags"] == ["b:2", "c:3"]
+
+
 BAD_BATCHES = {
     "insert": ({"insert_records": [{"input": 1}, {"id": "x"}]}, 400, f"{A}/insert_records/1/input"),
     "update-unknown": (

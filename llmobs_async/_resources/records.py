@@ -6,25 +6,16 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _bulk, _csv, _json, _routes, _upload, _wire, _wire_records
-from .._bulk import (
-    BulkOperation,
-    BulkResult,
-    IdSource,
-    NewRecordSource,
-    ProgressCallback,
-    RecordSource,
-    check_batch_options,
-    check_source,
-)
-from .._bulkjob import BulkJob
-from .._bulkversion import OneVersion, StopRetry, refuse_unsure
-from .._transport import Transport
-from ..errors import LLMObsError, ValidationError
+from .. import _csv, _json, _routes, _upload, _wire, _wire_records
+from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
+from .._bulkversion import StopRetry, refuse_unsure
+from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
-from ._base import Resource, filters, paginate
-from .datasets import Datasets
+from ._base import filters, paginate
+from ._record_changes import RecordChanges, batch_operation, run_job
+
+__all__ = ["Records", "batch_operation"]
 
 
 def _load_page(body: bytes) -> Page[DatasetRecord]:
@@ -44,7 +35,7 @@ def _sequence(records: Any) -> Sequence[Any]:
     return records
 
 
-class Records(Resource):
+class Records(RecordChanges):
     """Records of a dataset: ``/api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}/records``."""
 
     __slots__ = ()
@@ -343,7 +334,7 @@ class Records(Resource):
         on_progress: ProgressCallback | None,
     ) -> BulkResult:
         names = {"insert_records": "create_many", "delete_records": "delete_many"}
-        return await _run(
+        return await run_job(
             self._transport,
             batch_operation(self._transport, project_id, dataset_id, field, options),
             items,
@@ -352,56 +343,3 @@ class Records(Resource):
             on_progress=on_progress,
             name=names.get(field, "update_many"),
         )
-
-
-def batch_operation(
-    transport: Transport, project_id: str, dataset_id: str, field: str, options: bytes
-) -> BulkOperation:
-    """The ``batch_update`` operation of one job: ``field`` is ``{insert,update,delete}_records``.
-
-    The job makes one new dataset version (see ``_bulkversion``), checked
-    against the dataset's ``current_version``.
-    """
-    route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
-    datasets = Datasets(transport)
-
-    async def read_version() -> int:
-        version = (await datasets.get(project_id, dataset_id)).current_version
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise LLMObsError("the dataset's current_version is missing from the answer")
-        return version
-
-    # Inserts without deduplication are the one change a re-sent request can apply twice.
-    resend_unsure = field != "insert_records" or b'"deduplicate":true' in options
-    return _bulk.batch_update(
-        route,
-        dataset_id,
-        field,
-        options,
-        version=OneVersion(read_version),
-        resend_unsure=resend_unsure,
-    )
-
-
-async def _run(
-    transport: Transport,
-    op: BulkOperation,
-    records: Any,
-    *,
-    batch_size: int,
-    max_batch_bytes: int,
-    on_progress: ProgressCallback | None,
-    name: str,
-) -> BulkResult:
-    """Run a bulk job of ``op`` over ``records``; see :meth:`Records.update_many`."""
-    check_batch_options(batch_size, max_batch_bytes)
-    check_source(records)
-    job = BulkJob(
-        transport,
-        op,
-        batch_size=batch_size,
-        max_batch_bytes=max_batch_bytes,
-        on_progress=on_progress,
-        name=name,
-    )
-    return await job.run(records)

@@ -213,6 +213,8 @@ def insert(
             if duplicate is not None and rec.get("id") in (None, duplicate):
                 continue
         given = rec.get("tags") or ()
+        if rec.get("tag_operations"):  # insert items take them too (API-REFERENCE 2.3)
+            given = tag_result(given, rec["tag_operations"])
         if given or tags:  # the live API answers tags sorted
             rec = {**rec, "tags": sorted({*given, *tags})}
         out.append(dataset.put(rec, ts, version, upsert=True))
@@ -229,14 +231,22 @@ def apply_update(dataset: FakeDataset, rec: Mapping[str, Any], ts: str) -> dict[
     }
     operations = rec.get("tag_operations")
     if operations:
-        tags = [t for t in stored.get("tags") or () if t not in operations.get("remove", ())]
-        tags += [t for t in operations.get("add", ()) if t not in tags]
-        if "set" in operations:
-            tags = list(operations["set"])
-        values["tags"] = sorted(set(tags))
+        values["tags"] = tag_result(stored.get("tags") or (), operations)
     values["updated_at"] = ts
     dataset.change(stored, values)
     return stored
+
+
+def tag_result(tags: Sequence[str], operations: Mapping[str, Any]) -> list[str]:
+    """``tags`` after checked ``tag_operations``: remove, add, then ``set`` (overriding both).
+
+    Sorted, as the live API answers tags.
+    """
+    out = [t for t in tags if t not in operations.get("remove", ())]
+    out += [t for t in operations.get("add", ()) if t not in out]
+    if "set" in operations:
+        out = list(operations["set"])
+    return sorted(set(out))
 
 
 # --- checks: 400 with a pointer to the item at fault, 404 for unknown ids --------------------
