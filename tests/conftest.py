@@ -13,9 +13,10 @@ from llmobs_async import LLMObsClient
 from llmobs_async.testing import FakeLLMObsServer
 
 from .fakehttp import Env
-from .redisserver import redis_server
+from .redisserver import _redis_process, redis_server
 
-__all__ = ["redis_server"]  # the session's real redis-server, for tests/test_redis_*.py
+# The session's real redis-server, emptied for each test of tests/test_redis_*.py.
+__all__ = ["_redis_process", "redis_server"]
 
 
 @attrs.frozen

@@ -116,10 +116,22 @@ class RedisServer:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the session; tests keep apart by their fake's origin (its port)."""
+def _redis_process() -> Iterator[RedisServer]:
+    """The session's one redis-server process."""
     server = RedisServer()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_process: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied for this test.
+
+    Tests used to keep apart by their fake's origin alone, but the OS hands a freed port
+    out again: a test whose fake got the port of an earlier one found that test's pause
+    (a 429's ``Retry-After``) still in the store, and parked before sending anything.
+    """
+    _redis_process.command("FLUSHALL")
+    return _redis_process
