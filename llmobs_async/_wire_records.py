@@ -302,8 +302,11 @@ def records_body(joined: bytes | bytearray) -> bytes:
 RECORDS_BODY_OVERHEAD = len(records_body(b""))
 
 
-def encode_update_record(record: RecordUpdate | Mapping[str, Any]) -> bytes:
-    """Validate and encode one ``update_records`` item of a ``batch_update``.
+_NULLABLE: Final = ("input", "expected_output")
+
+
+def _update_item_wire(record: RecordUpdate | Mapping[str, Any]) -> Mapping[str, Any]:
+    """:func:`record_wire`, refusing a ``null`` that a batch update would read as unchanged.
 
     There a ``null`` ``input`` or ``expected_output`` leaves the stored value
     unchanged (the live API's reading, which ddtrace relies on), where the
@@ -318,10 +321,13 @@ def encode_update_record(record: RecordUpdate | Mapping[str, Any]) -> bytes:
                 "is null, which a batch update reads as 'unchanged'; "
                 "to store null use records.update (the records PATCH)",
             )
-    return encode_record(wire)
+    return wire
 
 
-_NULLABLE: Final = ("input", "expected_output")
+encode_update_record, _ = _codec(
+    _update_item_wire, lambda wire: _unstructure_record(to_record_update(wire))
+)
+"""Validate and encode one ``update_records`` item of a ``batch_update`` (see above)."""
 
 
 def check_answer(body: bytes) -> None:
