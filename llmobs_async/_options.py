@@ -9,6 +9,7 @@ its transport is the view's, untouched.
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -93,7 +94,7 @@ def derive(transport: Transport, options: Mapping[str, Any], *, no_body: str | N
     if body is not None:
         extra = _body_object(body)
         call.extra_body = (
-            extra if call.extra_body is None else _deep_merge(dict(call.extra_body), extra)
+            extra if call.extra_body is None else _deep_merge(copy.deepcopy(call.extra_body), extra)
         )
     return call
 
