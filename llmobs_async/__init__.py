@@ -18,7 +18,9 @@ from ._bulk import (
 from ._client import LLMObsClient
 from ._config import SITES
 from ._csv import CsvSource
+from ._options import RequestOptions
 from ._redis_store import RedisRateLimitStore
+from ._response import APIResponse
 from ._upload import CsvUploadResult
 from ._version import __version__
 from .models import UNSET
@@ -27,6 +29,7 @@ from .pagination import AsyncPaginator, EventsPage, Page
 __all__ = [
     "SITES",
     "UNSET",
+    "APIResponse",
     "AsyncPaginator",
     "BulkFailure",
     "BulkInterruptedError",
@@ -39,6 +42,7 @@ __all__ = [
     "LLMObsClient",
     "Page",
     "RedisRateLimitStore",
+    "RequestOptions",
     "__version__",
     "errors",
     "models",

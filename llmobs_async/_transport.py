@@ -236,7 +236,7 @@ class Transport:
     Resources hold a transport, never the client.
     """
 
-    __slots__ = ("_headers", "limits", "origin", "pool", "retry", "timeout")
+    __slots__ = ("_headers", "limits", "observer", "origin", "pool", "retry", "timeout")
 
     def __init__(
         self,
@@ -255,6 +255,8 @@ class Transport:
         # Built once per view: every request reuses the same header object.
         self._headers = CIMultiDictProxy(CIMultiDict(headers))
         self.limits = pool.limits(str(URL(origin).origin()), key_fingerprint)
+        # Told each answer's status and headers: a call asking for its raw response.
+        self.observer: Callable[[int, CIMultiDictProxy[str]], None] | None = None
 
     async def request(
         self,
@@ -393,6 +395,8 @@ class Transport:
                 bucket.abandon(ticket)
         if failure is not None:
             raise self._failure(method, url, failure)
+        if self.observer is not None:
+            self.observer(status, headers)
         name = headers.get("X-RateLimit-Name")
         if name is not None:
             limits.learn(gate, bucket, name)

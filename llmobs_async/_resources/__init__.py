@@ -7,7 +7,8 @@ return an :class:`~llmobs_async.pagination.AsyncPaginator`.
 """
 
 from .datasets import Datasets
-from .experiments import Events, Experiments
+from .events import Events
+from .experiments import Experiments
 from .projects import Projects
 from .records import Records
 

@@ -7,6 +7,7 @@ from typing import Any, Final, TypeVar
 
 from .. import _wire
 from .._json import encode_json
+from .._options import RequestOptions, derive
 from .._routes import Compiled, encodable
 from .._transport import Query, Transport
 from ..errors import ErrorItem, NotFoundError, ValidationError
@@ -15,6 +16,11 @@ from ..pagination import AsyncPaginator, Page
 
 T = TypeVar("T")
 MAX_PAGE_SIZE: Final = 5000
+NO_BODY: Final = "this call sends no JSON body to merge it into"
+BULK_BODY: Final = (
+    "a bulk job builds its bodies batch by batch (timeout, extra_headers and "
+    "extra_query apply to each request); send one request with the single-call method"
+)
 
 
 class Resource:
@@ -24,6 +30,13 @@ class Resource:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+
+    def _via(self, options: RequestOptions, no_body: str | None = None) -> Transport:
+        """The transport of a call given per-call ``options`` (checked here, before sending).
+
+        Callers test ``if options`` first: a call without options keeps the view's transport.
+        """
+        return derive(self._transport, options, no_body=no_body)
 
 
 def request_model(body: Any, fields: dict[str, Any], model: type[T], read: Callable[[Any], T]) -> T:

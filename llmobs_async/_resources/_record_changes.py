@@ -9,7 +9,7 @@ one new dataset version.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, Unpack
 
 import attrs
 
@@ -26,10 +26,11 @@ from .._bulk import (
 from .._bulkjob import BulkJob
 from .._bulkversion import OneVersion
 from .._changemodels import RecordDelete, TagOperations, check_tags
+from .._options import RequestOptions
 from .._transport import Transport
 from ..errors import LLMObsError, ValidationError
 from ..models import RecordCreate, RecordUpdate
-from ._base import Resource
+from ._base import BULK_BODY, Resource
 from .datasets import Datasets
 
 __all__ = ["ChangeSource", "RecordChanges", "batch_operation", "run_job"]
@@ -53,6 +54,7 @@ class RecordChanges(Resource):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Add ``tags`` (``"key:value"``) to every record in ``record_ids``: one dataset version.
 
@@ -72,6 +74,7 @@ class RecordChanges(Resource):
             record_ids,
             TagOperations(add=tuple(tags)),
             "add_tags",
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -87,6 +90,7 @@ class RecordChanges(Resource):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Remove ``tags`` from every record in ``record_ids``: one dataset version.
 
@@ -101,6 +105,7 @@ class RecordChanges(Resource):
             record_ids,
             TagOperations(remove=tuple(tags)),
             "remove_tags",
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -116,6 +121,7 @@ class RecordChanges(Resource):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Make ``tags`` the only tags of every record in ``record_ids``: one dataset version.
 
@@ -129,6 +135,7 @@ class RecordChanges(Resource):
             record_ids,
             TagOperations(replace=tuple(tags)),
             "replace_tags",
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -144,6 +151,7 @@ class RecordChanges(Resource):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Stream inserts, updates, deletes and tag operations together: one dataset version.
 
@@ -166,15 +174,16 @@ class RecordChanges(Resource):
         """
         if not isinstance(deduplicate, bool):
             raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
+        transport = self._via(options, BULK_BODY) if options else self._transport
         route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
         op = _changes.MixedOperation(
             route=route,
             dataset_id=dataset_id,
             deduplicate=deduplicate,
-            version=one_version(self._transport, project_id, dataset_id),
+            version=one_version(transport, project_id, dataset_id),
         )
         return await run_job(
-            self._transport,
+            transport,
             op,
             changes,
             batch_size=batch_size,
@@ -191,18 +200,20 @@ class RecordChanges(Resource):
         record_ids: str | IdSource,
         operations: TagOperations,
         name: str,
+        options: RequestOptions,
         *,
         batch_size: int,
         max_batch_bytes: int,
         on_progress: ProgressCallback | None,
     ) -> BulkResult:
+        transport = self._via(options, BULK_BODY) if options else self._transport
         op = attrs.evolve(
-            batch_operation(self._transport, project_id, dataset_id, "update_records", b""),
+            batch_operation(transport, project_id, dataset_id, "update_records", b""),
             encode=_changes.tag_update_encoder(operations),
             item_id=_bulk.given_id,
         )
         return await run_job(
-            self._transport,
+            transport,
             op,
             (record_ids,) if isinstance(record_ids, str) else record_ids,
             batch_size=batch_size,

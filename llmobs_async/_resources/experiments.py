@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal, Unpack, overload
 
 import attrs
 
 from .. import _json, _routes, _wire
+from .._options import RequestOptions, without_body
+from .._response import raw
 from .._transport import Transport
 from .._wire_fast import structure_experiment
 from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
@@ -17,16 +18,14 @@ from ..models import (
     UNSET,
     Experiment,
     ExperimentCreate,
-    ExperimentMetric,
-    ExperimentSpan,
     ExperimentStatus,
     ExperimentUpdate,
     JSONValue,
-    SpanResult,
     Unset,
 )
-from ..pagination import AsyncPaginator, EventsPage, Page
-from ._base import Resource, filters, get_one, paginate, request_model, update_payload
+from ..pagination import AsyncPaginator
+from ._base import NO_BODY, Resource, filters, get_one, paginate, request_model, update_payload
+from .events import Events
 
 _read_create = _wire.request_reader(ExperimentCreate, "experiments")
 _read_update = _wire.request_reader(ExperimentUpdate, "experiments")
@@ -38,11 +37,8 @@ _UPDATE_KINDS: Final = {
     "error": str,
     "metadata": dict,
 }
-_read_metric = _wire.request_reader(ExperimentMetric, "experiments")
-_read_span = _wire.request_reader(ExperimentSpan, "experiments")
 _load = _wire.one(structure_experiment)
 _load_page = _wire.page_of(structure_experiment)
-_DAY_MS: Final = 24 * 3600 * 1000
 READ_BACK_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
 """The waits between the reads of an update's read-back while the list lags the write, in
 units of the client's first retry backoff (0.5 s): 0.05 s to 0.8 s, 1.55 s in all."""
@@ -63,6 +59,11 @@ class Experiments(Resource):
         self.events = Events(transport)
         """Push and read an experiment's spans and evaluation metrics."""
 
+    @property
+    def with_raw_response(self) -> ExperimentsWithRawResponse:
+        """These methods returning an :class:`~llmobs_async.APIResponse` of their result."""
+        return ExperimentsWithRawResponse(self)
+
     async def create(
         self,
         project_id: str | ExperimentCreate | Mapping[str, Any],
@@ -77,6 +78,7 @@ class Experiments(Resource):
         ensure_unique: bool | Unset = UNSET,
         parent_experiment_id: str | Unset = UNSET,
         run_count: int | Unset = UNSET,
+        **options: Unpack[RequestOptions],
     ) -> Experiment:
         """Create an experiment (a run) on a dataset of a project.
 
@@ -108,16 +110,15 @@ class Experiments(Resource):
                 raise ValidationError("body", "pass a request model or positional fields, not both")
             body = request_model(project_id, fields, ExperimentCreate, _read_create)
         payload = _wire.encode_model(body, "experiments")
-        return await self._transport.request(
-            _routes.CREATE_EXPERIMENT.compile(), _load, body=payload
-        )
+        transport = self._via(options) if options else self._transport
+        return await transport.request(_routes.CREATE_EXPERIMENT.compile(), _load, body=payload)
 
-    async def get(self, experiment_id: str) -> Experiment:
+    async def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> Experiment:
         """The experiment with this id; ``NotFoundError`` when there is none."""
         _routes.segment("experiment_id", experiment_id)
         route = _routes.LIST_EXPERIMENTS.compile()
         return await get_one(
-            self.list(ids=[experiment_id]),
+            self.list(ids=[experiment_id], **options),
             "experiment",
             experiment_id,
             self._transport.origin + route.path,
@@ -135,12 +136,14 @@ class Experiments(Resource):
         deleted: bool = False,
         cursor: str | None = None,
         page_size: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Experiment]:
         """Experiments of a project or a dataset (or these ``ids``), newest first; lazily.
 
         ``name`` is a run's exact name, ``experiment`` the logical name its
         runs share, ``metadata`` matches experiments whose metadata contains
-        it, and ``deleted=True`` lists only deleted ones.
+        it, and ``deleted=True`` lists only deleted ones. Per-call ``options``
+        apply to every page.
         """
         if project_id is None and dataset_id is None and ids is None:
             raise ValidationError("project_id", "give project_id, dataset_id or ids")
@@ -160,7 +163,7 @@ class Experiments(Resource):
         if deleted:
             query.append(("filter[is_deleted]", "true"))
         return paginate(
-            self._transport,
+            self._via(options, NO_BODY) if options else self._transport,
             _routes.LIST_EXPERIMENTS.compile(),
             _load_page,
             query,
@@ -182,6 +185,7 @@ class Experiments(Resource):
         error: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
         read_back: Literal[True] = True,
+        **options: Unpack[RequestOptions],
     ) -> Experiment: ...
 
     @overload
@@ -198,6 +202,7 @@ class Experiments(Resource):
         error: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
         read_back: bool,
+        **options: Unpack[RequestOptions],
     ) -> Experiment | None: ...
 
     async def update(
@@ -213,6 +218,7 @@ class Experiments(Resource):
         error: str | Unset = UNSET,
         metadata: Mapping[str, JSONValue] | Unset = UNSET,
         read_back: bool = True,
+        **options: Unpack[RequestOptions],
     ) -> Experiment | None:
         """Partially update an experiment; fields not given are left unchanged.
 
@@ -228,6 +234,7 @@ class Experiments(Resource):
         ``read_back=False`` skips the read (one request instead of two, for a
         hot path): the result is the experiment if the API's answer carried
         it, else ``None``. Returning normally always means the write landed.
+        Per-call ``options`` apply to the read too (``extra_body`` only to the write).
         """
         route = _routes.UPDATE_EXPERIMENT.compile(experiment_id=experiment_id)
         fields = {
@@ -241,20 +248,23 @@ class Experiments(Resource):
         payload = update_payload(
             body, fields, _UPDATE_KINDS, ExperimentUpdate, _read_update, "experiments"
         )
-        updated = await self._transport.request(route, _load_update, body=payload)
+        transport = self._via(options) if options else self._transport
+        updated = await transport.request(route, _load_update, body=payload)
         if updated is not None or not read_back:
             return updated
         # The fields were checked before sending; the model is built only to compare.
         written = request_model(body, fields, ExperimentUpdate, _read_update)
-        return await self._read_back(experiment_id, written)
+        return await self._read_back(experiment_id, written, without_body(options))
 
-    async def _read_back(self, experiment_id: str, written: ExperimentUpdate) -> Experiment:
+    async def _read_back(
+        self, experiment_id: str, written: ExperimentUpdate, options: RequestOptions
+    ) -> Experiment:
         """The experiment once the list shows ``written``; ReadBackError otherwise."""
         read: Experiment | None = None
         unit = self._transport.retry.initial
         for wait in (*READ_BACK_WAITS, None):
             try:
-                read = await self.get(experiment_id)
+                read = await self.get(experiment_id, **options)
             except NotFoundError:
                 pass  # the list lags the write (or the experiment was deleted since)
             except LLMObsError as exc:
@@ -284,83 +294,28 @@ class Experiments(Resource):
             read=read,
         )
 
-    async def delete(self, experiment_ids: str | Sequence[str], /) -> None:
+    async def delete(
+        self, experiment_ids: str | Sequence[str], /, **options: Unpack[RequestOptions]
+    ) -> None:
         """Delete one experiment or several (one request)."""
         payload = _wire.encode_ids("experiments", "experiment_ids", experiment_ids)
-        await self._transport.request(
-            _routes.DELETE_EXPERIMENTS.compile(), _wire.nothing, body=payload
-        )
+        transport = self._via(options) if options else self._transport
+        await transport.request(_routes.DELETE_EXPERIMENTS.compile(), _wire.nothing, body=payload)
 
 
-def _load_events_page(body: bytes) -> Page[SpanResult]:
-    # The documented shape, or a typed error: a page read as "no spans" when
-    # it is something else would end a pull as if the experiment were empty.
-    doc = _json.loads(body)
-    data = doc["data"]
-    if not isinstance(data, dict):
-        raise TypeError(f"data is not an object but {_wire.json_type(data)}")
-    attributes = data["attributes"]
-    if not isinstance(attributes, dict):
-        raise TypeError(f"data.attributes is not an object but {_wire.json_type(attributes)}")
-    spans = _wire.json_list(attributes, "spans", required=True)
-    summary = _wire.json_list(attributes, "summary_metrics", required=False)
-    return EventsPage(
-        items=[_wire.structure_span(span) for span in spans],
-        next_cursor=_wire.next_cursor(doc),
-        summary_metrics=tuple(_wire.structure_metric(m) for m in summary),
-    )
+class ExperimentsWithRawResponse:
+    """``client.experiments.with_raw_response``: each call returns an ``APIResponse``.
 
+    ``update``'s answer is the write's (the PATCH), not its read-back's.
+    """
 
-class Events(Resource):
-    """An experiment's results: ``.../experiments/{experiment_id}/events``."""
+    __slots__ = ("create", "delete", "get", "update")
 
-    __slots__ = ()
-
-    async def create(
-        self,
-        experiment_id: str,
-        *,
-        metrics: Sequence[ExperimentMetric | Mapping[str, Any]] = (),
-        spans: Sequence[ExperimentSpan | Mapping[str, Any]] = (),
-        tags: Sequence[str] | Unset = UNSET,
-    ) -> None:
-        """Push spans and evaluation metrics of an experiment (the API answers 202).
-
-        Each metric's ``timestamp_ms`` must be within 24 hours of now: the
-        API refuses the push otherwise, so the client refuses it before sending.
-        """
-        route = _routes.CREATE_EVENTS.compile(experiment_id=experiment_id)
-        if not metrics and not spans:
-            raise ValidationError("metrics", "give at least one metric or span")
-        now = time.time() * 1000
-        wire_metrics = [_metric(m, index, now) for index, m in enumerate(_seq("metrics", metrics))]
-        wire_spans = []
-        for index, span in enumerate(_seq("spans", spans)):
-            try:
-                wire_spans.append(_wire.attributes_of(_read_span(span)))
-            except ValidationError as exc:
-                raise exc.prefixed(f"spans[{index}]") from None
-        attributes: dict[str, Any] = {"scope": "experiments", "metrics": wire_metrics}
-        if wire_spans:
-            attributes["spans"] = wire_spans
-        if tags is not UNSET:
-            attributes["tags"] = list(_seq("tags", tags))
-        # "experiments", not the specification's "events": the live API refuses that.
-        payload = _wire.envelope("experiments", _json.encode_json(attributes))
-        await self._transport.request(route, _wire.nothing, body=payload)
-
-    def list(
-        self, experiment_id: str, *, cursor: str | None = None, page_size: int | None = None
-    ) -> AsyncPaginator[SpanResult]:
-        """Every span of an experiment with its metrics; ``.pages()`` gives :class:`EventsPage`."""
-        return paginate(
-            self._transport,
-            _routes.LIST_EVENTS.compile(experiment_id=experiment_id),
-            _load_events_page,
-            [],
-            cursor=cursor,
-            page_size=page_size,
-        )
+    def __init__(self, experiments: Experiments) -> None:
+        self.create = raw(experiments, Experiments.create)
+        self.get = raw(experiments, Experiments.get)
+        self.update = raw(experiments, Experiments.update)
+        self.delete = raw(experiments, Experiments.delete)
 
 
 def _fields(written: ExperimentUpdate) -> str:
@@ -392,22 +347,3 @@ def _differs(written: ExperimentUpdate, read: Experiment) -> list[str]:
         if not same:
             differ.append(key)
     return differ
-
-
-def _seq(field: str, value: Any) -> Sequence[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        raise ValidationError(field, "must be a list")
-    return value
-
-
-def _metric(metric: Any, index: int, now_ms: float) -> dict[str, Any]:
-    try:
-        model = _read_metric(metric)
-    except ValidationError as exc:
-        raise exc.prefixed(f"metrics[{index}]") from None
-    if abs(model.timestamp_ms - now_ms) > _DAY_MS:
-        raise ValidationError(
-            f"metrics[{index}].timestamp_ms",
-            "must be within 24 hours of now (epoch milliseconds); the API refuses older or later",
-        )
-    return _wire.attributes_of(model)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _routes, _wire
+from .._options import RequestOptions
+from .._response import raw
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
-from ._base import Resource, filters, get_one, named_model, paginate, update_payload
+from ._base import NO_BODY, Resource, filters, get_one, named_model, paginate, update_payload
 
 _read_create = _wire.request_reader(ProjectCreate, "projects")
 _read_update = _wire.request_reader(ProjectUpdate, "projects")
@@ -21,12 +23,18 @@ class Projects(Resource):
 
     __slots__ = ()
 
+    @property
+    def with_raw_response(self) -> ProjectsWithRawResponse:
+        """These methods returning an :class:`~llmobs_async.APIResponse` of their result."""
+        return ProjectsWithRawResponse(self)
+
     async def create(
         self,
         name: str | ProjectCreate | Mapping[str, Any],
         /,
         *,
         description: str | Unset = UNSET,
+        **options: Unpack[RequestOptions],
     ) -> Project:
         """Create a project, or return the existing one of that name (the API's get-or-create).
 
@@ -34,14 +42,18 @@ class Projects(Resource):
         """
         body = named_model(name, {"description": description}, ProjectCreate, _read_create)
         payload = _wire.encode_model(body, "projects")
-        return await self._transport.request(_routes.CREATE_PROJECT.compile(), _load, body=payload)
+        transport = self._via(options) if options else self._transport
+        return await transport.request(_routes.CREATE_PROJECT.compile(), _load, body=payload)
 
-    async def get(self, project_id: str) -> Project:
+    async def get(self, project_id: str, **options: Unpack[RequestOptions]) -> Project:
         """The project with this id; ``NotFoundError`` when there is none."""
         _routes.segment("project_id", project_id)
         route = _routes.LIST_PROJECTS.compile()
         return await get_one(
-            self.list(ids=[project_id]), "project", project_id, self._transport.origin + route.path
+            self.list(ids=[project_id], **options),
+            "project",
+            project_id,
+            self._transport.origin + route.path,
         )
 
     def list(
@@ -51,10 +63,14 @@ class Projects(Resource):
         ids: Sequence[str] | None = None,
         cursor: str | None = None,
         page_size: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Project]:
-        """Every project (newest first), or those with this ``name`` or these ``ids``; lazily."""
+        """Every project (newest first), or those with this ``name`` or these ``ids``; lazily.
+
+        Per-call ``options`` apply to every page.
+        """
         return paginate(
-            self._transport,
+            self._via(options, NO_BODY) if options else self._transport,
             _routes.LIST_PROJECTS.compile(),
             _load_page,
             filters(name=name, ids=ids),
@@ -70,6 +86,7 @@ class Projects(Resource):
         *,
         name: str | Unset = UNSET,
         description: str | Unset = UNSET,
+        **options: Unpack[RequestOptions],
     ) -> Project:
         """Partially update a project; fields not given are left unchanged."""
         route = _routes.UPDATE_PROJECT.compile(project_id=project_id)
@@ -77,11 +94,25 @@ class Projects(Resource):
         payload = update_payload(
             body, fields, {"name": str, "description": str}, ProjectUpdate, _read_update, "projects"
         )
-        return await self._transport.request(route, _load, body=payload)
+        transport = self._via(options) if options else self._transport
+        return await transport.request(route, _load, body=payload)
 
-    async def delete(self, project_ids: str | Sequence[str], /) -> None:
+    async def delete(
+        self, project_ids: str | Sequence[str], /, **options: Unpack[RequestOptions]
+    ) -> None:
         """Delete one project or several (one request)."""
         payload = _wire.encode_ids("projects", "project_ids", project_ids)
-        await self._transport.request(
-            _routes.DELETE_PROJECTS.compile(), _wire.nothing, body=payload
-        )
+        transport = self._via(options) if options else self._transport
+        await transport.request(_routes.DELETE_PROJECTS.compile(), _wire.nothing, body=payload)
+
+
+class ProjectsWithRawResponse:
+    """``client.projects.with_raw_response``: each call returns an ``APIResponse``."""
+
+    __slots__ = ("create", "delete", "get", "update")
+
+    def __init__(self, projects: Projects) -> None:
+        self.create = raw(projects, Projects.create)
+        self.get = raw(projects, Projects.get)
+        self.update = raw(projects, Projects.update)
+        self.delete = raw(projects, Projects.delete)

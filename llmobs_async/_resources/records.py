@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _csv, _json, _routes, _upload, _wire, _wire_records
 from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
 from .._bulkversion import StopRetry, refuse_unsure
+from .._options import RequestOptions
+from .._response import raw
 from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
-from ._base import filters, paginate
+from ._base import BULK_BODY, NO_BODY, filters, paginate
 from ._record_changes import RecordChanges, batch_operation, run_job
 
 __all__ = ["Records", "batch_operation"]
@@ -25,6 +27,9 @@ def _load_page(body: bytes) -> Page[DatasetRecord]:
         raise TypeError("data is not a list")
     structure = _wire_records.structure_record
     return Page(items=[structure(item) for item in data], next_cursor=_wire.next_cursor(doc))
+
+
+_UPLOAD_BODY = "the upload's body is the file (multipart), not JSON"
 
 
 def _sequence(records: Any) -> Sequence[Any]:
@@ -40,6 +45,11 @@ class Records(RecordChanges):
 
     __slots__ = ()
 
+    @property
+    def with_raw_response(self) -> RecordsWithRawResponse:
+        """The one-request methods returning an :class:`~llmobs_async.APIResponse`."""
+        return RecordsWithRawResponse(self)
+
     def list(
         self,
         project_id: str,
@@ -49,10 +59,12 @@ class Records(RecordChanges):
         tags: Sequence[str] | None = None,
         cursor: str | None = None,
         page_size: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[DatasetRecord]:
         """Every record of a dataset (at its current ``version`` unless given); lazily.
 
         ``tags`` keeps the records that carry every one of them (``"key:value"``).
+        Per-call ``options`` apply to every page.
         """
         route = _routes.LIST_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
         query = filters(tags=tags)
@@ -60,9 +72,8 @@ class Records(RecordChanges):
             if isinstance(version, bool) or not isinstance(version, int) or version < 0:
                 raise ValidationError("version", f"must be an integer >= 0; got {version!r}")
             query.append(("filter[version]", str(version)))
-        return paginate(
-            self._transport, route, _load_page, query, cursor=cursor, page_size=page_size
-        )
+        transport = self._via(options, NO_BODY) if options else self._transport
+        return paginate(transport, route, _load_page, query, cursor=cursor, page_size=page_size)
 
     async def create(
         self,
@@ -71,6 +82,7 @@ class Records(RecordChanges):
         records: Sequence[RecordCreate | Mapping[str, Any]],
         *,
         deduplicate: bool | Unset = UNSET,
+        **options: Unpack[RequestOptions],
     ) -> builtins.list[DatasetRecord]:
         """Add records to a dataset in one request (a new dataset version); return them as stored.
 
@@ -85,14 +97,15 @@ class Records(RecordChanges):
         """
         route = _routes.CREATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
         encoded = _wire_records.encode_new_records(_sequence(records))
-        options = b""
+        dedup = b""
         if deduplicate is not UNSET:
             if not isinstance(deduplicate, bool):
                 raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
-            options = b',"deduplicate":%s' % (b"true" if deduplicate else b"false")
-        payload = _wire.envelope("records", b'{"records":%s%s}' % (encoded, options))
+            dedup = b',"deduplicate":%s' % (b"true" if deduplicate else b"false")
+        payload = _wire.envelope("records", b'{"records":%s%s}' % (encoded, dedup))
+        transport = self._via(options) if options else self._transport
         try:
-            return await self._transport.request(
+            return await transport.request(
                 route,
                 _wire_records.load_records,
                 body=payload,
@@ -106,6 +119,7 @@ class Records(RecordChanges):
         project_id: str,
         dataset_id: str,
         records: Sequence[RecordUpdate | Mapping[str, Any]],
+        **options: Unpack[RequestOptions],
     ) -> builtins.list[DatasetRecord]:
         """Update records of a dataset in one request and return them as stored.
 
@@ -116,15 +130,22 @@ class Records(RecordChanges):
         route = _routes.UPDATE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
         encoded = _wire_records.encode_records(_sequence(records))
         payload = _wire_records.records_body(encoded[1:-1])
-        return await self._transport.request(route, _wire_records.load_records, body=payload)
+        transport = self._via(options) if options else self._transport
+        return await transport.request(route, _wire_records.load_records, body=payload)
 
     async def delete(
-        self, project_id: str, dataset_id: str, record_ids: str | Sequence[str], /
+        self,
+        project_id: str,
+        dataset_id: str,
+        record_ids: str | Sequence[str],
+        /,
+        **options: Unpack[RequestOptions],
     ) -> None:
         """Delete records of a dataset by id, in one request."""
         route = _routes.DELETE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
         payload = _wire.encode_ids("records", "record_ids", record_ids)
-        await self._transport.request(route, _wire.nothing, body=payload)
+        transport = self._via(options) if options else self._transport
+        await transport.request(route, _wire.nothing, body=payload)
 
     async def update_many(
         self,
@@ -135,6 +156,7 @@ class Records(RecordChanges):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Stream any number of record updates in batches; lose none.
 
@@ -164,6 +186,7 @@ class Records(RecordChanges):
             records,
             "update_records",
             b"",
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -179,6 +202,7 @@ class Records(RecordChanges):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Stream any number of new records into a dataset: one new dataset version per job.
 
@@ -200,6 +224,7 @@ class Records(RecordChanges):
             records,
             "insert_records",
             b'"deduplicate":%s,' % (b"true" if deduplicate else b"false"),
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -221,6 +246,7 @@ class Records(RecordChanges):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Stream a CSV file of any size into a dataset as new records: one dataset version.
 
@@ -232,6 +258,8 @@ class Records(RecordChanges):
         call its ``line_of(position)``; its ``malformed`` lists the rows set
         aside, which are in neither ``applied`` nor ``failed``.
         """
+        if options:
+            self._via(options, BULK_BODY)  # checked before the file is opened
         source = await _csv.open_source(
             file,
             input_columns=input_columns,
@@ -250,6 +278,7 @@ class Records(RecordChanges):
                 batch_size=batch_size,
                 max_batch_bytes=max_batch_bytes,
                 on_progress=on_progress,
+                **options,
             )
         finally:
             source.close()
@@ -267,6 +296,7 @@ class Records(RecordChanges):
         delimiter: str = ",",
         deduplicate: bool = True,
         tags: Sequence[str] = (),
+        **options: Unpack[RequestOptions],
     ) -> _upload.CsvUploadResult:
         """Send a CSV file's records through the upload endpoint, in one streamed request.
 
@@ -282,8 +312,9 @@ class Records(RecordChanges):
         that processing failed. Prefer :meth:`create_from_csv` unless the file
         is a first load too large for batches: it reports every record.
         """
+        transport = self._via(options, _UPLOAD_BODY) if options else self._transport
         return await _upload.upload_csv(
-            self._transport,
+            transport,
             project_id,
             dataset_id,
             file,
@@ -305,6 +336,7 @@ class Records(RecordChanges):
         batch_size: int = 1000,
         max_batch_bytes: int = 5_000_000,
         on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Delete any number of records by id: one new dataset version per job.
 
@@ -316,6 +348,7 @@ class Records(RecordChanges):
             record_ids,
             "delete_records",
             b"",
+            options,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
@@ -327,19 +360,36 @@ class Records(RecordChanges):
         dataset_id: str,
         items: Any,
         field: str,
-        options: bytes,
+        fixed: bytes,
+        options: RequestOptions,
         *,
         batch_size: int,
         max_batch_bytes: int,
         on_progress: ProgressCallback | None,
     ) -> BulkResult:
         names = {"insert_records": "create_many", "delete_records": "delete_many"}
+        transport = self._via(options, BULK_BODY) if options else self._transport
         return await run_job(
-            self._transport,
-            batch_operation(self._transport, project_id, dataset_id, field, options),
+            transport,
+            batch_operation(transport, project_id, dataset_id, field, fixed),
             items,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             on_progress=on_progress,
             name=names.get(field, "update_many"),
         )
+
+
+class RecordsWithRawResponse:
+    """``client.records.with_raw_response``: each call returns an ``APIResponse``.
+
+    The bulk jobs are not here: they make many requests, and report per record.
+    """
+
+    __slots__ = ("create", "delete", "update", "upload_csv")
+
+    def __init__(self, records: Records) -> None:
+        self.create = raw(records, Records.create)
+        self.update = raw(records, Records.update)
+        self.delete = raw(records, Records.delete)
+        self.upload_csv = raw(records, Records.upload_csv)
