@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmobs_async import LLMObsClient, _bulk, _routes
+from llmobs_async import LLMObsClient, _routes
+from llmobs_async._bulk import results as _bulk
 from llmobs_async._resources._record_changes import run_job
 
 ROOT = Path(__file__).resolve().parent.parent

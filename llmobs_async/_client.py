@@ -10,9 +10,10 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from . import _config, _ratestore
-from ._ratelimit import key_fingerprint
-from ._redis_store import RedisRateLimitStore
+from . import _config
+from ._ratelimit import shared as _ratestore
+from ._ratelimit.gate import key_fingerprint
+from ._ratelimit.redis_store import RedisRateLimitStore
 from ._resources import Datasets, Experiments, Projects, Records
 from ._retry import RetryPolicy
 from ._transport import SessionPool, Transport

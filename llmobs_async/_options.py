@@ -18,9 +18,10 @@ from typing import Any, Final, TypedDict, TypeVar
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _config, _json
+from . import _config
 from ._routes import Compiled, encodable
 from ._transport import Query, Streamed, Transport
+from ._wire import json as _json
 from .errors import LLMObsError, ValidationError
 
 T = TypeVar("T")

@@ -10,7 +10,9 @@ from typing import Any
 import attrs
 import pytest
 
-from llmobs_async import _wire, _wire_records, errors, models
+from llmobs_async import errors, models
+from llmobs_async._wire import jsonapi as _wire
+from llmobs_async._wire import records as _wire_records
 from llmobs_async.models import Author, DatasetRecord, Experiment, Project
 
 from . import live_bodies

@@ -14,7 +14,8 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmobs_async import _wire, _wire_fast
+from llmobs_async._wire import experiments as _wire_fast
+from llmobs_async._wire import jsonapi as _wire
 from llmobs_async.models import Experiment
 
 FIELDS = [a.name for a in attrs.fields(Experiment) if a.name != "extra"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from .. import _wire
-from .._json import encode_json
 from .._options import RequestOptions, derive
 from .._routes import Compiled, encodable
 from .._transport import Query, Transport
+from .._wire import jsonapi as _wire
+from .._wire.json import encode_json
 from ..errors import ErrorItem, NotFoundError, ValidationError
 from ..models import UNSET
 from ..pagination import AsyncPaginator, Page

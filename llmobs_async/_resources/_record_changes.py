@@ -13,8 +13,11 @@ from typing import Any, TypeAlias, Unpack
 
 import attrs
 
-from .. import _bulk, _changes, _routes
-from .._bulk import (
+from .. import _routes
+from .._bulk import changes as _changes
+from .._bulk import results as _bulk
+from .._bulk.engine import BulkJob
+from .._bulk.results import (
     BulkOperation,
     BulkResult,
     IdSource,
@@ -23,8 +26,7 @@ from .._bulk import (
     check_batch_options,
     check_source,
 )
-from .._bulkjob import BulkJob
-from .._bulkversion import OneVersion
+from .._bulk.versions import OneVersion
 from .._changemodels import RecordDelete, TagOperations, check_tags
 from .._options import RequestOptions
 from .._transport import Transport

@@ -6,9 +6,10 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _routes, _wire
+from .. import _routes
 from .._options import RequestOptions, without_body
 from .._response import raw
+from .._wire import jsonapi as _wire
 from ..errors import ConflictError
 from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
 from ..pagination import AsyncPaginator

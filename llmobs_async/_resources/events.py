@@ -6,9 +6,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Unpack
 
-from .. import _json, _routes, _wire
+from .. import _routes
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import json as _json
+from .._wire import jsonapi as _wire
 from ..errors import ValidationError
 from ..models import UNSET, ExperimentMetric, ExperimentSpan, SpanResult, Unset
 from ..pagination import AsyncPaginator, EventsPage, Page

@@ -8,11 +8,13 @@ from typing import Any, Final, Literal, Unpack, overload
 
 import attrs
 
-from .. import _json, _routes, _wire
+from .. import _routes
 from .._options import RequestOptions, without_body
 from .._response import raw
 from .._transport import Transport
-from .._wire_fast import structure_experiment
+from .._wire import json as _json
+from .._wire import jsonapi as _wire
+from .._wire.experiments import structure_experiment
 from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
 from ..models import (
     UNSET,

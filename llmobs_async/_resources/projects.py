@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _routes, _wire
+from .. import _routes
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import jsonapi as _wire
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
 from ._base import NO_BODY, Resource, filters, get_one, named_model, paginate, update_payload

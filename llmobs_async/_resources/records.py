@@ -6,11 +6,16 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _csv, _json, _routes, _upload, _wire, _wire_records
-from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
-from .._bulkversion import StopRetry, refuse_unsure
+from .. import _routes
+from .._bulk import csvsource as _csv
+from .._bulk import upload as _upload
+from .._bulk.results import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
+from .._bulk.versions import StopRetry, refuse_unsure
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import json as _json
+from .._wire import jsonapi as _wire
+from .._wire import records as _wire_records
 from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from .errors import RateLimitInfo
+from ..errors import RateLimitInfo
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:

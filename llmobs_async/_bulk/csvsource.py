@@ -22,7 +22,7 @@ from array import array
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import IO, Any, Final, TypeAlias, cast
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 FIELD_SIZE_LIMIT: Final = 10 * 1024 * 1024
 """The largest field read, as ddtrace's ``create_dataset_from_csv`` allows (10 MB)."""

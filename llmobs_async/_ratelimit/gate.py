@@ -35,9 +35,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from ._rateheaders import parse_rate_limit, retry_after_seconds
-from ._share import Share
-from ._waitqueue import Waiter, WaitQueue
+from .headers import parse_rate_limit, retry_after_seconds
+from .share import Share
+from .waitqueue import Waiter, WaitQueue
 
 _UNKNOWN, _OPEN, _LIMITED = 0, 1, 2
 _PROBE_PATIENCE: Final = 1.0

@@ -14,9 +14,11 @@ from typing import Any, Final
 
 import attrs
 
-from . import _json
-from ._json import encode_json
-from ._wire import (
+from ..errors import ValidationError
+from ..models import NO_EXTRA, UNSET, Author, DatasetRecord, RecordCreate, RecordUpdate
+from . import json as _json
+from .json import encode_json
+from .jsonapi import (
     parse_datetime,
     request_reader,
     structure_author,
@@ -26,8 +28,6 @@ from ._wire import (
     structure_str,
     unstructurer,
 )
-from .errors import ValidationError
-from .models import NO_EXTRA, UNSET, Author, DatasetRecord, RecordCreate, RecordUpdate
 
 # --- reading ---------------------------------------------------------------------------
 

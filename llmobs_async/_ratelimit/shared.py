@@ -27,11 +27,11 @@ from typing import Final, NamedTuple, Protocol
 
 import orjson
 
-from ._rateheaders import parse_rate_limit, retry_after_seconds, server_wait
-from ._ratelimit import Bucket, Ticket, WaitTooLong
-from ._redis_store import RedisRateLimitStore, StoreUnavailable
-from ._waitqueue import Waiter, WaitQueue
-from .errors import RateLimitInfo, ValidationError
+from ..errors import RateLimitInfo, ValidationError
+from .gate import Bucket, Ticket, WaitTooLong
+from .headers import parse_rate_limit, retry_after_seconds, server_wait
+from .redis_store import RedisRateLimitStore, StoreUnavailable
+from .waitqueue import Waiter, WaitQueue
 
 ENV_VAR: Final = "LLMOBS_RATE_LIMIT_STORE"
 TTL_MS: Final = 600_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable
 from typing import Any, TypeVar
 
-from .errors import APIStatusError, LLMObsError
+from ..errors import APIStatusError, LLMObsError
 
 T = TypeVar("T")
 

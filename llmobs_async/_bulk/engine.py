@@ -20,9 +20,10 @@ import asyncio
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Final
 
-from ._batch import Batch as _Batch
-from ._batch import detached, each, error_key
-from ._bulk import (
+from ..errors import APIStatusError, LLMObsError, ValidationError
+from .batches import Batch as _Batch
+from .batches import detached, each, error_key
+from .results import (
     BulkFailure,
     BulkInterruptedError,
     BulkOperation,
@@ -33,11 +34,10 @@ from ._bulk import (
     RecordSource,
     attach_result,
 )
-from ._bulkversion import StopRetry, VersionUnknown, send_batch, unsure
-from .errors import APIStatusError, LLMObsError, ValidationError
+from .versions import StopRetry, VersionUnknown, send_batch, unsure
 
 if TYPE_CHECKING:
-    from ._transport import Transport
+    from .._transport import Transport
 
 _ISOLATE: Final = frozenset({400, 404, 409, 422})
 _STOP: Final = frozenset({401, 403})

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import (
+from ..errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -31,8 +31,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._routes import Compiled
-    from ._transport import Transport
+    from .._routes import Compiled
+    from .._transport import Transport
 
 __all__ = ["OneVersion", "StopRetry", "VersionUnknown", "send_batch", "unsure"]
 

@@ -23,10 +23,10 @@ from typing import Any, Final
 import aiohttp
 import attrs
 
-from . import _routes
-from ._csv import CsvFile, CsvSource, open_source
-from ._transport import Transport
-from .errors import UploadError, ValidationError
+from .. import _routes
+from .._transport import Transport
+from ..errors import UploadError, ValidationError
+from .csvsource import CsvFile, CsvSource, open_source
 
 _PIECE: Final = 64 * 1024
 _COLUMNS: Final = ("input", "expected_output", "metadata", "id")

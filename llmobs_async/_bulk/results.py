@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
-from . import _changes, _wire_records
-from ._json import encode_json
-from .errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationError
-from .models import RecordCreate, RecordUpdate
+from .._wire import records as _wire_records
+from .._wire.json import encode_json
+from ..errors import APIStatusError, BulkUpdateError, LLMObsError, ValidationError
+from ..models import RecordCreate, RecordUpdate
+from . import changes as _changes
 
 if TYPE_CHECKING:
-    from ._bulkversion import OneVersion
-    from ._routes import Compiled
+    from .._routes import Compiled
+    from .versions import OneVersion
 
 __all__ = [
     "BulkFailure",

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from . import _wire_records
-from ._changemodels import RecordDelete, TagOperations
-from ._json import encode_json
-from .errors import APIStatusError, ValidationError
-from .models import RecordCreate, RecordUpdate
+from .._changemodels import RecordDelete, TagOperations
+from .._wire import records as _wire_records
+from .._wire.json import encode_json
+from ..errors import APIStatusError, ValidationError
+from ..models import RecordCreate, RecordUpdate
 
 if TYPE_CHECKING:
-    from ._bulkversion import OneVersion
-    from ._routes import Compiled
+    from .._routes import Compiled
+    from .versions import OneVersion
 
 __all__ = ["MixedOperation", "encode_update", "tag_update_encoder"]
 

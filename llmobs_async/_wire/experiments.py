@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import attrs
 
-from . import _wire
-from .models import NO_EXTRA, Author, Experiment
+from ..models import NO_EXTRA, Author, Experiment
+from . import jsonapi as _wire
 
 _new = object.__new__
 _set = {a.name: Experiment.__dict__[a.name].__set__ for a in attrs.fields(Experiment)}

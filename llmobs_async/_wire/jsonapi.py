@@ -18,10 +18,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from . import _json
-from ._json import encode_json
-from .errors import ValidationError
-from .models import (
+from ..errors import ValidationError
+from ..models import (
     Author,
     Dataset,
     DatasetVersion,
@@ -31,7 +29,9 @@ from .models import (
     Project,
     SpanResult,
 )
-from .pagination import Page
+from ..pagination import Page
+from . import json as _json
+from .json import encode_json
 
 T = TypeVar("T")
 

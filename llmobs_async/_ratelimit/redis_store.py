@@ -1,6 +1,6 @@
 """The Redis store: one org's rate budget shared by every process that uses the same Redis.
 
-Every decision is one ``EVALSHA`` of ``_ratestore.lua`` (loaded on first use,
+Every decision is one ``EVALSHA`` of ``redis_store.lua`` (loaded on first use,
 and again whenever Redis answers ``NOSCRIPT``), atomic and on Redis's clock.
 The ``redis`` package is imported only when a store is made: the library
 works without the ``llmobs-async[redis]`` extra.
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -112,7 +112,7 @@ class RedisRateLimitStore:
         return self._failed_at is None or time.monotonic() - self._failed_at >= self.retry_after
 
     async def run(self, keys: Sequence[str], args: Sequence[str | int | bytes]) -> list[int | str]:
-        """One decision: the script's seven values (see ``_ratestore.lua``).
+        """One decision: the script's seven values (see ``redis_store.lua``).
 
         Raises StoreUnavailable when Redis fails or answers nonsense.
         """
@@ -190,7 +190,7 @@ class RedisRateLimitStore:
 
 @functools.cache
 def _script() -> str:
-    return (importlib.resources.files(__package__) / "_ratestore.lua").read_text("utf-8")
+    return (importlib.resources.files(__package__) / "redis_store.lua").read_text("utf-8")
 
 
 def _from_url(url: str, timeout: float) -> Redis:
