@@ -6,7 +6,7 @@ records/s, the requests each sent and the dataset versions each made::
 
     python benchmarks/update_paths.py --records 10000 --latency 0.05 --repeat 3
 
-The PATCH path is the engine with ``_bulk.records_patch`` (what update_many
+The PATCH path is the engine with ``_bulk.operations.records_patch`` (what update_many
 used before 0.3); ``batch_update`` is ``client.records.update_many`` as it is
 now; ``apply_many`` (``--paths``) sends the same updates as a mixed job.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmobs_async import LLMObsClient, _routes
-from llmobs_async._bulk import results as _bulk
+from llmobs_async._bulk import operations
 from llmobs_async._resources._record_changes import run_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ async def one_run(path: str, args: argparse.Namespace) -> dict[str, Any]:
             route = _routes.UPDATE_RECORDS.compile(project_id=pid, dataset_id=did)
             result = await run_job(
                 client._transport,
-                _bulk.records_patch(route),
+                operations.records_patch(route),
                 updates,
                 batch_size=args.batch_size,
                 max_batch_bytes=5_000_000,

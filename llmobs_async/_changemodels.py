@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ._wire.json import encode_json
+from ._json import encode_json
 from .errors import ValidationError
 
 __all__ = ["RecordDelete", "TagOperations", "check_tags"]

@@ -11,7 +11,7 @@ import attrs
 from yarl import URL
 
 from . import _config
-from ._ratelimit import shared as _ratestore
+from ._ratelimit import shared
 from ._ratelimit.gate import key_fingerprint
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._resources import Datasets, Experiments, Projects, Records
@@ -80,7 +80,7 @@ class LLMObsClient:
         self._pool = SessionPool(
             max_concurrency=max_concurrency,
             session=session,
-            store=_ratestore.resolve(rate_limit_store),
+            store=shared.resolve(rate_limit_store),
         )
         self._owns_pool = True
         self._configure(

@@ -18,10 +18,9 @@ from typing import Any, Final, TypedDict, TypeVar
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _config
+from . import _config, _json
 from ._routes import Compiled, encodable
 from ._transport import Query, Streamed, Transport
-from ._wire import json as _json
 from .errors import LLMObsError, ValidationError
 
 T = TypeVar("T")

@@ -412,7 +412,7 @@ async def test_values_that_are_not_plain_json_are_refused_everywhere(
 
 
 def test_refusals_say_how_to_send_the_value() -> None:
-    from llmobs_async._wire.json import encode_json
+    from llmobs_async._json import encode_json
 
     with pytest.raises(errors.ValidationError, match="isoformat"):
         encode_json({"when": datetime.datetime(2026, 1, 1)})
@@ -471,7 +471,7 @@ async def test_plain_data_in_every_accepted_form_is_sent(
 def test_the_fast_check_passes_plain_data_and_stops_on_objects() -> None:
     # White-box: plain data must take the fast path (else every request pays
     # for the exact walk); a UUID or an Enum member must never pass it.
-    from llmobs_async._wire import json as _json
+    from llmobs_async import _json
 
     plain: Any = [
         {"id": f"rec-{i}", "input": {"q": "2+2", "n": [i, 0.5, None, True]}, "metadata": {}}

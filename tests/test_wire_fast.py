@@ -1,6 +1,6 @@
 """The hand-written experiment reader reads every object as the generic one does.
 
-``experiments.update`` reads its answer with :mod:`llmobs_async._wire_fast`
+``experiments.update`` reads its answer with :mod:`llmobs_async._wire.experiments`
 (the per-request hot path); every other model goes through the cattrs
 reader of :mod:`llmobs_async._wire`. Both must agree on every field, on
 missing and null values, on unknown keys, and on what they refuse.

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._changemodels import RecordDelete, TagOperations
+from .._json import encode_json
 from .._wire import records as _wire_records
-from .._wire.json import encode_json
 from ..errors import APIStatusError, ValidationError
 from ..models import RecordCreate, RecordUpdate
 

@@ -26,7 +26,6 @@ from .batches import detached, each, error_key
 from .results import (
     BulkFailure,
     BulkInterruptedError,
-    BulkOperation,
     BulkOutcomeUnknownError,
     BulkProgress,
     BulkResult,
@@ -38,6 +37,7 @@ from .versions import StopRetry, VersionUnknown, send_batch, unsure
 
 if TYPE_CHECKING:
     from .._transport import Transport
+    from .operations import BulkOperation
 
 _ISOLATE: Final = frozenset({400, 404, 409, 422})
 _STOP: Final = frozenset({401, 403})

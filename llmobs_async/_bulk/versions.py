@@ -82,7 +82,7 @@ async def refuse_unsure(error: LLMObsError) -> bytes | None:
 
 
 class Operation(Protocol):
-    """What :func:`send_batch` needs of a bulk operation (``_bulk.BulkOperation`` has it)."""
+    """What :func:`send_batch` needs of a bulk operation (``operations.BulkOperation`` has it)."""
 
     @property
     def route(self) -> Compiled: ...

@@ -18,7 +18,8 @@ import time
 from collections.abc import Collection
 
 from .._bulk.engine import BulkJob
-from .._bulk.results import BulkInterruptedError, BulkOperation, BulkResult, check_batch_options
+from .._bulk.operations import BulkOperation, check_batch_options
+from .._bulk.results import BulkInterruptedError, BulkResult
 from .._client import LLMObsClient
 from .._resources.records import batch_operation
 from .._retry import is_retryable

@@ -1,8 +1,8 @@
 """The gate's shared state: buckets that plan an org's rate budget in a store, with other processes.
 
-Without a store (the default) each process's :class:`~._ratelimit.Bucket` plans
+Without a store (the default) each process's :class:`~.gate.Bucket` plans
 alone. With one, a :class:`SharedBucket` asks the store for turns, and the
-store (one atomic script per call, see ``_ratestore.lua``) keeps one plan for
+store (one atomic script per call, see ``redis_store.lua``) keeps one plan for
 everyone using the same keys: when the window ends, what is left, who probes.
 
 * **One call per decision.** Only the bucket's *pump* talks to the store: it
@@ -50,7 +50,7 @@ class SharedStore(Protocol):
         """False while the store is taken as down."""
 
     async def run(self, keys: list[str], args: list[str | int | bytes]) -> list[int | str]:
-        """One decision: seven values (see ``_ratestore.lua``); StoreUnavailable when down."""
+        """One decision: seven values (see ``redis_store.lua``); StoreUnavailable when down."""
 
     async def aclose(self) -> None:
         """Release the store's connections."""

@@ -5,8 +5,8 @@ dict, calls a hook per field and then the frozen class's ``__init__``, which
 sets each field through ``object.__setattr__``: about as much CPU as the rest
 of the client's work on a small update. This one applies the same hooks
 (inline for the common types) and fills the instance's slots through their
-own setters, as :func:`llmobs_async._wire_records.structure_record` does.
-Same rules as :func:`llmobs_async._wire.response_hook`: only ``id`` is
+own setters, as :func:`llmobs_async._wire.records.structure_record` does.
+Same rules as :func:`llmobs_async._wire.jsonapi.response_hook`: only ``id`` is
 required, an absent field takes its default, unknown keys go to ``extra``;
 tests compare both readers on every field.
 """
@@ -19,7 +19,7 @@ from typing import Any, Final
 import attrs
 
 from ..models import NO_EXTRA, Author, Experiment
-from . import jsonapi as _wire
+from . import jsonapi
 
 _new = object.__new__
 _set = {a.name: Experiment.__dict__[a.name].__set__ for a in attrs.fields(Experiment)}
@@ -41,18 +41,18 @@ _set_config, _set_metadata, _set_status = _set["config"], _set["metadata"], _set
 _set_dataset_version, _set_run_count = _set["dataset_version"], _set["run_count"]
 _set_deleted_at, _set_author = _set["deleted_at"], _set["author"]
 _set_aggregate_data = _set["aggregate_data"]
-_optional_str = _wire._HOOKS[str | None]
-_optional_int = _wire._HOOKS[int | None]
-_optional_datetime = _wire._HOOKS[datetime | None]
-_optional_author = _wire._HOOKS[Author | None]
-_optional_mapping = _wire._optional(_wire.structure_mapping)
-_status = _wire._structure_status
-_mapping = _wire.structure_mapping
-_structure_id = _wire.structure_str
+_optional_str = jsonapi._HOOKS[str | None]
+_optional_int = jsonapi._HOOKS[int | None]
+_optional_datetime = jsonapi._HOOKS[datetime | None]
+_optional_author = jsonapi._HOOKS[Author | None]
+_optional_mapping = jsonapi._optional(jsonapi.structure_mapping)
+_status = jsonapi._structure_status
+_mapping = jsonapi.structure_mapping
+_structure_id = jsonapi.structure_str
 
 
 def structure_experiment(obj: dict[str, Any]) -> Experiment:
-    """An :class:`Experiment` from its flat object (the same as ``_wire.structure_experiment``)."""
+    """An :class:`Experiment` from its flat object (as ``jsonapi.structure_experiment``)."""
     get = obj.get
     record: Experiment = _new(Experiment)
     for name, setter in _STRING_SETTERS:

@@ -3,7 +3,7 @@
 One cattrs converter, configured once at import. Responses are read
 forward-compatibly (only ``id`` is required, unknown fields go to
 ``extra``); requests are validated before anything is sent. The hot path of
-dataset records is hand-written, in :mod:`llmobs_async._wire_records`; error
+dataset records is hand-written, in :mod:`llmobs_async._wire.records`; error
 bodies are read in :mod:`llmobs_async._errorbody`.
 """
 
@@ -18,6 +18,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from .. import _json
+from .._json import encode_json
 from ..errors import ValidationError
 from ..models import (
     Author,
@@ -30,8 +32,6 @@ from ..models import (
     SpanResult,
 )
 from ..pagination import Page
-from . import json as _json
-from .json import encode_json
 
 T = TypeVar("T")
 

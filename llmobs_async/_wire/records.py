@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import attrs
 
+from .. import _json
+from .._json import encode_json
 from ..errors import ValidationError
 from ..models import NO_EXTRA, UNSET, Author, DatasetRecord, RecordCreate, RecordUpdate
-from . import json as _json
-from .json import encode_json
 from .jsonapi import (
     parse_datetime,
     request_reader,

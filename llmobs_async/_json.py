@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import orjson
 
-from ..errors import ValidationError
+from .errors import ValidationError
 
 loads = orjson.loads
 """Decode a JSON document (bytes or str)."""
