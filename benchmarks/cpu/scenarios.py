@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
-import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 FLOOR, LLMOBS, OFFICIAL = "floor", "llmobs_async", "official"
@@ -130,19 +127,3 @@ def make_records(count: int) -> list[dict[str, Any]]:
 def generate_records(count: int) -> Iterator[dict[str, Any]]:
     """The first ``count`` records, built lazily so none is kept alive by the caller."""
     return (make_record(index) for index in range(count))
-
-
-def worker_main(run: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], argv: list[str]) -> int:
-    """A worker process's whole life: run the JSON spec ``argv[1]``, print one JSON line.
-
-    An error prints its traceback on stderr and ``{"error": ...}`` on stdout, exit 1,
-    so the runner marks the row instead of losing it.
-    """
-    try:
-        result = asyncio.run(run(json.loads(argv[1])))
-    except Exception as exc:
-        traceback.print_exc()
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0

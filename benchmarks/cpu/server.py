@@ -17,10 +17,14 @@ import asyncio
 import collections
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
 
 import orjson
 from aiohttp import web
+from common import serve
 
 PREFIX = "/api/v2/llm-obs/v1"
 STAMP = "2024-01-15T10:30:00Z"
@@ -158,21 +162,6 @@ def make_app() -> web.Application:
     return app
 
 
-async def serve(app: web.Application | None = None) -> None:
-    """Listen on a free loopback port, announce it, and serve ``app`` until killed."""
-    runner = web.AppRunner(app or make_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1]
-    sys.stdout.write(f"PORT {port}\n")
-    sys.stdout.flush()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-
-
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(serve(make_app()))

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
-from _scenarios import DATASET_ID, EXPERIMENT_ID, METADATA, PROJECT_ID, STATUS, Scenario
+from cpu.scenarios import DATASET_ID, EXPERIMENT_ID, METADATA, PROJECT_ID, STATUS, Scenario
 
 PREFIX = "/api/v2/llm-obs/v1"
 Call = Callable[[], Awaitable[int]]

@@ -20,11 +20,14 @@ import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from _pager_data import DATASET_ID, PROJECT_ID, SPEC_PREFIX, WARMUP_DATASET_ID, expected_ids
-from _scenarios import worker_main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import worker_main
+from pager.data import DATASET_ID, PROJECT_ID, SPEC_PREFIX, WARMUP_DATASET_ID, expected_ids
 
 PREFIX = "/api/v2/llm-obs/v1"
 Pull = Callable[[str, list[str]], Awaitable[dict[str, Any]]]

@@ -1,6 +1,6 @@
 """Loopback server of the pager benchmark: one large dataset, served in cursor pages.
 
-Run as its own process: ``python benchmarks/pager_server.py --records N
+Run as its own process: ``python benchmarks/pager/server.py --records N
 --page-sizes 1000,5000 --warmup-records M``. It builds the records (see
 ``_pager_data``), encodes every page of every page size **before** it
 announces ``PORT <n>``, and then only looks pages up: its CPU per request is
@@ -28,10 +28,15 @@ import asyncio
 import collections
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
 import orjson
-from _pager_data import (
+from aiohttp import web
+from common import serve
+from pager.data import (
     DATASET_ID,
     PROJECT_ID,
     SPEC_PREFIX,
@@ -40,8 +45,6 @@ from _pager_data import (
     make_records,
     spec_record,
 )
-from aiohttp import web
-from server import serve
 
 PREFIX = "/api/v2/llm-obs/v1"
 CONTENT_TYPE = "application/vnd.api+json"  # what the live API answers with

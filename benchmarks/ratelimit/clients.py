@@ -1,4 +1,4 @@
-"""One client process of the rate-limit benchmark: ``python rl_clients.py '<json spec>'``.
+"""One client process of the rate-limit benchmark: ``python ratelimit/clients.py '<json spec>'``.
 
 The spec names the client, the server URL, and the slice of the job this
 process sends: ``requests`` requests of ``per_request`` records, the records
@@ -33,11 +33,15 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from _clients import Official
-from _scenarios import DATASET_ID, PROJECT_ID, make_record, worker_main
-from rl_procs import CONCURRENCY
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import worker_main
+from cpu.clients import Official
+from cpu.scenarios import DATASET_ID, PROJECT_ID, make_record
+from ratelimit.procs import CONCURRENCY
 
 RECORDS_PATH = f"/api/v2/llm-obs/v1/{PROJECT_ID}/datasets/{DATASET_ID}/records"
 Job = Callable[[], Awaitable[dict[str, Any]]]

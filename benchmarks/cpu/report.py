@@ -6,7 +6,7 @@ import dataclasses
 import statistics
 from typing import Any
 
-from _scenarios import FLOOR, LLMOBS, OFFICIAL, REQUEST_KINDS, Scenario
+from cpu.scenarios import FLOOR, LLMOBS, OFFICIAL, REQUEST_KINDS, Scenario
 
 
 @dataclasses.dataclass

@@ -8,15 +8,15 @@ Usage: ``python benchmarks/ratelimit.py [--smoke] [--check] [--clients a,b]
 A case is ``L/PxN``, or ``L/PxN@MS`` with a server service time of MS
 milliseconds per answer (``--latency`` gives it to cases without their own).
 
-Starts ``rl_server.py`` (one limit of L requests per P seconds, fixed or
+Starts ``server.py`` (one limit of L requests per P seconds, fixed or
 sliding windows, Datadog's ``X-RateLimit-*`` headers) in its own process.
 For every row (mode, case, processes, client) it resets the server's limit,
-starts K client processes (``rl_clients.py``) that share the job and the
+starts K client processes (``clients.py``) that share the job and the
 limit, lets them go together, and then checks at the server that every
 record was applied. It prints a Markdown table (makespan against what the
 limit allows, ``ceil(N/L) * P``; the share of answers that were 429; client
 CPU per request; records lost), judges llmobs_async against issue 8's
-budget, and writes ``benchmarks/ratelimit_results.json``.
+budget, and writes ``benchmarks/ratelimit/results.json``.
 
 Issue 11's rows run K = 2, 4, 8 processes at 20/2 s and 60/6 s (fixed
 windows), each with (``llmobs_async_redis``: ``rate_limit_store=`` a
@@ -48,15 +48,17 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _scenarios import make_record
-from rl_procs import HERE, PER_REQUEST, Case, RateServer, RedisProcess, Row, Workers
-from rl_report import STORE_CLIENT, budget, render
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import source_state
+from cpu.scenarios import make_record
+from ratelimit.procs import HERE, PER_REQUEST, Case, RateServer, RedisProcess, Row, Workers
+from ratelimit.report import STORE_CLIENT, budget, render
 
 CLIENTS = ("llmobs_async", "official", "naive")
 # Issue 11: several processes, with and without the shared store (Redis).
@@ -288,18 +290,6 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def source_state() -> str:
-    """The checkout's commit, and whether llmobs_async/ has uncommitted changes."""
-    git = ["git", "-C", str(HERE.parent)]
-    quiet: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
-    try:
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **quiet).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "llmobs_async"], **quiet)
-    except OSError:
-        return "unknown"
-    return f"{commit or 'unknown'}{' (llmobs_async modified)' if dirty.stdout.strip() else ''}"
-
-
 def _progress(index: int, total: int, row: Row, result: dict[str, Any]) -> None:
     if "ratio" in result:
         figures = (
@@ -383,7 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output",
         type=Path,
-        help="JSON results (default: benchmarks/ratelimit_results.json; none with --smoke)",
+        help="JSON results (default: benchmarks/ratelimit/results.json; none with --smoke)",
     )
     return parser
 
@@ -399,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if source_state() != source:
         print(f"WARNING: the source changed during the run (from {source})", file=sys.stderr)
     print(render(results))
-    output = args.output or (None if args.smoke else HERE / "ratelimit_results.json")
+    output = args.output or (None if args.smoke else HERE / "results.json")
     if output is not None:
         meta = {
             "source": source,

@@ -15,10 +15,14 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from _clients import ADAPTERS, BenchClient, Call, LLMObs
-from _scenarios import BY_NAME, generate_records, make_records, worker_main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import worker_main
+from cpu.clients import ADAPTERS, BenchClient, Call, LLMObs
+from cpu.scenarios import BY_NAME, generate_records, make_records
 
 NOT_AVAILABLE = "n/a (update_many not available)"
 

@@ -1,8 +1,8 @@
 """The processes of the rate-limit benchmark: the server, and the clients of one row.
 
-``RateServer`` runs ``rl_server.py`` and talks to its control endpoints;
+``RateServer`` runs ``server.py`` and talks to its control endpoints;
 ``RedisProcess`` runs the redis-server of the rows with the shared store;
-``Workers`` runs the K ``rl_clients.py`` processes of a row, holds them until
+``Workers`` runs the K ``clients.py`` processes of a row, holds them until
 all are ready, lets them go together and collects their JSON lines.
 """
 
@@ -111,7 +111,7 @@ class RateServer:
     """The server process: ``with RateServer() as server: server.reset(...)``."""
 
     def __enter__(self) -> RateServer:
-        command = [sys.executable, str(HERE / "rl_server.py")]
+        command = [sys.executable, str(HERE / "server.py")]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         announced = self._process.stdout.readline().split()
@@ -213,7 +213,7 @@ class Workers:
             }
             first += count
             log = tempfile.TemporaryFile("w+")
-            command = [sys.executable, str(HERE / "rl_clients.py"), json.dumps(spec)]
+            command = [sys.executable, str(HERE / "clients.py"), json.dumps(spec)]
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
             )

@@ -3,13 +3,13 @@
 Usage: ``python benchmarks/pager.py [--smoke] [--check] [--rounds N] [--records N]
 [--page-sizes 1000,5000] [--clients a,b]``
 
-Starts the loopback server (``pager_server.py``, its pages encoded before it
+Starts the loopback server (``server.py``, its pages encoded before it
 listens) in its own process, then for every round, page size and client runs
-a fresh worker process (``_pager_worker.py``) that measures its own CPU over
+a fresh worker process (``worker.py``) that measures its own CPU over
 one full pull. Each worker checks that it received every record id exactly
 once; the runner checks the server's counters (every page asked for once,
 every answer 200). Prints a Markdown table of medians over the rounds and,
-unless ``--smoke``, writes ``benchmarks/pager_results.json``. Exits 1 if any
+unless ``--smoke``, writes ``benchmarks/pager/results.json``. Exits 1 if any
 worker failed, or with ``--check`` if a budget is missed.
 """
 
@@ -27,7 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from run import Server, _cores, _pin, source_state
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import BENCHMARKS, Server, cores, pin, source_state
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = ("floor", "floor_lean", "llmobs_async", "official", "official_spec")
@@ -42,7 +44,7 @@ Cells = dict[tuple[int, str], dict[str, Any]]
 class PagerServer(Server):
     """``with PagerServer(...) as server: server.url``; its pages are built before it listens."""
 
-    script = "pager_server.py"
+    script = BENCHMARKS / "pager" / "server.py"
 
     def __init__(self, args: argparse.Namespace, cpu: int | None) -> None:
         super().__init__(
@@ -68,9 +70,9 @@ def run_worker(
 ) -> dict[str, Any]:
     """One fresh worker; its result, checked against the server's counters (else ``error``)."""
     before = server.stats()
-    command = [sys.executable, str(HERE / "_pager_worker.py"), json.dumps(spec)]
+    command = [sys.executable, str(HERE / "worker.py"), json.dumps(spec)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _pin(process.pid, cpu)
+    pin(process.pid, cpu)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> Cells:
     }
     if "official_spec" not in clients:
         args.spec_records = 0
-    server_cpu, worker_cpu = _cores()
+    server_cpu, worker_cpu = cores()
     print(f"building {args.records:,} records ...", file=sys.stderr, flush=True)
     with PagerServer(args, server_cpu) as server:
         for index in range(args.rounds):
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec-records", type=int, default=SPEC_RECORDS)
     parser.add_argument("--warmup", type=int, help="warm-up records (default: 2 largest pages)")
     parser.add_argument("--clients", help="comma-separated (default: all three)")
-    parser.add_argument("--output", type=Path, default=HERE / "pager_results.json")
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.records, args.page_sizes, args.spec_records = 1, 2_000, "500", 200

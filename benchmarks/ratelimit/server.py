@@ -1,6 +1,6 @@
 """Loopback server that enforces one rate limit, for the rate-limit benchmark.
 
-Run as its own process (``python benchmarks/rl_server.py``). It binds
+Run as its own process (``python benchmarks/ratelimit/server.py``). It binds
 127.0.0.1 on a free port and prints ``PORT <n>`` as its first line, like
 ``server.py``. It serves the dataset-records update,
 ``PATCH /api/v2/llm-obs/v1/{project_id}/datasets/{dataset_id}/records``,
@@ -42,12 +42,17 @@ import contextlib
 import dataclasses
 import math
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
 
 import orjson
 from aiohttp import web
-from server import list_datasets, record_resources, serve
+from common import serve
+from cpu.server import list_datasets, record_resources
 
 PREFIX = "/api/v2/llm-obs/v1"
 JSON = "application/json"

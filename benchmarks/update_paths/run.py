@@ -27,7 +27,7 @@ from llmobs_async import LLMObsClient, _routes
 from llmobs_async._bulk import operations
 from llmobs_async._resources._record_changes import run_job
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVER = """
 import asyncio, json, sys

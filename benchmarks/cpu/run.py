@@ -13,71 +13,22 @@ Markdown table of medians over the rounds and, unless ``--smoke``, writes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _report import Cell, budget_lines, render, to_json
-from _scenarios import BY_NAME, CLIENTS, REQUEST_KINDS, SCENARIOS, Scenario
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
+
+from common import Server, cores, pin, source_state
+from cpu.report import Cell, budget_lines, render, to_json
+from cpu.scenarios import BY_NAME, CLIENTS, REQUEST_KINDS, SCENARIOS, Scenario
 
 HERE = Path(__file__).resolve().parent
-# The server's port is chosen by the OS; urllib must not send loopback calls to a proxy.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class Server:
-    """The loopback server process: ``with Server() as server: server.url``."""
-
-    script = "server.py"
-
-    def __init__(self, cpu: int | None, *args: str) -> None:
-        self._cpu = cpu
-        self._args = args
-        self.url = ""
-
-    def __enter__(self) -> Server:
-        command = [sys.executable, str(HERE / self.script), *self._args]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self._process.kill()
-            raise RuntimeError(f"the server did not announce its port: {line!r}")
-        _pin(self._process.pid, self._cpu)
-        self.url = f"http://127.0.0.1:{line[1]}"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
-
-    def stats(self) -> dict[str, int]:
-        """The server's counters: requests per route, ``non_200``, ``records_received``."""
-        with _OPENER.open(self.url + "/_stats", timeout=10) as response:
-            stats: dict[str, int] = json.loads(response.read())
-        return stats
-
-
-def _pin(pid: int, cpu: int | None) -> None:
-    """Keep a process on one core (server and worker apart), where the OS allows it."""
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(pid, {cpu})
-
-
-def _cores() -> tuple[int | None, int | None]:
-    """The cores for the server and for the workers, or no pinning on one core."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None, None
-    cores = sorted(os.sched_getaffinity(0))
-    return (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
 
 
 def run_worker(server: Server, spec: dict[str, Any], cpu: int | None) -> dict[str, Any]:
@@ -87,9 +38,9 @@ def run_worker(server: Server, spec: dict[str, Any], cpu: int | None) -> dict[st
     """
     scenario = BY_NAME[spec["scenario"]]
     before = server.stats()
-    command = [sys.executable, str(HERE / "_worker.py"), json.dumps({**spec, "url": server.url})]
+    command = [sys.executable, str(HERE / "worker.py"), json.dumps({**spec, "url": server.url})]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _pin(process.pid, cpu)
+    pin(process.pid, cpu)
     try:
         stdout, stderr = process.communicate(timeout=spec["timeout"])
     except subprocess.TimeoutExpired:
@@ -163,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Cell]:
     clients = args.clients.split(",") if args.clients else list(CLIENTS)
     rounds = 1 if args.smoke else args.rounds
     cells = {(s.name, c): Cell(s, c) for s in scenarios for c in s.clients if c in clients}
-    server_cpu, worker_cpu = _cores()
+    server_cpu, worker_cpu = cores()
     with Server(server_cpu) as server:
         for index in range(rounds):
             for cell in cells.values():
@@ -179,20 +130,6 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Cell]:
                 label = f"round {index + 1}/{rounds} {cell.scenario.name} {cell.client}"
                 print(f"{label}: {_describe(cell, result)}", file=sys.stderr, flush=True)
     return cells
-
-
-_QUIET: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
-
-
-def source_state() -> str:
-    """The checkout's commit, and whether llmobs_async/ has uncommitted changes."""
-    try:
-        git = ["git", "-C", str(HERE.parent)]
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **_QUIET).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "llmobs_async"], **_QUIET)
-    except OSError:
-        return "unknown"
-    return f"{commit or 'unknown'}{' (llmobs_async modified)' if dirty.stdout.strip() else ''}"
 
 
 def _meta(
