@@ -30,9 +30,13 @@ ROOT = BENCHMARKS.parent
 
 
 class Server:
-    """The loopback server process: ``with Server() as server: server.url``."""
+    """A loopback server process: ``with Server(cpu) as server: server.url``.
 
-    script = BENCHMARKS / "cpu" / "server.py"
+    A benchmark names its server script in a subclass (``script``); the script
+    announces ``PORT <n>`` on stdout (see :func:`serve`) and serves ``/_stats``.
+    """
+
+    script: Path
 
     def __init__(self, cpu: int | None, *args: str) -> None:
         self._cpu = cpu

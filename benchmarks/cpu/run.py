@@ -25,10 +25,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
 
 from common import Server, cores, pin, source_state
+
 from cpu.report import Cell, budget_lines, render, to_json
 from cpu.scenarios import BY_NAME, CLIENTS, REQUEST_KINDS, SCENARIOS, Scenario
 
 HERE = Path(__file__).resolve().parent
+
+
+class CpuServer(Server):
+    """``server.py``, the canned answers of the three ``PATCH`` endpoints."""
+
+    script = HERE / "server.py"
 
 
 def run_worker(server: Server, spec: dict[str, Any], cpu: int | None) -> dict[str, Any]:
@@ -115,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Cell]:
     rounds = 1 if args.smoke else args.rounds
     cells = {(s.name, c): Cell(s, c) for s in scenarios for c in s.clients if c in clients}
     server_cpu, worker_cpu = cores()
-    with Server(server_cpu) as server:
+    with CpuServer(server_cpu) as server:
         for index in range(rounds):
             for cell in cells.values():
                 if cell.na or index >= (cell.scenario.rounds or rounds):
