@@ -67,10 +67,10 @@ test-lowest: $(LOWEST)/.installed redis
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed-dev redis
-	$(BIN)/python benchmarks/run.py --check
-	$(BIN)/python benchmarks/ratelimit.py --check
-	$(BIN)/python benchmarks/chaos.py
-	$(BIN)/python benchmarks/pager.py --check
+	$(BIN)/python benchmarks/cpu/run.py --check
+	$(BIN)/python benchmarks/ratelimit/run.py --check
+	$(BIN)/python benchmarks/chaos/run.py
+	$(BIN)/python benchmarks/pager/run.py --check
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .mypy_cache .pytest_cache .ruff_cache site

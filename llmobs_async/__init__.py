@@ -8,20 +8,20 @@
 """
 
 from . import errors, models, pagination
-from ._bulk import (
+from ._bulk.csvsource import CsvSource
+from ._bulk.results import (
     BulkFailure,
     BulkInterruptedError,
     BulkOutcomeUnknownError,
     BulkProgress,
     BulkResult,
 )
+from ._bulk.upload import CsvUploadResult
 from ._client import LLMObsClient
 from ._config import SITES
-from ._csv import CsvSource
 from ._options import RequestOptions
-from ._redis_store import RedisRateLimitStore
+from ._ratelimit.redis_store import RedisRateLimitStore
 from ._response import APIResponse
-from ._upload import CsvUploadResult
 from ._version import __version__
 from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page

@@ -10,9 +10,10 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from . import _config, _ratestore
-from ._ratelimit import key_fingerprint
-from ._redis_store import RedisRateLimitStore
+from . import _config
+from ._ratelimit import shared
+from ._ratelimit.gate import key_fingerprint
+from ._ratelimit.redis_store import RedisRateLimitStore
 from ._resources import Datasets, Experiments, Projects, Records
 from ._retry import RetryPolicy
 from ._transport import SessionPool, Transport
@@ -79,7 +80,7 @@ class LLMObsClient:
         self._pool = SessionPool(
             max_concurrency=max_concurrency,
             session=session,
-            store=_ratestore.resolve(rate_limit_store),
+            store=shared.resolve(rate_limit_store),
         )
         self._owns_pool = True
         self._configure(

@@ -9,7 +9,7 @@ from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
 from multidict import CIMultiDictProxy
 
 from ._options import CallTransport, Recorder
-from ._rateheaders import parse_rate_limit
+from ._ratelimit.headers import parse_rate_limit
 from ._transport import Transport
 from .errors import RateLimitInfo
 

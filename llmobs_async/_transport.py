@@ -24,8 +24,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._errorbody import parse_errors
-from ._rateheaders import parse_rate_limit, server_wait
-from ._ratelimit import Limits, Ticket, WaitTooLong
+from ._ratelimit.gate import Limits, Ticket, WaitTooLong
+from ._ratelimit.headers import parse_rate_limit, server_wait
 from ._retry import RetryPolicy
 from ._routes import Compiled
 from ._scrub import scrub
@@ -55,7 +55,7 @@ Streamed: TypeAlias = Callable[[], aiohttp.Payload]
 """A body made afresh for each attempt (a file upload)."""
 
 if TYPE_CHECKING:
-    from ._ratestore import SharedStore
+    from ._ratelimit.shared import SharedStore
 
 
 class SessionPool:
@@ -144,7 +144,7 @@ class SessionPool:
             if store is None:
                 limits = self._limits[key] = Limits()
             else:
-                from ._ratestore import SharedLimits
+                from ._ratelimit.shared import SharedLimits
 
                 limits = self._limits[key] = Limits(SharedLimits(store, *key).bucket)
         # A view made per request or per task still finds what the gate learned

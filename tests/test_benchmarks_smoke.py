@@ -23,8 +23,8 @@ def _smoke(script: str, timeout: float) -> tuple[subprocess.CompletedProcess[str
 
 
 def test_benchmark_smoke_runs_all_three_clients() -> None:
-    """``benchmarks/run.py --smoke`` exits 0 and reports floor, llmobs_async and official."""
-    completed, output = _smoke("run.py", timeout=120)
+    """``benchmarks/cpu/run.py --smoke`` exits 0 and reports floor, llmobs_async and official."""
+    completed, output = _smoke("cpu/run.py", timeout=120)
     assert completed.returncode == 0, output
     table = completed.stdout
     for client in ("| floor |", "| llmobs_async |", "| official |"):
@@ -33,8 +33,8 @@ def test_benchmark_smoke_runs_all_three_clients() -> None:
 
 
 def test_ratelimit_benchmark_smoke_prints_a_table() -> None:
-    """``benchmarks/ratelimit.py --smoke`` exits 0 and prints a row for llmobs_async."""
-    completed, output = _smoke("ratelimit.py", timeout=60)
+    """``benchmarks/ratelimit/run.py --smoke`` exits 0 and prints a row for llmobs_async."""
+    completed, output = _smoke("ratelimit/run.py", timeout=60)
     assert completed.returncode == 0, output
     table = completed.stdout.splitlines()
     assert table[0].startswith("| mode | limit |"), output
@@ -46,8 +46,8 @@ def test_ratelimit_benchmark_smoke_prints_a_table() -> None:
 
 
 def test_pager_benchmark_smoke_pulls_every_record_with_each_client() -> None:
-    """``benchmarks/pager.py --smoke`` exits 0; every client got all its ids, each once."""
-    completed, output = _smoke("pager.py", timeout=120)
+    """``benchmarks/pager/run.py --smoke`` exits 0; every client got all its ids, each once."""
+    completed, output = _smoke("pager/run.py", timeout=120)
     assert completed.returncode == 0, output
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| 500 |")]
     clients = [row.split("|")[2].strip() for row in rows]

@@ -209,7 +209,7 @@ async def test_records_list_stops_quietly_when_the_reader_does(fake: FakeLLMObsS
 
 def test_a_record_line_is_what_records_create_reads_then_the_api_fields() -> None:
     from llmobs_async._cli.output import record_line
-    from llmobs_async._wire_records import structure_record
+    from llmobs_async._wire.records import structure_record
 
     record = structure_record(
         {

@@ -2,7 +2,9 @@
 
 Imports are read from the source (every ``import``, at module level, under
 ``TYPE_CHECKING`` or inside a function), so a cycle hidden behind a lazy
-import counts too.
+import counts too. The same holds between the folders (``_wire/``,
+``_ratelimit/``, ``_bulk/``, ``_resources/``, ``_cli/``, ``testing/``) and the
+core modules beside them: data flows downward only.
 """
 
 from __future__ import annotations
@@ -73,10 +75,98 @@ def test_no_module_imports_itself_back() -> None:
 
 
 def test_every_module_imports_on_its_own() -> None:
+    imported = {"llmobs_async"}
     for info in pkgutil.walk_packages(llmobs_async.__path__, "llmobs_async."):
         if info.name.endswith(("pytest_plugin", "__main__")):
             continue  # run by pytest and by ``python -m``, not imported
         importlib.import_module(info.name)
+        imported.add(info.name)
+    # Every module of every subpackage was reached, not only the flat ones.
+    everything = set(_modules()) - {"llmobs_async.__main__", "llmobs_async.testing.pytest_plugin"}
+    assert imported == everything
+
+
+def _part(name: str) -> str:
+    """The folder or core module a module belongs to: ``_bulk``, ``_transport``, ``errors``."""
+    return name.split(".")[1]
+
+
+def _part_graph() -> dict[str, dict[str, set[str]]]:
+    """Imports between parts (the package's own ``__init__`` aside): part -> part -> modules."""
+    modules = _modules()
+    graph: dict[str, dict[str, set[str]]] = {}
+    for name, path in modules.items():
+        if name == "llmobs_async":
+            continue
+        for target in _imports(name, path, set(modules)):
+            if target != "llmobs_async" and _part(target) != _part(name):
+                graph.setdefault(_part(name), {}).setdefault(_part(target), set()).add(name)
+    return graph
+
+
+def test_folders_and_core_modules_import_each_other_downward_only() -> None:
+    graph = _part_graph()
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph.get(node, {})):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+_CORE = ("_transport", "_routes", "_config", "_retry", "_scrub", "_errorbody", "_options")
+_ABOVE_THE_CORE = {"_bulk", "_resources", "_client", "_cli", "testing"}
+# What each part must never import: the layers above it, and its neighbours where
+# keeping them apart is the point (the fake shares no wire or bulk code with the client
+# it tests, so a bug there cannot hide in both).
+_NEVER = {
+    "errors": {"models", "pagination", "_json", "_wire", *_CORE, "_ratelimit", *_ABOVE_THE_CORE},
+    "models": {"pagination", "_wire", *_CORE, "_ratelimit", *_ABOVE_THE_CORE},
+    "_wire": {*_CORE, "_response", "_ratelimit", *_ABOVE_THE_CORE},
+    "_ratelimit": {"models", "pagination", "_wire", *_CORE, "_response", *_ABOVE_THE_CORE},
+    **{core: {"_wire", *_ABOVE_THE_CORE} for core in _CORE},
+    "_response": {"_wire", *_ABOVE_THE_CORE},
+    "_bulk": {"_ratelimit", "_options", "_response", "_resources", "_client", "_cli", "testing"},
+    "_resources": {"_ratelimit", "_client", "_cli", "testing"},
+    "_client": {"_cli", "testing"},
+    "testing": {"_wire", "_json", *_CORE, "_response", "_bulk", "_resources", "_client", "_cli"},
+}
+
+
+def test_each_part_imports_nothing_above_it() -> None:
+    graph = _part_graph()
+    assert set(_NEVER) <= {_part(name) for name in _modules() if name != "llmobs_async"}
+    wrong = {
+        (part, target): sorted(graph[part][target])
+        for part, never in _NEVER.items()
+        for target in never
+        if target in graph.get(part, {})
+    }
+    assert wrong == {}
+
+
+def test_the_concern_packages_init_is_only_a_docstring() -> None:
+    # Importing one module of these folders imports none of its siblings: an __init__
+    # that re-exported them would run _wire/jsonapi.py (which imports models) whenever
+    # anything imports _wire/records.py, and so on. Its docstring names every module.
+    for folder in ("_wire", "_ratelimit", "_bulk"):
+        tree = ast.parse((PACKAGE / folder / "__init__.py").read_text())
+        assert len(tree.body) == 1, folder
+        docstring = ast.get_docstring(tree)
+        assert docstring, folder
+        for module in (PACKAGE / folder).glob("*.py"):
+            if module.name != "__init__.py":
+                assert module.stem in docstring, (folder, module.stem)
 
 
 def test_the_public_surface_is_all_and_only_all() -> None:

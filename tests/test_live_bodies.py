@@ -10,7 +10,9 @@ from typing import Any
 import attrs
 import pytest
 
-from llmobs_async import _wire, _wire_records, errors, models
+from llmobs_async import errors, models
+from llmobs_async._wire import jsonapi
+from llmobs_async._wire import records as _wire_records
 from llmobs_async.models import Author, DatasetRecord, Experiment, Project
 
 from . import live_bodies
@@ -55,9 +57,9 @@ LISTED = attrs.evolve(RECORD, version=None)
 
 Load = Callable[[bytes], Any]
 CASES: dict[str, tuple[Load, bytes, Any]] = {
-    "project-create": (_wire.one(_wire.structure_project), live_bodies.PROJECT_CREATE, PROJECT),
+    "project-create": (jsonapi.one(jsonapi.structure_project), live_bodies.PROJECT_CREATE, PROJECT),
     "experiment-create": (
-        _wire.one(_wire.structure_experiment),
+        jsonapi.one(jsonapi.structure_experiment),
         live_bodies.EXPERIMENT_CREATE,
         EXPERIMENT,
     ),
@@ -95,9 +97,9 @@ def _with_attribute(body: bytes, key: str, value: Any) -> bytes:
 @pytest.mark.parametrize(
     ("load", "body"),
     [
-        (_wire.one(_wire.structure_project), live_bodies.PROJECT_CREATE),
+        (jsonapi.one(jsonapi.structure_project), live_bodies.PROJECT_CREATE),
         (
-            _wire.one(_wire.structure_experiment),
+            jsonapi.one(jsonapi.structure_experiment),
             _without(live_bodies.EXPERIMENT_CREATE, "description"),
         ),
     ],
@@ -188,8 +190,8 @@ SHAPES: dict[str, tuple[type[Any], Callable[[dict[str, Any]], Any]]] = {
     "record-in-group": (DatasetRecord, lambda f: {"data": [{"records": [{"id": "x", **f}]}]}),
 }
 LOADERS: dict[type[Any], Load] = {
-    Project: _wire.one(_wire.structure_project),
-    Experiment: _wire.one(_wire.structure_experiment),
+    Project: jsonapi.one(jsonapi.structure_project),
+    Experiment: jsonapi.one(jsonapi.structure_experiment),
     DatasetRecord: lambda body: _wire_records.load_records(body)[0],
 }
 

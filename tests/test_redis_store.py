@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from llmobs_async import LLMObsClient, RedisRateLimitStore, errors
-from llmobs_async._ratestore import ENV_VAR, TTL_MS, SharedBucket
+from llmobs_async._ratelimit.shared import ENV_VAR, TTL_MS, SharedBucket
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .redisserver import RedisServer, free_port

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmobs_async._share import FIRST_WAVE, Share
+from llmobs_async._ratelimit.share import FIRST_WAVE, Share
 
 
 def test_while_unknown_a_sixteenth_of_the_window_is_in_flight() -> None:

@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from llmobs_async import errors
-from llmobs_async._ratelimit import Limits
+from llmobs_async._ratelimit.gate import Limits
 from llmobs_async._transport import RECENT_ORGS
 from llmobs_async.testing import FakeLLMObsServer
 

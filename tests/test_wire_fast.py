@@ -1,6 +1,6 @@
 """The hand-written experiment reader reads every object as the generic one does.
 
-``experiments.update`` reads its answer with :mod:`llmobs_async._wire_fast`
+``experiments.update`` reads its answer with :mod:`llmobs_async._wire.experiments`
 (the per-request hot path); every other model goes through the cattrs
 reader of :mod:`llmobs_async._wire`. Both must agree on every field, on
 missing and null values, on unknown keys, and on what they refuse.
@@ -14,7 +14,8 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmobs_async import _wire, _wire_fast
+from llmobs_async._wire import experiments as wire_experiments
+from llmobs_async._wire import jsonapi
 from llmobs_async.models import Experiment
 
 FIELDS = [a.name for a in attrs.fields(Experiment) if a.name != "extra"]
@@ -45,8 +46,8 @@ def read(structure: Any, obj: dict[str, Any]) -> Any:
 @settings(max_examples=400, deadline=None)
 @given(OBJECTS)
 def test_the_fast_experiment_reader_agrees_with_the_generic_one(obj: dict[str, Any]) -> None:
-    expected = read(_wire.structure_experiment, obj)
-    assert read(_wire_fast.structure_experiment, obj) == expected
+    expected = read(jsonapi.structure_experiment, obj)
+    assert read(wire_experiments.structure_experiment, obj) == expected
 
 
 def test_a_full_experiment_reads_the_same_and_shares_equal_timestamps() -> None:
@@ -63,7 +64,7 @@ def test_a_full_experiment_reads_the_same_and_shares_equal_timestamps() -> None:
         "aggregate_data": {"x": 1},
         "novel": [1],
     }
-    fast = _wire_fast.structure_experiment(obj)
-    assert fast == _wire.structure_experiment(obj)
+    fast = wire_experiments.structure_experiment(obj)
+    assert fast == jsonapi.structure_experiment(obj)
     assert fast.extra == {"novel": [1]}
     assert fast.updated_at is fast.created_at

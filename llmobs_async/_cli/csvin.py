@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Collection
 from typing import IO
 
-from .._csv import FIELD_SIZE_LIMIT, CsvSource
+from .._bulk.csvsource import FIELD_SIZE_LIMIT, CsvSource
 from ..errors import ValidationError
 from .jsonl import JsonLinesSource, count_lines
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._bulk import BulkResult
+from .._bulk.results import BulkResult
 from .._client import LLMObsClient
 from ..models import UNSET, Dataset, DatasetRecord, Project
 from ..testing import Chaos, FakeLLMObsServer

@@ -16,8 +16,8 @@ import os
 from collections.abc import Collection, Iterator
 from typing import IO, Any
 
-from .._bulk import BulkResult
-from .._csv import CsvSource
+from .._bulk.csvsource import CsvSource
+from .._bulk.results import BulkResult
 from .summary import failure_text
 
 MARK = "_failure"

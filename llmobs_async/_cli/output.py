@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import attrs
 import orjson
 
-from .._bulk import BulkProgress
+from .._bulk.results import BulkProgress
 from ..models import Author, DatasetRecord
 
 

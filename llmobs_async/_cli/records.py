@@ -17,13 +17,9 @@ import sys
 import time
 from collections.abc import Collection
 
-from .._bulk import (
-    BulkInterruptedError,
-    BulkOperation,
-    BulkResult,
-    check_batch_options,
-)
-from .._bulkjob import BulkJob
+from .._bulk.engine import BulkJob
+from .._bulk.operations import BulkOperation, check_batch_options
+from .._bulk.results import BulkInterruptedError, BulkResult
 from .._client import LLMObsClient
 from .._resources.records import batch_operation
 from .._retry import is_retryable

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from .._bulk import BulkFailure, BulkInterruptedError, BulkResult
+from .._bulk.results import BulkFailure, BulkInterruptedError, BulkResult
 from ..errors import APIStatusError, ValidationError
 
 if TYPE_CHECKING:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from .. import _wire
 from .._json import encode_json
 from .._options import RequestOptions, derive
 from .._routes import Compiled, encodable
 from .._transport import Query, Transport
+from .._wire import jsonapi
 from ..errors import ErrorItem, NotFoundError, ValidationError
 from ..models import UNSET
 from ..pagination import AsyncPaginator, Page
@@ -70,9 +70,9 @@ def update_payload(
     if body is None:
         attributes = _plain_fields(fields, kinds)
         if attributes:
-            return _wire.envelope(resource_type, encode_json(attributes))
+            return jsonapi.envelope(resource_type, encode_json(attributes))
     update = request_model(body, fields, model, read)
-    return _wire.encode_model(update, resource_type, nonempty=True)
+    return jsonapi.encode_model(update, resource_type, nonempty=True)
 
 
 def _plain_fields(fields: dict[str, Any], kinds: Mapping[str, type]) -> dict[str, Any] | None:

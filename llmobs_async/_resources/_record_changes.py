@@ -13,18 +13,19 @@ from typing import Any, TypeAlias, Unpack
 
 import attrs
 
-from .. import _bulk, _changes, _routes
-from .._bulk import (
+from .. import _routes
+from .._bulk import changes as _changes
+from .._bulk.engine import BulkJob
+from .._bulk.operations import (
     BulkOperation,
-    BulkResult,
-    IdSource,
-    ProgressCallback,
     RecordsOperation,
+    batch_update,
     check_batch_options,
     check_source,
+    given_id,
 )
-from .._bulkjob import BulkJob
-from .._bulkversion import OneVersion
+from .._bulk.results import BulkResult, IdSource, ProgressCallback
+from .._bulk.versions import OneVersion
 from .._changemodels import RecordDelete, TagOperations, check_tags
 from .._options import RequestOptions
 from .._transport import Transport
@@ -210,7 +211,7 @@ class RecordChanges(Resource):
         op = attrs.evolve(
             batch_operation(transport, project_id, dataset_id, "update_records", b""),
             encode=_changes.tag_update_encoder(operations),
-            item_id=_bulk.given_id,
+            item_id=given_id,
         )
         return await run_job(
             transport,
@@ -242,13 +243,13 @@ def batch_operation(
 ) -> RecordsOperation:
     """The ``batch_update`` operation of one job: ``field`` is ``{insert,update,delete}_records``.
 
-    The job makes one new dataset version (see ``_bulkversion``), checked
+    The job makes one new dataset version (see :mod:`.._bulk.versions`), checked
     against the dataset's ``current_version``.
     """
     route = _routes.BATCH_UPDATE.compile(project_id=project_id, dataset_id=dataset_id)
     # Inserts without deduplication are the one change a re-sent request can apply twice.
     resend_unsure = field != "insert_records" or b'"deduplicate":true' in options
-    return _bulk.batch_update(
+    return batch_update(
         route,
         dataset_id,
         field,

@@ -6,19 +6,20 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _routes, _wire
+from .. import _routes
 from .._options import RequestOptions, without_body
 from .._response import raw
+from .._wire import jsonapi
 from ..errors import ConflictError
 from ..models import UNSET, Dataset, DatasetCreate, DatasetUpdate, DatasetVersion, JSONValue, Unset
 from ..pagination import AsyncPaginator
 from ._base import NO_BODY, Resource, filters, get_one, named_model, paginate, request_model
 
-_read_create = _wire.request_reader(DatasetCreate, "datasets")
-_read_update = _wire.request_reader(DatasetUpdate, "datasets")
-_load = _wire.one(_wire.structure_dataset)
-_load_page = _wire.page_of(_wire.structure_dataset)
-_load_versions = _wire.many(_wire.structure_version)
+_read_create = jsonapi.request_reader(DatasetCreate, "datasets")
+_read_update = jsonapi.request_reader(DatasetUpdate, "datasets")
+_load = jsonapi.one(jsonapi.structure_dataset)
+_load_page = jsonapi.page_of(jsonapi.structure_dataset)
+_load_versions = jsonapi.many(jsonapi.structure_version)
 
 
 class Datasets(Resource):
@@ -52,7 +53,7 @@ class Datasets(Resource):
         route = _routes.CREATE_DATASET.compile(project_id=project_id)
         fields = {"description": description, "metadata": metadata}
         body = named_model(name, fields, DatasetCreate, _read_create)
-        payload = _wire.encode_model(body, "datasets")
+        payload = jsonapi.encode_model(body, "datasets")
         transport = self._via(options) if options else self._transport
         try:
             return await transport.request(route, _load, body=payload)
@@ -121,7 +122,7 @@ class Datasets(Resource):
             DatasetUpdate,
             _read_update,
         )
-        payload = _wire.encode_model(update, "datasets", nonempty=True)
+        payload = jsonapi.encode_model(update, "datasets", nonempty=True)
         transport = self._via(options) if options else self._transport
         return await transport.request(route, _load, body=payload)
 
@@ -134,9 +135,9 @@ class Datasets(Resource):
     ) -> None:
         """Delete one dataset of a project or several (one request)."""
         route = _routes.DELETE_DATASETS.compile(project_id=project_id)
-        payload = _wire.encode_ids("datasets", "dataset_ids", dataset_ids)
+        payload = jsonapi.encode_ids("datasets", "dataset_ids", dataset_ids)
         transport = self._via(options) if options else self._transport
-        await transport.request(route, _wire.nothing, body=payload)
+        await transport.request(route, jsonapi.nothing, body=payload)
 
     async def versions(
         self, project_id: str, dataset_id: str, **options: Unpack[RequestOptions]

@@ -6,16 +6,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Unpack
 
-from .. import _json, _routes, _wire
+from .. import _json, _routes
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import jsonapi
 from ..errors import ValidationError
 from ..models import UNSET, ExperimentMetric, ExperimentSpan, SpanResult, Unset
 from ..pagination import AsyncPaginator, EventsPage, Page
 from ._base import NO_BODY, Resource, paginate
 
-_read_metric = _wire.request_reader(ExperimentMetric, "experiments")
-_read_span = _wire.request_reader(ExperimentSpan, "experiments")
+_read_metric = jsonapi.request_reader(ExperimentMetric, "experiments")
+_read_span = jsonapi.request_reader(ExperimentSpan, "experiments")
 _DAY_MS: Final = 24 * 3600 * 1000
 
 
@@ -25,16 +26,16 @@ def _load_events_page(body: bytes) -> Page[SpanResult]:
     doc = _json.loads(body)
     data = doc["data"]
     if not isinstance(data, dict):
-        raise TypeError(f"data is not an object but {_wire.json_type(data)}")
+        raise TypeError(f"data is not an object but {jsonapi.json_type(data)}")
     attributes = data["attributes"]
     if not isinstance(attributes, dict):
-        raise TypeError(f"data.attributes is not an object but {_wire.json_type(attributes)}")
-    spans = _wire.json_list(attributes, "spans", required=True)
-    summary = _wire.json_list(attributes, "summary_metrics", required=False)
+        raise TypeError(f"data.attributes is not an object but {jsonapi.json_type(attributes)}")
+    spans = jsonapi.json_list(attributes, "spans", required=True)
+    summary = jsonapi.json_list(attributes, "summary_metrics", required=False)
     return EventsPage(
-        items=[_wire.structure_span(span) for span in spans],
-        next_cursor=_wire.next_cursor(doc),
-        summary_metrics=tuple(_wire.structure_metric(m) for m in summary),
+        items=[jsonapi.structure_span(span) for span in spans],
+        next_cursor=jsonapi.next_cursor(doc),
+        summary_metrics=tuple(jsonapi.structure_metric(m) for m in summary),
     )
 
 
@@ -70,7 +71,7 @@ class Events(Resource):
         wire_spans = []
         for index, span in enumerate(_seq("spans", spans)):
             try:
-                wire_spans.append(_wire.attributes_of(_read_span(span)))
+                wire_spans.append(jsonapi.attributes_of(_read_span(span)))
             except ValidationError as exc:
                 raise exc.prefixed(f"spans[{index}]") from None
         attributes: dict[str, Any] = {"scope": "experiments", "metrics": wire_metrics}
@@ -79,9 +80,9 @@ class Events(Resource):
         if tags is not UNSET:
             attributes["tags"] = list(_seq("tags", tags))
         # "experiments", not the specification's "events": the live API refuses that.
-        payload = _wire.envelope("experiments", _json.encode_json(attributes))
+        payload = jsonapi.envelope("experiments", _json.encode_json(attributes))
         transport = self._via(options) if options else self._transport
-        await transport.request(route, _wire.nothing, body=payload)
+        await transport.request(route, jsonapi.nothing, body=payload)
 
     def list(
         self,
@@ -127,4 +128,4 @@ def _metric(metric: Any, index: int, now_ms: float) -> dict[str, Any]:
             f"metrics[{index}].timestamp_ms",
             "must be within 24 hours of now (epoch milliseconds); the API refuses older or later",
         )
-    return _wire.attributes_of(model)
+    return jsonapi.attributes_of(model)

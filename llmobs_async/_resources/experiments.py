@@ -8,11 +8,12 @@ from typing import Any, Final, Literal, Unpack, overload
 
 import attrs
 
-from .. import _json, _routes, _wire
+from .. import _json, _routes
 from .._options import RequestOptions, without_body
 from .._response import raw
 from .._transport import Transport
-from .._wire_fast import structure_experiment
+from .._wire import jsonapi
+from .._wire.experiments import structure_experiment
 from ..errors import LLMObsError, NotFoundError, ReadBackError, ValidationError
 from ..models import (
     UNSET,
@@ -27,8 +28,8 @@ from ..pagination import AsyncPaginator
 from ._base import NO_BODY, Resource, filters, get_one, paginate, request_model, update_payload
 from .events import Events
 
-_read_create = _wire.request_reader(ExperimentCreate, "experiments")
-_read_update = _wire.request_reader(ExperimentUpdate, "experiments")
+_read_create = jsonapi.request_reader(ExperimentCreate, "experiments")
+_read_update = jsonapi.request_reader(ExperimentUpdate, "experiments")
 _UPDATE_KINDS: Final = {
     "name": str,
     "description": str,
@@ -37,8 +38,8 @@ _UPDATE_KINDS: Final = {
     "error": str,
     "metadata": dict,
 }
-_load = _wire.one(structure_experiment)
-_load_page = _wire.page_of(structure_experiment)
+_load = jsonapi.one(structure_experiment)
+_load_page = jsonapi.page_of(structure_experiment)
 READ_BACK_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
 """The waits between the reads of an update's read-back while the list lags the write, in
 units of the client's first retry backoff (0.5 s): 0.05 s to 0.8 s, 1.55 s in all."""
@@ -109,7 +110,7 @@ class Experiments(Resource):
             if dataset_id is not UNSET or name is not UNSET:
                 raise ValidationError("body", "pass a request model or positional fields, not both")
             body = request_model(project_id, fields, ExperimentCreate, _read_create)
-        payload = _wire.encode_model(body, "experiments")
+        payload = jsonapi.encode_model(body, "experiments")
         transport = self._via(options) if options else self._transport
         return await transport.request(_routes.CREATE_EXPERIMENT.compile(), _load, body=payload)
 
@@ -298,9 +299,9 @@ class Experiments(Resource):
         self, experiment_ids: str | Sequence[str], /, **options: Unpack[RequestOptions]
     ) -> None:
         """Delete one experiment or several (one request)."""
-        payload = _wire.encode_ids("experiments", "experiment_ids", experiment_ids)
+        payload = jsonapi.encode_ids("experiments", "experiment_ids", experiment_ids)
         transport = self._via(options) if options else self._transport
-        await transport.request(_routes.DELETE_EXPERIMENTS.compile(), _wire.nothing, body=payload)
+        await transport.request(_routes.DELETE_EXPERIMENTS.compile(), jsonapi.nothing, body=payload)
 
 
 class ExperimentsWithRawResponse:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _routes, _wire
+from .. import _routes
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import jsonapi
 from ..models import UNSET, Project, ProjectCreate, ProjectUpdate, Unset
 from ..pagination import AsyncPaginator
 from ._base import NO_BODY, Resource, filters, get_one, named_model, paginate, update_payload
 
-_read_create = _wire.request_reader(ProjectCreate, "projects")
-_read_update = _wire.request_reader(ProjectUpdate, "projects")
-_load = _wire.one(_wire.structure_project)
-_load_page = _wire.page_of(_wire.structure_project)
+_read_create = jsonapi.request_reader(ProjectCreate, "projects")
+_read_update = jsonapi.request_reader(ProjectUpdate, "projects")
+_load = jsonapi.one(jsonapi.structure_project)
+_load_page = jsonapi.page_of(jsonapi.structure_project)
 
 
 class Projects(Resource):
@@ -41,7 +42,7 @@ class Projects(Resource):
         Pass the name and fields, or a ready :class:`~llmobs_async.models.ProjectCreate`.
         """
         body = named_model(name, {"description": description}, ProjectCreate, _read_create)
-        payload = _wire.encode_model(body, "projects")
+        payload = jsonapi.encode_model(body, "projects")
         transport = self._via(options) if options else self._transport
         return await transport.request(_routes.CREATE_PROJECT.compile(), _load, body=payload)
 
@@ -101,9 +102,9 @@ class Projects(Resource):
         self, project_ids: str | Sequence[str], /, **options: Unpack[RequestOptions]
     ) -> None:
         """Delete one project or several (one request)."""
-        payload = _wire.encode_ids("projects", "project_ids", project_ids)
+        payload = jsonapi.encode_ids("projects", "project_ids", project_ids)
         transport = self._via(options) if options else self._transport
-        await transport.request(_routes.DELETE_PROJECTS.compile(), _wire.nothing, body=payload)
+        await transport.request(_routes.DELETE_PROJECTS.compile(), jsonapi.nothing, body=payload)
 
 
 class ProjectsWithRawResponse:

@@ -6,11 +6,14 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from .. import _csv, _json, _routes, _upload, _wire, _wire_records
-from .._bulk import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
-from .._bulkversion import StopRetry, refuse_unsure
+from .. import _json, _routes
+from .._bulk import csvsource, upload
+from .._bulk.results import BulkResult, IdSource, NewRecordSource, ProgressCallback, RecordSource
+from .._bulk.versions import StopRetry, refuse_unsure
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import jsonapi
+from .._wire import records as _wire_records
 from ..errors import ValidationError
 from ..models import UNSET, DatasetRecord, RecordCreate, RecordUpdate, Unset
 from ..pagination import AsyncPaginator, Page
@@ -26,7 +29,7 @@ def _load_page(body: bytes) -> Page[DatasetRecord]:
     if not isinstance(data, list):
         raise TypeError("data is not a list")
     structure = _wire_records.structure_record
-    return Page(items=[structure(item) for item in data], next_cursor=_wire.next_cursor(doc))
+    return Page(items=[structure(item) for item in data], next_cursor=jsonapi.next_cursor(doc))
 
 
 _UPLOAD_BODY = "the upload's body is the file (multipart), not JSON"
@@ -102,7 +105,7 @@ class Records(RecordChanges):
             if not isinstance(deduplicate, bool):
                 raise ValidationError("deduplicate", f"must be true or false; got {deduplicate!r}")
             dedup = b',"deduplicate":%s' % (b"true" if deduplicate else b"false")
-        payload = _wire.envelope("records", b'{"records":%s%s}' % (encoded, dedup))
+        payload = jsonapi.envelope("records", b'{"records":%s%s}' % (encoded, dedup))
         transport = self._via(options) if options else self._transport
         try:
             return await transport.request(
@@ -143,9 +146,9 @@ class Records(RecordChanges):
     ) -> None:
         """Delete records of a dataset by id, in one request."""
         route = _routes.DELETE_RECORDS.compile(project_id=project_id, dataset_id=dataset_id)
-        payload = _wire.encode_ids("records", "record_ids", record_ids)
+        payload = jsonapi.encode_ids("records", "record_ids", record_ids)
         transport = self._via(options) if options else self._transport
-        await transport.request(route, _wire.nothing, body=payload)
+        await transport.request(route, jsonapi.nothing, body=payload)
 
     async def update_many(
         self,
@@ -234,7 +237,7 @@ class Records(RecordChanges):
         self,
         project_id: str,
         dataset_id: str,
-        file: _csv.CsvFile | _csv.CsvSource,
+        file: csvsource.CsvFile | csvsource.CsvSource,
         *,
         input_columns: Sequence[str] = (),
         expected_output_columns: Sequence[str] = (),
@@ -260,7 +263,7 @@ class Records(RecordChanges):
         """
         if options:
             self._via(options, BULK_BODY)  # checked before the file is opened
-        source = await _csv.open_source(
+        source = await csvsource.open_source(
             file,
             input_columns=input_columns,
             expected_output_columns=expected_output_columns,
@@ -287,7 +290,7 @@ class Records(RecordChanges):
         self,
         project_id: str,
         dataset_id: str,
-        file: _csv.CsvFile,
+        file: csvsource.CsvFile,
         *,
         input_columns: Sequence[str],
         expected_output_columns: Sequence[str] = (),
@@ -297,7 +300,7 @@ class Records(RecordChanges):
         deduplicate: bool = True,
         tags: Sequence[str] = (),
         **options: Unpack[RequestOptions],
-    ) -> _upload.CsvUploadResult:
+    ) -> upload.CsvUploadResult:
         """Send a CSV file's records through the upload endpoint, in one streamed request.
 
         Rows become records as in :meth:`create_from_csv` and are re-written,
@@ -313,7 +316,7 @@ class Records(RecordChanges):
         is a first load too large for batches: it reports every record.
         """
         transport = self._via(options, _UPLOAD_BODY) if options else self._transport
-        return await _upload.upload_csv(
+        return await upload.upload_csv(
             transport,
             project_id,
             dataset_id,

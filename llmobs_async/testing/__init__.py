@@ -12,7 +12,7 @@ the fixtures ``llmobs_fake`` and ``llmobs_client`` are ready to use
 tenants apart.
 """
 
-from .._ratelimit import key_fingerprint
+from .._ratelimit.gate import key_fingerprint
 from ._events import ExperimentEvents
 from ._faults import Chaos, Fault, FixedWindowLimit, RecordedRequest
 from ._records import FakeDataset

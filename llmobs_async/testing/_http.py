@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .._ratelimit import key_fingerprint
+from .._ratelimit.gate import key_fingerprint
 from ._faults import RecordedRequest
 from ._wire import ApiFault
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmobs_async import LLMObsClient
-from llmobs_async._upload import load_answer
+from llmobs_async._bulk.upload import load_answer
 from llmobs_async.errors import UploadError, ValidationError
 from llmobs_async.testing import FakeLLMObsServer
 

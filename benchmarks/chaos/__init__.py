@@ -1,0 +1,1 @@
+"""A million records through ``update_many`` against a misbehaving fake (``run.py``)."""

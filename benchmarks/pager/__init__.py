@@ -1,0 +1,1 @@
+"""CPU per record of a large pull through the pager (``run.py``)."""

@@ -1,0 +1,1 @@
+"""``update_many`` through the records PATCH and through ``batch_update`` (``run.py``)."""
