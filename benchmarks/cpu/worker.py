@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
 
 from common import worker_main
+
 from cpu.clients import ADAPTERS, BenchClient, Call, LLMObs
 from cpu.scenarios import BY_NAME, generate_records, make_records
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see
 import orjson
 from aiohttp import web
 from common import serve
+
 from pager.data import (
     DATASET_ID,
     PROJECT_ID,

@@ -27,6 +27,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see common.py
 
 from common import worker_main
+
 from pager.data import DATASET_ID, PROJECT_ID, SPEC_PREFIX, WARMUP_DATASET_ID, expected_ids
 
 PREFIX = "/api/v2/llm-obs/v1"

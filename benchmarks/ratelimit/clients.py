@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see
 from common import worker_main
 from cpu.clients import Official
 from cpu.scenarios import DATASET_ID, PROJECT_ID, make_record
+
 from ratelimit.procs import CONCURRENCY
 
 RECORDS_PATH = f"/api/v2/llm-obs/v1/{PROJECT_ID}/datasets/{DATASET_ID}/records"

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see
 
 from common import source_state
 from cpu.scenarios import make_record
+
 from ratelimit.procs import HERE, PER_REQUEST, Case, RateServer, RedisProcess, Row, Workers
 from ratelimit.report import STORE_CLIENT, budget, render
 
