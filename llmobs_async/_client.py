@@ -11,12 +11,13 @@ import attrs
 from yarl import URL
 
 from . import _config
+from ._pool import SessionPool
 from ._ratelimit import shared
 from ._ratelimit.gate import key_fingerprint
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._resources import Datasets, Experiments, Projects, Records
 from ._retry import RetryPolicy
-from ._transport import SessionPool, Transport
+from ._transport import Transport
 from ._version import __version__
 from .errors import ValidationError
 

@@ -8,8 +8,8 @@ import tracemalloc
 import pytest
 
 from llmobs_async import errors
+from llmobs_async._pool import RECENT_ORGS
 from llmobs_async._ratelimit.gate import Limits
-from llmobs_async._transport import RECENT_ORGS
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded, client_for
