@@ -85,45 +85,35 @@ async def test_fake_server_rate_limit_option_answers_429_beyond_it() -> None:
         assert caught.value.retry_after is not None and caught.value.retry_after > 1
 
 
+async def _refused(*options: str) -> bytes:
+    """Run ``fake-server`` with ``options`` that must be refused; return what it said."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "llmobs_async",
+        "fake-server",
+        "--port",
+        "0",
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, err
+    assert b"Traceback" not in err
+    return err
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--error-rate", "1.5"), ("--latency", "-1"), ("--rate-limit", "60"), ("--drop-rate", "x")],
 )
 async def test_fake_server_refuses_a_bad_fault_option(option: str, value: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "llmobs_async",
-        "fake-server",
-        "--port",
-        "0",
-        option,
-        value,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2
-    assert option.encode() in err and b"Traceback" not in err
+    assert option.encode() in await _refused(option, value)
 
 
 async def test_rates_adding_up_past_one_are_refused() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "llmobs_async",
-        "fake-server",
-        "--port",
-        "0",
-        "--error-rate",
-        "0.7",
-        "--drop-rate",
-        "0.5",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2
+    err = await _refused("--error-rate", "0.7", "--drop-rate", "0.5")
     assert b"--error-rate" in err and b"more than 1" in err
 
 
