@@ -95,24 +95,21 @@ async def update_project(request: web.Request) -> web.Response:
 
 async def update_records(request: web.Request) -> web.Response:
     """``PATCH /{project_id}/datasets/{dataset_id}/records``: echo every record as stored."""
-    attributes = await _attributes(request, "records")
-    if isinstance(attributes, web.Response):
-        return attributes
-    records = attributes.get("records")
-    if not isinstance(records, list) or not records or not all("id" in r for r in records):
-        return _reply("records", {"errors": ["records must be a non-empty list with ids"]}, 400)
-    STATS["records_received"] += len(records)
-    return _reply("records", {"data": record_resources(records, request.match_info["dataset_id"])})
+    return await _echo_records(request, "records", "records")
 
 
 async def batch_update(request: web.Request) -> web.Response:
     """``POST .../batch_update`` with ``update_records``: echo every record as stored."""
-    attributes = await _attributes(request, "datasets")
+    return await _echo_records(request, "datasets", "update_records")
+
+
+async def _echo_records(request: web.Request, kind: str, field: str) -> web.Response:
+    attributes = await _attributes(request, kind)
     if isinstance(attributes, web.Response):
         return attributes
-    records = attributes.get("update_records")
+    records = attributes.get(field)
     if not isinstance(records, list) or not records or not all("id" in r for r in records):
-        return _reply("records", {"errors": ["update_records must be a list with ids"]}, 400)
+        return _reply("records", {"errors": [f"{field} must be a non-empty list with ids"]}, 400)
     STATS["records_received"] += len(records)
     return _reply("records", {"data": record_resources(records, request.match_info["dataset_id"])})
 

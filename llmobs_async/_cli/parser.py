@@ -25,24 +25,23 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1; got {text}")
-    return value
+def _number(low: float, high: float, what: str) -> Any:
+    """An argparse type: a number from ``low`` to ``high``, named ``what`` in the refusal."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"must be 0 to 60 seconds; got {text}")
-    return value
+_fraction = _number(0.0, 1.0, "a fraction from 0 to 1")
+_seconds = _number(0.0, 60.0, "0 to 60 seconds")
 
 
 def _per(text: str) -> tuple[int, float]:
