@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .. import _json
+from .._resources import Datasets, Records
 from .._resources import Experiments as _Experiments
 from ..errors import ValidationError
 from ..models import UNSET
@@ -26,7 +27,6 @@ from ._rows import ExperimentRow, RowKey, read_rows
 from ._runner import Runner, Settings, Work
 
 if TYPE_CHECKING:
-    from .._resources import Datasets, Records
     from .._transport import Transport
 
 __all__ = ["Experiments"]
@@ -39,10 +39,18 @@ class Experiments(_Experiments):
 
     __slots__ = ("_datasets", "_records")
 
-    def __init__(self, transport: Transport, *, records: Records, datasets: Datasets) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        records: Records | None = None,
+        datasets: Datasets | None = None,
+    ) -> None:
         super().__init__(transport)
-        self._records = records
-        self._datasets = datasets
+        # The client passes its own namespaces; a copy over another transport
+        # (with_raw_response) makes its own.
+        self._records = Records(transport) if records is None else records
+        self._datasets = Datasets(transport) if datasets is None else datasets
 
     async def run(
         self,
