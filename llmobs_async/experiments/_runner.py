@@ -111,7 +111,8 @@ class Runner:
         self.dataset_id = experiment.dataset_id or ""
         self.task_name = ev.name_of(settings.task)
         self.task_metadata = ev.wants_metadata(settings.task)
-        self.labels = [ev.name_of(e) for e in settings.evaluators]
+        self.evaluators = [ev.Evaluator.of(e) for e in settings.evaluators]
+        self.task_awaited = ev.is_async(settings.task)
         self.base_tags = [
             f"experiment_id:{experiment.id}",
             f"dataset_id:{self.dataset_id}",
@@ -293,14 +294,14 @@ class Runner:
             items: list[Any] = [
                 self._span(work, span_id, trace_id, start_ns, duration, output, error)
             ]
-            evaluators = self.s.evaluators if error is None else ()
+            evaluators = self.evaluators if error is None else []
         else:
             span_id, trace_id, output, error = scored.span_id, scored.trace_id, scored.output, None
             items = []
             evaluators = [
                 e
-                for e, label in zip(self.s.evaluators, self.labels, strict=True)
-                if label not in scored.evaluations or label in scored.evaluation_errors
+                for e in self.evaluators
+                if e.label not in scored.evaluations or e.label in scored.evaluation_errors
             ]
         values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
         if evaluators:
@@ -345,7 +346,9 @@ class Runner:
         while True:
             try:
                 async with asyncio.timeout(self.s.task_timeout):
-                    output = await ev.call(self.s.task, self.executor, *args)
+                    output = await ev.call(
+                        self.s.task, self.executor, *args, awaited=self.task_awaited
+                    )
                 if not isinstance(output, _PLAIN):
                     _json.encode_json(output)  # an output the API cannot store is the task's error
                 return output, None
@@ -361,26 +364,25 @@ class Runner:
                 await asyncio.sleep(backoff.full_jitter(min(8.0, 0.5 * 2 ** (attempt - 1))))
 
     async def _evaluate(
-        self, evaluators: Sequence[Any], context: ev.EvaluatorContext
+        self, evaluators: Sequence[ev.Evaluator], context: ev.EvaluatorContext
     ) -> list[tuple[str, Any]]:
         """Each evaluator's result or exception: async ones at once, plain ones in one thread."""
-        calls = [(ev.name_of(e), *ev.evaluator_call(e, context)) for e in evaluators]
-        plain = [(label, fn, args) for label, fn, args in calls if not ev.is_async(fn)]
-        awaited = [(label, fn, args) for label, fn, args in calls if ev.is_async(fn)]
         results: dict[str, Any] = {}
+        plain = [(e.label, e.function, e.args(context)) for e in evaluators if not e.awaited]
         if plain:
             loop = asyncio.get_running_loop()
             for label, value in await loop.run_in_executor(self.executor, _call_all, plain):
                 results[label] = value
+        awaited = [e for e in evaluators if e.awaited]
         if awaited:
             answers = await asyncio.gather(
-                *(fn(*args) for _, fn, args in awaited), return_exceptions=True
+                *(e.function(*e.args(context)) for e in awaited), return_exceptions=True
             )
-            for (label, _, _), value in zip(awaited, answers, strict=True):
+            for evaluator, value in zip(awaited, answers, strict=True):
                 if isinstance(value, BaseException) and not isinstance(value, Exception):
                     raise value
-                results[label] = value
-        return [(label, results[label]) for label, _, _ in calls]
+                results[evaluator.label] = value
+        return [(e.label, results[e.label]) for e in evaluators]
 
     def _span(
         self,
@@ -446,7 +448,7 @@ class Runner:
         if not self.s.summary_evaluators:
             return {}, {}
         self.kept.sort(key=lambda kept: (kept[0], kept[1]))
-        by_label: dict[str, list[Any]] = {label: [] for label in self.labels}
+        by_label: dict[str, list[Any]] = {e.label: [] for e in self.evaluators}
         for *_, values in self.kept:
             for label in by_label:
                 by_label[label].append(values.get(label))
