@@ -12,15 +12,27 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._bulk.results import BulkProgress
+from .._client import LLMObsClient
 from ..experiments import ExperimentRun, RunProgress
 from ..models import Dataset, Project
+from ..testing import FakeLLMObsServer
 from .output import ProgressBar
 
-if TYPE_CHECKING:
-    from .demo import _Demo
+
+class _Demo(Protocol):
+    """What the steps use of the demo (``demo._Demo``): the client, the fake, the checks."""
+
+    client: LLMObsClient
+    fake: FakeLLMObsServer
+    records: int
+    tty: bool
+
+    def check(self, ok: bool, problem: str) -> None:
+        """Note ``problem`` unless ``ok``."""
+
 
 _ROWS = 5_000
 """The experiments run on the first 5,000 records (``sample_size``): the demo stays quick."""

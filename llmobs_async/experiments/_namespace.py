@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -24,10 +24,8 @@ from . import _evaluators as ev
 from ._compare import Comparison, compare_rows
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow, RowKey, read_rows
-from ._runner import Runner, Settings, Work
-
-if TYPE_CHECKING:
-    from .._transport import Transport
+from ._rowwork import Settings, Work
+from ._runner import Runner
 
 __all__ = ["Experiments"]
 
@@ -41,7 +39,7 @@ class Experiments(_Experiments):
 
     def __init__(
         self,
-        transport: Transport,
+        transport: Any,  # the resource's transport, passed through untouched
         *,
         records: Records | None = None,
         datasets: Datasets | None = None,

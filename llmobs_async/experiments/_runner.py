@@ -13,34 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import backoff
 
-from .. import _json
 from .._bulk.results import FLUSH, BulkInterruptedError, BulkProgress, BulkResult
 from ..errors import LLMObsError
 from ..models import (
     Experiment,
-    ExperimentMetric,
-    ExperimentSpan,
     ExperimentStatus,
-    MetricSource,
-    MetricType,
 )
 from . import _evaluators as ev
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
+from ._rowwork import Rows, Settings, Work
 
 if TYPE_CHECKING:
     from .._resources import Experiments
 
-__all__ = ["Runner", "Settings", "Work"]
+__all__ = ["Runner"]
 
 _END: Final = object()
 FLUSH_EVERY: Final = 2.0
@@ -49,45 +43,6 @@ STATUS_TIMEOUT: Final = 10.0
 """Seconds the final status update may take after a cancellation (it is shielded)."""
 PUSH_GRACE: Final = 3.0
 """Seconds an interrupted run waits for the rows already done to be pushed."""
-_PLAIN: Final = (str, int, float, bool, type(None))
-_random = random.Random()
-
-
-@attrs.frozen(kw_only=True)
-class Work:
-    """One row to do: a record and a run iteration; ``scored`` when only evaluators are missing."""
-
-    index: int
-    record_id: str
-    run_iteration: int
-    input: Any
-    expected_output: Any
-    metadata: Mapping[str, Any]
-    tags: Sequence[str] = ()
-    scored: ExperimentRow | None = None
-    """Resume: the row's task has run; only the evaluators it misses are run."""
-    skip: bool = False
-    """Resume: the row is complete; it only counts in the summary (with ``scored``)."""
-
-
-@attrs.frozen(kw_only=True)
-class Settings:
-    """What the caller chose for a run (checked by the namespace before anything is sent)."""
-
-    task: Callable[..., Any]
-    evaluators: Sequence[Any]
-    summary_evaluators: Sequence[Any]
-    config: Mapping[str, Any]
-    concurrency: int
-    max_task_retries: int
-    task_timeout: float | None
-    on_progress: Callable[[RunProgress], None] | None
-    tags: Sequence[str] = ()
-
-
-def _ids() -> tuple[str, str]:
-    # ddtrace's forms: a 64-bit span id in decimal, a 128-bit trace id in hex.
-    return str(_random.getrandbits(63) or 1), f"{_random.getrandbits(128):032x}"
 
 
 class Runner:
@@ -107,23 +62,14 @@ class Runner:
         self.experiment = experiment
         self.s = settings
         self.total = total
-        self.project_id = experiment.project_id or ""
-        self.dataset_id = experiment.dataset_id or ""
-        self.task_name = ev.name_of(settings.task)
-        self.task_metadata = ev.wants_metadata(settings.task)
-        self.evaluators = [ev.Evaluator.of(e) for e in settings.evaluators]
-        self.task_awaited = ev.is_async(settings.task)
-        self.base_tags = [
-            f"experiment_id:{experiment.id}",
-            f"dataset_id:{self.dataset_id}",
-            f"project_id:{self.project_id}",
-            *settings.tags,
-        ]
+        # One thread per worker at most: a worker is in its task or its evaluators, never both.
         self.executor = ThreadPoolExecutor(
-            max_workers=min(settings.concurrency, 64), thread_name_prefix="llmobs-experiment"
+            max_workers=settings.concurrency, thread_name_prefix="llmobs-experiment"
         )
+        self.rows = Rows(experiment, settings, self.executor)
+        self.evaluators = self.rows.evaluators
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
-        self.done = self.task_errors = self.task_retries = 0
+        self.done = self.task_errors = 0
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
         self.kept: list[tuple[int, int, Any, Any, Any, Any, dict[str, Any]]] = []
@@ -216,9 +162,14 @@ class Runner:
             try:
                 # Shielded: a second cancellation must not cut the grace short.
                 await asyncio.wait_for(asyncio.shield(ending), grace)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 ending.cancel()
                 pusher.cancel()
+            except asyncio.CancelledError:
+                ending.cancel()
+                if grace is None:
+                    raise  # cancelled while the push ended: the caller's except path drains
+                pusher.cancel()  # cancelled again during the grace: stop now
         try:
             return await pusher
         except BaseException as exc:
@@ -287,12 +238,12 @@ class Runner:
             self._keep(work, scored.output, dict(scored.evaluations))
             return
         if scored is None:
-            span_id, trace_id = _ids()
+            span_id, trace_id = self.rows.new_ids()
             start_ns, clock = time.time_ns(), time.perf_counter_ns()
-            output, error = await self._task(work)
+            output, error = await self.rows.task(work)
             duration = time.perf_counter_ns() - clock
             items: list[Any] = [
-                self._span(work, span_id, trace_id, start_ns, duration, output, error)
+                self.rows.span(work, span_id, trace_id, start_ns, duration, output, error)
             ]
             evaluators = self.evaluators if error is None else []
         else:
@@ -313,8 +264,8 @@ class Runner:
                 span_id=span_id,
                 trace_id=trace_id,
             )
-            for label, result in await self._evaluate(evaluators, context):
-                metric, value = self._metric(span_id, trace_id, label, result)
+            for label, result in await self.rows.evaluate(evaluators, context):
+                metric, value = self.rows.metric(span_id, trace_id, label, result)
                 items.append(metric)
                 values[label] = value
         await self.out.put(items)
@@ -337,110 +288,6 @@ class Runner:
                     values,
                 )
             )
-
-    async def _task(self, work: Work) -> tuple[Any, dict[str, str] | None]:
-        args: tuple[Any, ...] = (work.input, self.s.config)
-        if self.task_metadata:
-            args += (work.metadata,)
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(self.s.task_timeout):
-                    output = await ev.call(
-                        self.s.task, self.executor, *args, awaited=self.task_awaited
-                    )
-                if not isinstance(output, _PLAIN):
-                    _json.encode_json(output)  # an output the API cannot store is the task's error
-                return output, None
-            except Exception as exc:
-                if isinstance(exc, TimeoutError) and not str(exc):
-                    exc = TimeoutError(
-                        f"the task took longer than task_timeout={self.s.task_timeout} s"
-                    )
-                if attempt >= self.s.max_task_retries:
-                    return None, ev.describe_error(exc)
-                attempt += 1
-                self.task_retries += 1
-                await asyncio.sleep(backoff.full_jitter(min(8.0, 0.5 * 2 ** (attempt - 1))))
-
-    async def _evaluate(
-        self, evaluators: Sequence[ev.Evaluator], context: ev.EvaluatorContext
-    ) -> list[tuple[str, Any]]:
-        """Each evaluator's result or exception: async ones at once, plain ones in one thread."""
-        results: dict[str, Any] = {}
-        plain = [(e.label, e.function, e.args(context)) for e in evaluators if not e.awaited]
-        if plain:
-            loop = asyncio.get_running_loop()
-            for label, value in await loop.run_in_executor(self.executor, _call_all, plain):
-                results[label] = value
-        awaited = [e for e in evaluators if e.awaited]
-        if awaited:
-            answers = await asyncio.gather(
-                *(e.function(*e.args(context)) for e in awaited), return_exceptions=True
-            )
-            for evaluator, value in zip(awaited, answers, strict=True):
-                if isinstance(value, BaseException) and not isinstance(value, Exception):
-                    raise value
-                results[evaluator.label] = value
-        return [(e.label, results[e.label]) for e in evaluators]
-
-    def _span(
-        self,
-        work: Work,
-        span_id: str,
-        trace_id: str,
-        start_ns: int,
-        duration: int,
-        output: Any,
-        error: dict[str, str] | None,
-    ) -> ExperimentSpan:
-        meta: dict[str, Any] = {
-            "span.kind": "experiment",
-            "input": work.input,
-            "output": output,
-            "expected_output": work.expected_output,
-            "metadata": dict(work.metadata),
-        }
-        if error is not None:
-            meta["error"] = error
-        return ExperimentSpan(
-            span_id=span_id,
-            trace_id=trace_id,
-            name=self.task_name,
-            project_id=self.project_id,
-            dataset_id=self.dataset_id,
-            start_ns=start_ns,
-            duration=max(duration, 1),  # the API requires a non-zero duration
-            status="error" if error else "ok",
-            tags=(
-                *self.base_tags,
-                f"dataset_record_id:{work.record_id}",
-                f"run_iteration:{work.run_iteration}",
-                *work.tags,
-            ),
-            meta=meta,
-        )
-
-    def _metric(
-        self, span_id: str, trace_id: str, label: str, result: Any
-    ) -> tuple[ExperimentMetric, Any]:
-        base: dict[str, Any] = {
-            "span_id": span_id,
-            "trace_id": trace_id,
-            "label": label,
-            "timestamp_ms": time.time_ns() // 1_000_000,
-            "metric_source": MetricSource.SUMMARY if not span_id else MetricSource.CUSTOM,
-            "experiment_id": self.experiment.id,
-        }
-        if not isinstance(result, BaseException):
-            try:
-                fields = ev.metric_value(result)
-                return ExperimentMetric(**base, **fields), _value(fields)
-            except (TypeError, ValueError, LLMObsError) as exc:
-                result = exc
-        return ExperimentMetric(
-            **base, metric_type=MetricType.CATEGORICAL, error=ev.describe_error(result)
-        ), None
 
     # --- summary, push, progress -----------------------------------------------------
 
@@ -469,7 +316,7 @@ class Runner:
                 result: Any = await ev.call(fn, self.executor, *args)
             except Exception as exc:
                 result = exc
-            metric, value = self._metric("", "", label, result)
+            metric, value = self.rows.metric("", "", label, result)
             items.append(metric)
             summary[label] = value
             if metric.error:
@@ -504,7 +351,7 @@ class Runner:
                     task_errors=self.task_errors,
                     pushed=self.push.applied,
                     push_failed=self.push.failed,
-                    retries=self.task_retries + self.push.retries,
+                    retries=self.rows.task_retries + self.push.retries,
                 )
             )
 
@@ -514,23 +361,3 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-def _value(fields: Mapping[str, Any]) -> Any:
-    for key in ("score_value", "boolean_value", "categorical_value", "json_value"):
-        if key in fields:
-            return fields[key]
-    return None
-
-
-def _call_all(
-    calls: list[tuple[str, Callable[..., Any], tuple[Any, ...]]],
-) -> list[tuple[str, Any]]:
-    """Run plain evaluators one after another in one worker thread; an exception is a result."""
-    out: list[tuple[str, Any]] = []
-    for label, fn, args in calls:
-        try:
-            out.append((label, fn(*args)))
-        except Exception as exc:  # an evaluator's failure is its metric's error
-            out.append((label, exc))
-    return out
