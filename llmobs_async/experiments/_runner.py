@@ -29,7 +29,7 @@ from ..models import (
 from . import _evaluators as ev
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
-from ._rowwork import Rows, Settings, Work
+from ._rowwork import Rows, Settings, Work, row_ids
 
 if TYPE_CHECKING:
     from .._resources import Experiments
@@ -238,7 +238,7 @@ class Runner:
             self._keep(work, scored.output, dict(scored.evaluations))
             return
         if scored is None:
-            span_id, trace_id = self.rows.new_ids()
+            span_id, trace_id = row_ids(self.experiment.id, work.record_id, work.run_iteration)
             start_ns, clock = time.time_ns(), time.perf_counter_ns()
             output, error = await self.rows.task(work)
             duration = time.perf_counter_ns() - clock
