@@ -105,6 +105,13 @@ class Runner:
                     summary, summary_errors = await self._summarize()
             ticker.cancel()
             pushed = await self._drain(pusher, grace=None)
+            self.push = BulkProgress(
+                submitted=pushed.submitted,
+                applied=pushed.applied,
+                failed=pushed.failed_count,
+                retries=pushed.retries,
+            )
+            self._progress()
         except BaseException as exc:
             ticker.cancel()
             if worker is not None:
@@ -226,10 +233,15 @@ class Runner:
             while (item := await queue.get()) is not None:
                 await self._row(item)
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(read())
-            for _ in range(self.s.concurrency):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read())
+                for _ in range(self.s.concurrency):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            # One worker's exception (on_progress raised, a bug) cancelled the others:
+            # raise it as itself, not wrapped in a group.
+            raise group_error.exceptions[0] from None
         return failure[0] if failure else None
 
     async def _row(self, work: Work) -> None:
@@ -338,8 +350,9 @@ class Runner:
             await self.out.put(FLUSH)
 
     def _pushed(self, progress: BulkProgress) -> None:
+        # Only noted: the caller's on_progress runs in the workers, where an
+        # exception it raises stops the run (inside the push it would stop the push).
         self.push = progress
-        self._progress()
 
     def _progress(self) -> None:
         if self.s.on_progress is not None:
