@@ -43,6 +43,7 @@ def environment(url: str) -> dict[str, str]:
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Pull the dataset and run ``LLMObs.async_experiment``; time both (and the final flush)."""
     os.environ.update(environment(spec["url"]))
+    os.environ.update(spec.get("env") or {})  # e.g. to try other ddtrace settings
     import ddtrace
     from ddtrace.llmobs import LLMObs
 
