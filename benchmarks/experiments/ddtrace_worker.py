@@ -71,7 +71,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "experiment_id": experiment._id,
         "ddtrace": ddtrace.__version__,
-        "rows_total": len(rows),
+        "rows_done": len(rows),
         "task_errors": sum(1 for r in rows if (r.get("error") or {}).get("message")),
         "wall_s": wall,
         "cpu_s": cpu,

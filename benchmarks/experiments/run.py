@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see
 from common import BENCHMARKS, ROOT, Server, cores, pin, source_state
 
 HERE = Path(__file__).resolve().parent
-ROWS = ("handrolled", "runner", "ddtrace", "ddtrace_intake_faults")
+ROWS = ("handrolled", "runner", "runner_async_evaluators", "ddtrace", "ddtrace_intake_faults")
 DDTRACE_PYTHON = ROOT / ".venv-ddtrace" / "bin" / "python"
 MAKESPAN_BUDGET, CPU_BUDGET, RSS_BUDGET_MIB = 1.15, 1.3, 100.0
 LOSSES = {
@@ -130,8 +130,11 @@ def measure(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         for index in range(args.rounds):
             for row in plain[index % len(plain) :] + plain[: index % len(plain)]:
                 _progress(f"round {index + 1}/{args.rounds}: {row}")
-                client = "runner" if row == "runner" else "handrolled"
+                client = "runner" if row.startswith("runner") else "handrolled"
                 row_spec = {**spec, "client": client, "python": args.ddtrace_python}
+                row_spec["async_evaluators"] = row == "runner_async_evaluators"
+                if args.profile and row.startswith("runner"):
+                    row_spec["profile"] = f"{args.profile}.{row}.{index + 1}"
                 rows[row].append(run_worker(server, row, row_spec, worker_cpu, timeout))
         if args.rss_records:
             _progress(f"runner over {args.rss_records:,} records (peak RSS)")
@@ -275,6 +278,7 @@ def main() -> int:
         default=(0.05, 0.03, 0.02),
         help="503, 429 and dropped-connection rates on the events push",
     )
+    parser.add_argument("--profile", help="cProfile the runner rows into PROFILE.<round>")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
     parser.add_argument("--smoke", action="store_true", help="300 records, 1 round, no ddtrace")
     parser.add_argument("--output", default=str(HERE / "results.json"))

@@ -6,7 +6,7 @@ Standard library only: the ddtrace worker imports it from ddtrace's own venv.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 PROJECT_NAME = "bench-experiments"
@@ -47,3 +47,13 @@ def closeness(input_data: Any, output_data: Any, expected_output: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return 1.0 / (1.0 + off)
+
+
+def as_async(evaluator: Callable[[Any, Any, Any], Any]) -> Callable[..., Awaitable[Any]]:
+    """The same evaluator as ``async def`` (same name, so the same metric label)."""
+
+    async def evaluate(input_data: Any, output_data: Any, expected_output: Any) -> Any:
+        return evaluator(input_data, output_data, expected_output)
+
+    evaluate.__name__ = evaluator.__name__
+    return evaluate

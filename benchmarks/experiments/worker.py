@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, see
 
 from common import worker_main
 
-from experiments.scenario import answer, closeness, exact_match
+from experiments.scenario import answer, as_async, closeness, exact_match
 from llmobs_async import LLMObsClient, errors
 
 KEYS = {"api_key": "fake-api-key", "app_key": "fake-app-key"}
@@ -149,20 +149,26 @@ async def handrolled(client: LLMObsClient, spec: dict[str, Any]) -> dict[str, An
 
 
 async def runner(client: LLMObsClient, spec: dict[str, Any]) -> dict[str, Any]:
-    """``client.experiments.run`` with the same task and evaluators."""
+    """``client.experiments.run`` with the same task and evaluators (or their async twins)."""
+    evaluators = [exact_match, closeness]
+    if spec.get("async_evaluators"):
+        evaluators = [as_async(e) for e in evaluators]
     run = await client.experiments.run(
         spec["project_id"],
         spec["dataset_id"],
         "runner",
         task=answer,
-        evaluators=[exact_match, closeness],
+        evaluators=evaluators,
         concurrency=spec["concurrency"],
     )
     pushed = run.pushed
+    if not run.ok:
+        status = run.experiment.status
+        raise RuntimeError(f"the run ended {status}: {run.error!r}; pushed {pushed!r}")
     return {
         "experiment_id": run.experiment.id,
         "ok": run.ok,
-        "rows_total": run.rows_total,
+        "rows_done": run.rows_done,
         "task_errors": run.task_errors,
         "pushed_applied": pushed.applied,
         "pushed_failed": pushed.failed_count,
@@ -181,7 +187,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("profile"):
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
             profiler.enable()
         result = await how(client, spec)
         wall, cpu = time.monotonic() - wall, time.process_time() - cpu
