@@ -6,7 +6,8 @@ every request) answering 5% of events pushes 503, 3% 429 and dropping 2% of thei
 connections. Rows, in one run (each in a fresh worker process, ``--rounds`` times):
 
 - ``handrolled``: the floor, plain asyncio over ``records.list`` and ``events.create``;
-- ``runner``: ``client.experiments.run(...)``;
+- ``runner``: ``client.experiments.run(...)``; ``runner_async_evaluators``: the same with
+  the evaluators as ``async def`` (no thread pool: what the pool's hop costs);
 - ``ddtrace``: ``LLMObs.async_experiment(...).run(jobs=50)`` in ddtrace's own venv,
   pointed at the fake with ``DD_LLMOBS_OVERRIDE_ORIGIN``; ``ddtrace_intake_faults``: the
   same with the faults on its span intake too (where its task spans go);
@@ -280,12 +281,14 @@ def main() -> int:
     )
     parser.add_argument("--profile", help="cProfile the runner rows into PROFILE.<round>")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
-    parser.add_argument("--smoke", action="store_true", help="300 records, 1 round, no ddtrace")
+    parser.add_argument(
+        "--smoke", action="store_true", help="300 records, more faults, 1 round, no ddtrace"
+    )
     parser.add_argument("--output", default=str(HERE / "results.json"))
     args = parser.parse_args()
     if args.smoke:
         args.records, args.rounds, args.rss_records = 300, 1, 0
-        args.rows = "handrolled,runner"
+        args.rows, args.chunk, args.rates = "handrolled,runner", 100, (0.2, 0.1, 0.1)
     args.rows = args.rows.split(",")
     unknown = set(args.rows) - set(ROWS)
     if unknown:

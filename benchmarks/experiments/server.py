@@ -205,15 +205,18 @@ def check(bench: Bench, experiment_id: str, dataset_id: str, runs: int) -> dict[
             orphans += 1
         labels[metric["span_id"], metric["label"]] += 1
     wanted = [(sid, label) for sid in spans for label in EVALUATORS]
+    rows_missing = max(expected - len(rows), 0)
+    # A lost row's metrics are lost too, unless they arrived without their span (orphans).
+    unaccounted = max(rows_missing * len(EVALUATORS) - orphans, 0)
     return {
         "rows_expected": expected,
         "rows": len(rows),
         "spans": len(spans),
         "run_iterations": sorted(iterations),
-        "rows_missing": max(expected - len(rows), 0),
+        "rows_missing": rows_missing,
         "rows_with_several_spans": sum(1 for n in rows.values() if n > 1),
         "metrics": len(events.metrics),
-        "metrics_missing": sum(1 for key in wanted if labels[key] == 0),
+        "metrics_missing": sum(1 for key in wanted if labels[key] == 0) + unaccounted,
         "metrics_duplicated": sum(n - 1 for n in labels.values() if n > 1),
         "metrics_without_span": orphans,
         "spans_accepted_twice": sum(1 for n in arrivals.spans.values() if n > 1),
