@@ -384,7 +384,7 @@ class FakeLLMObsServer:
             await asyncio.sleep(self.latency)
         fault = next((f for f in self._faults if f.take(seen)), None)
         if fault is None and self.chaos is not None:
-            fault = self.chaos.draw()
+            fault = self.chaos.draw(seen)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
