@@ -216,26 +216,29 @@ class Runner:
     # --- workers ---------------------------------------------------------------------
 
     async def _work(self, work: AsyncIterator[Work]) -> BaseException | None:
-        """Run every row with ``concurrency`` workers; the error that stopped reading, if any."""
-        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.s.concurrency)
+        """Run every row with ``concurrency`` workers; the error that stopped reading, if any.
+
+        The workers take rows from ``work`` themselves, one at a time under a
+        lock (a page of records is read by whichever worker needs it): no
+        queue between a reader and the workers, no task switch per row.
+        """
+        taking = asyncio.Lock()
         failure: list[BaseException] = []
 
-        async def read() -> None:
-            try:
-                async for item in work:
-                    await queue.put(item)
-            except Exception as exc:  # the records could not be read: finish what was read
-                failure.append(exc)
-            for _ in range(self.s.concurrency):
-                await queue.put(None)
-
         async def worker() -> None:
-            while (item := await queue.get()) is not None:
+            while not failure:
+                async with taking:
+                    try:
+                        item = await anext(work)
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:  # the records could not be read: finish the rest
+                        failure.append(exc)
+                        return
                 await self._row(item)
 
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(read())
                 for _ in range(self.s.concurrency):
                     group.create_task(worker())
         except BaseExceptionGroup as group_error:
@@ -268,16 +271,9 @@ class Runner:
             ]
         values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
         if evaluators:
-            context = ev.EvaluatorContext(
-                input_data=work.input,
-                output_data=output,
-                expected_output=work.expected_output,
-                metadata={**work.metadata, "experiment_config": dict(self.s.config)},
-                span_id=span_id,
-                trace_id=trace_id,
-            )
-            for label, result in await self.rows.evaluate(evaluators, context):
-                metric, value = self.rows.metric(span_id, trace_id, label, result)
+            ids = (span_id, trace_id)
+            for label, result in await self.rows.evaluate(evaluators, work, output, ids):
+                metric, value, _ = self.rows.metric(span_id, trace_id, label, result)
                 items.append(metric)
                 values[label] = value
         await self.out.put(items)
@@ -328,11 +324,11 @@ class Runner:
                 result: Any = await ev.call(fn, self.executor, *args)
             except Exception as exc:
                 result = exc
-            metric, value = self.rows.metric("", "", label, result)
+            metric, value, error = self.rows.metric("", "", label, result)
             items.append(metric)
             summary[label] = value
-            if metric.error:
-                errors[label] = metric.error
+            if error is not None:
+                errors[label] = error
         await self.out.put(items)
         return summary, errors
 
