@@ -32,7 +32,7 @@ async def test_a_page_is_read_only_when_the_rows_before_it_are_done(
     run = await wait(
         client.experiments.run(data.project_id, data.dataset_id, "lazy", task=task, concurrency=10)
     )
-    assert run.ok and run.rows_total == 2500
+    assert run.ok and run.rows_done == 2500
     assert len(reads) >= 3
     for page, (size, rows_done) in enumerate(reads):
         # Reading page k+2 while page k's rows are pending holds three pages at once;
@@ -52,5 +52,5 @@ async def test_sample_size_reads_no_page_past_the_sample(
     run = await wait(
         client.experiments.run(data.project_id, data.dataset_id, "few", task=task, sample_size=5)
     )
-    assert run.rows_total == 5
+    assert run.rows_done == 5
     assert len([r for r in fake.requests if is_records_read(r)]) == 1

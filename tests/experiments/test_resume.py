@@ -9,21 +9,22 @@ from typing import Any
 import pytest
 
 from llmobs_async import LLMObsClient
-from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
+from llmobs_async.testing import FakeLLMObsServer
 
 from .common import (
     metric_counts,
-    observe,
     only_experiment,
     seed,
     spans,
     spans_by_pair,
-    tag,
     wait,
 )
 
 N = 20
-DONE_FIRST = 12  # records 0..11 finish in the first run (rec-3's task fails)
+DONE_FIRST = 12
+"""Records are read newest first: rec-19 .. rec-8 finish in the first run; rec-7 .. hang."""
+FAILS = 15
+"""rec-15's task fails in the first run."""
 
 
 def exact(input_data: Any, output_data: Any, expected_output: Any) -> bool:
@@ -43,30 +44,25 @@ def accuracy(
 
 
 async def interrupted_run(fake: FakeLLMObsServer, client: LLMObsClient) -> str:
-    """A run of 20 records cancelled once the fake stored spans of the first 12.
+    """A run of 20 records cancelled while rec-7 .. rec-4 hang (rec-15's task fails).
 
-    Records 12.. wait forever; rec-3's task always fails. Returns the experiment id.
+    The 12 rows it finished must be pushed although it was cancelled: they are
+    results (nothing is dropped), and resume relies on them. Returns the experiment id.
     """
     data = seed(fake, N)
-    pushed = asyncio.Event()
-    stored_rows: set[str] = set()
-
-    def seen(r: RecordedRequest) -> None:
-        # Called before the fake stores the push: count what it carries.
-        if r.method == "POST" and r.url_path.endswith("/events"):
-            for span in r.json()["data"]["attributes"].get("spans") or ():
-                stored_rows.add(tag(span["tags"], "dataset_record_id") or "")
-            if len(stored_rows) >= DONE_FIRST:
-                pushed.set()
-
-    observe(fake, seen)
+    hanging = 0
+    all_busy = asyncio.Event()
     never = asyncio.Event()
 
     async def first(input_data: dict[str, Any], config: Any) -> str:
+        nonlocal hanging
         q = input_data["q"]
-        if q == 3:
+        if q == FAILS:
             raise RuntimeError("model down")
-        if q >= DONE_FIRST:
+        if q < N - DONE_FIRST:
+            hanging += 1
+            if hanging == 4:  # every worker holds a hanging row: the 12 before are done
+                all_busy.set()
             await never.wait()
         return str(2 * q)
 
@@ -83,12 +79,15 @@ async def interrupted_run(fake: FakeLLMObsServer, client: LLMObsClient) -> str:
             config={"model": "m1"},
         )
     )
-    await wait(pushed.wait())
+    await wait(all_busy.wait())
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await wait(running)
     eid, stored = only_experiment(fake)
     assert stored["status"] == "interrupted"
+    by_pair = spans_by_pair(fake, eid)
+    assert sorted(by_pair) == sorted((f"rec-{i}", 1) for i in range(N - DONE_FIRST, N))
+    assert [s["status"] for s in by_pair[(f"rec-{FAILS}", 1)]] == ["error"]
     return eid
 
 
@@ -107,7 +106,7 @@ async def test_resume_runs_only_missing_and_failed_pairs_and_completes(
 ) -> None:
     eid = await interrupted_run(fake, client)
     redo = to_redo(fake, eid)
-    assert "rec-3" in redo and len(redo) < N  # something to skip, something to redo
+    assert redo == {f"rec-{i}" for i in range(N - DONE_FIRST)} | {f"rec-{FAILS}"}
     calls: Counter[str] = Counter()
     configs: list[Any] = []
 

@@ -49,7 +49,7 @@ async def test_200_records_async_task_every_pair_one_span_one_metric_per_evaluat
     eid, stored = only_experiment(fake)
     assert run.experiment.id == eid
     assert stored["status"] == run.experiment.status == "completed"
-    assert run.ok and run.rows_total == 200 and run.task_errors == 0
+    assert run.ok and run.rows_done == 200 and run.task_errors == 0
     by_pair = spans_by_pair(fake, eid)
     assert sorted(by_pair) == sorted((rid, 1) for rid in data.records)
     assert all(len(found) == 1 for found in by_pair.values())
@@ -285,7 +285,7 @@ async def test_runs_3_makes_3_spans_per_record_with_iterations_1_to_3(
     run = await client.experiments.run(
         data.project_id, data.dataset_id, "thrice", task=answer, evaluators=[exact], runs=3
     )
-    assert run.ok and run.rows_total == 21
+    assert run.ok and run.rows_done == 21
     by_pair = spans_by_pair(fake, run.experiment.id)
     assert sorted(by_pair) == sorted((rid, i) for rid in data.records for i in (1, 2, 3))
     assert all(len(found) == 1 for found in by_pair.values())
@@ -328,7 +328,7 @@ async def test_concurrency_is_reached_and_never_exceeded(
     assert peak == 4
     gate.set()
     run = await wait(running)
-    assert run.ok and run.rows_total == 40
+    assert run.ok and run.rows_done == 40
     assert peak == 4
 
 
@@ -385,7 +385,7 @@ async def test_sample_size_runs_the_first_n_records_only(
         sample_size=5,
         on_progress=progress.append,
     )
-    assert run.ok and run.rows_total == 5
+    assert run.ok and run.rows_done == 5
     assert sorted(rid for rid, _ in spans_by_pair(fake, run.experiment.id)) == sorted(first)
     assert progress and all(p.total == 5 for p in progress)
 
@@ -479,7 +479,7 @@ async def test_task_retries_a_flaky_task_and_reports_one_that_always_fails(
         )
     )
     assert calls == {0: 1, 1: 3, 2: 1, 3: 1, 4: 3, 5: 1}
-    assert run.experiment.status == "completed" and run.task_errors == 1 and run.rows_total == 6
+    assert run.experiment.status == "completed" and run.task_errors == 1 and run.rows_done == 6
     by_pair = spans_by_pair(fake, run.experiment.id)
     assert all(len(found) == 1 for found in by_pair.values()) and len(by_pair) == 6
     [flaky] = by_pair[("rec-1", 1)]
@@ -651,3 +651,34 @@ async def test_the_experiment_is_created_with_the_runs_settings(
     assert stored["description"] == "nightly eval" and stored["run_count"] == 2
     assert stored["dataset_id"] == data.dataset_id and stored["project_id"] == data.project_id
     assert run.experiment.config == {"model": "gpt-4o"}
+
+
+async def test_an_evaluator_returning_none_is_a_metric_without_a_value_not_an_error(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # ddtrace documents None as a supported return value (its AverageScoreEvaluator
+    # returns None when there is nothing to average): no value, and no error.
+    data = seed(fake, 3)
+
+    def abstain(input_data: Any, output_data: Any, expected_output: Any) -> None:
+        return None
+
+    def nothing(
+        inputs: list[Any], outputs: list[Any], expected_outputs: list[Any], evaluators_results: Any
+    ) -> None:
+        return None
+
+    run = await client.experiments.run(
+        data.project_id,
+        data.dataset_id,
+        "abstain",
+        task=answer,
+        evaluators=[abstain],
+        summary_evaluators=[nothing],
+    )
+    assert run.ok and run.summary == {"nothing": None} and run.summary_errors == {}
+    stored = metrics(fake, run.experiment.id) + metrics(fake, run.experiment.id, summary=True)
+    assert len(stored) == 4
+    assert [m.get("error") for m in stored] == [None] * 4
+    async for row in run.rows():
+        assert row.evaluations == {"abstain": None} and row.evaluation_errors == {}
