@@ -195,3 +195,31 @@ async def test_resume_of_a_completed_run_runs_no_task(
     assert again.summary == {"count_rows": 12}  # 6 records x 2 runs, read back
     assert again.experiment.status == "completed"
     assert len(spans(fake, first.experiment.id)) == 12
+
+
+async def test_resume_reads_the_dataset_version_the_run_used(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # Records added after the run (a new dataset version) are not part of it.
+    data = seed(fake, 5)
+
+    async def task(input_data: dict[str, Any], config: Any) -> str:
+        return str(2 * input_data["q"])
+
+    first = await client.experiments.run(
+        data.project_id, data.dataset_id, "pinned", task=task, evaluators=[exact]
+    )
+    fake.add_records(data.dataset_id, [{"id": f"late-{i}", "input": {"q": i}} for i in range(3)])
+    calls = 0
+
+    async def counted(input_data: dict[str, Any], config: Any) -> str:
+        nonlocal calls
+        calls += 1
+        return "x"
+
+    again = await client.experiments.resume(
+        first.experiment.id, task=counted, evaluators=[exact], summary_evaluators=[count_rows]
+    )
+    assert calls == 0 and again.summary == {"count_rows": 5}
+    rows = [row async for row in again.rows()]
+    assert sorted(r.record_id for r in rows) == sorted(data.records)

@@ -14,11 +14,13 @@ from collections import Counter
 from typing import Any
 
 from llmobs_async import EvaluatorResult, LLMObsClient
-from llmobs_async.testing import FakeLLMObsServer
+from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .common import (
+    is_events_push,
     metric_counts,
     metrics,
+    observe,
     only_experiment,
     seed,
     spans,
@@ -64,6 +66,55 @@ async def test_200_records_async_task_every_pair_one_span_one_metric_per_evaluat
         [metric] = [m for m in metrics(fake, eid) if m["span_id"] == span["span_id"]]
         assert metric["boolean_value"] is (q % 4 != 0)
     assert run.pushed.ok and run.pushed.applied == run.pushed.submitted == 400
+
+
+async def test_results_are_pushed_while_the_run_goes(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # The last record's task waits until the fake holds the spans of the others:
+    # a runner that pushes only at the end never lets it finish.
+    data = seed(fake, 4)
+    others = {f"rec-{i}" for i in range(1, 4)}
+    landed = asyncio.Event()
+    carried: set[str | None] = set()
+
+    def seen(r: RecordedRequest) -> None:
+        if is_events_push(r):
+            for span in r.json()["data"]["attributes"].get("spans") or ():
+                carried.add(tag(span.get("tags"), "dataset_record_id"))
+            if others <= carried:
+                landed.set()
+
+    observe(fake, seen)
+
+    async def task(input_data: dict[str, Any], config: Any) -> str:
+        if input_data["q"] == 0:  # read last: records come newest first
+            await landed.wait()
+        return "done"
+
+    run = await wait(
+        client.experiments.run(data.project_id, data.dataset_id, "streamed", task=task)
+    )
+    assert run.ok and len(spans(fake, run.experiment.id)) == 4
+
+
+async def test_an_empty_dataset_completes_with_no_rows(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 0)
+    calls = 0
+
+    async def task(input_data: Any, config: Any) -> str:
+        nonlocal calls
+        calls += 1
+        return "x"
+
+    run = await client.experiments.run(
+        data.project_id, data.dataset_id, "empty", task=task, evaluators=[exact]
+    )
+    assert calls == 0 and run.rows_done == 0
+    assert run.ok and only_experiment(fake)[1]["status"] == "completed"
+    assert [row async for row in run.rows()] == []
 
 
 async def test_pushed_span_and_metric_shapes(fake: FakeLLMObsServer, client: LLMObsClient) -> None:
