@@ -223,3 +223,33 @@ async def test_resume_reads_the_dataset_version_the_run_used(
     assert calls == 0 and again.summary == {"count_rows": 5}
     rows = [row async for row in again.rows()]
     assert sorted(r.record_id for r in rows) == sorted(data.records)
+
+
+async def test_resume_rescores_an_evaluator_that_failed_without_rerunning_the_task(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 5)
+    calls: Counter[str] = Counter()
+
+    async def task(input_data: dict[str, Any], config: Any) -> str:
+        calls[f"rec-{input_data['q']}"] += 1
+        return str(2 * input_data["q"])
+
+    def judge(input_data: Any, output_data: Any, expected_output: Any) -> float:
+        if input_data["q"] == 2 and not calls["fixed"]:
+            raise TimeoutError("judge model timed out")
+        return 1.0
+
+    first = await client.experiments.run(
+        data.project_id, data.dataset_id, "rescore", task=task, evaluators=[judge]
+    )
+    rows = {row.record_id: row async for row in first.rows()}
+    assert rows["rec-2"].evaluations["judge"] is None and "judge" in rows["rec-2"].evaluation_errors
+    calls.clear()
+    calls["fixed"] = 1
+    again = await client.experiments.resume(first.experiment.id, task=task, evaluators=[judge])
+    assert +calls == Counter(fixed=1)  # no task ran again
+    assert again.rows_done == 1 and again.ok
+    rows = {row.record_id: row async for row in again.rows()}
+    assert rows["rec-2"].evaluations["judge"] == 1.0 and rows["rec-2"].evaluation_errors == {}
+    assert all(row.evaluations == {"judge": 1.0} for row in rows.values())

@@ -733,3 +733,27 @@ async def test_an_evaluator_returning_none_is_a_metric_without_a_value_not_an_er
     assert [m.get("error") for m in stored] == [None] * 4
     async for row in run.rows():
         assert row.evaluations == {"abstain": None} and row.evaluation_errors == {}
+
+
+async def test_an_output_the_api_cannot_store_is_an_error_row_without_calling_the_task_again(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # The same output comes back on every call: retrying only pays for the task
+    # (an LLM call) again. Retries are for a task that raised.
+    data = seed(fake, 2)
+    calls: Counter[int] = Counter()
+
+    async def task(input_data: dict[str, Any], config: Any) -> Any:
+        calls[input_data["q"]] += 1
+        return {"answer": object()} if input_data["q"] == 1 else "fine"
+
+    run = await wait(
+        client.experiments.run(
+            data.project_id, data.dataset_id, "unstorable", task=task, max_task_retries=2
+        )
+    )
+    assert calls == {0: 1, 1: 1}
+    assert run.task_errors == 1 and run.experiment.status == "completed"
+    rows = {row.record_id: row async for row in run.rows()}
+    assert rows["rec-1"].status == "error" and rows["rec-1"].error is not None
+    assert "answer" in rows["rec-1"].error["message"]  # names the field it cannot store
