@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from .. import _json
+from .._resources import Datasets, Records
 from .._resources import Experiments as _Experiments
 from ..errors import ValidationError
 from ..models import UNSET
@@ -23,11 +24,8 @@ from . import _evaluators as ev
 from ._compare import Comparison, compare_rows
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow, RowKey, read_rows
-from ._runner import Runner, Settings, Work
-
-if TYPE_CHECKING:
-    from .._resources import Datasets, Records
-    from .._transport import Transport
+from ._rowwork import Settings, Work
+from ._runner import Runner
 
 __all__ = ["Experiments"]
 
@@ -39,10 +37,18 @@ class Experiments(_Experiments):
 
     __slots__ = ("_datasets", "_records")
 
-    def __init__(self, transport: Transport, *, records: Records, datasets: Datasets) -> None:
+    def __init__(
+        self,
+        transport: Any,  # the resource's transport, passed through untouched
+        *,
+        records: Records | None = None,
+        datasets: Datasets | None = None,
+    ) -> None:
         super().__init__(transport)
-        self._records = records
-        self._datasets = datasets
+        # The client passes its own namespaces; a copy over another transport
+        # (with_raw_response) makes its own.
+        self._records = Records(transport) if records is None else records
+        self._datasets = Datasets(transport) if datasets is None else datasets
 
     async def run(
         self,
