@@ -253,3 +253,32 @@ async def test_resume_rescores_an_evaluator_that_failed_without_rerunning_the_ta
     rows = {row.record_id: row async for row in again.rows()}
     assert rows["rec-2"].evaluations["judge"] == 1.0 and rows["rec-2"].evaluation_errors == {}
     assert all(row.evaluations == {"judge": 1.0} for row in rows.values())
+
+
+async def test_resume_finishes_a_run_that_failed_on_a_401(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # The key was revoked mid-run: nothing landed and the run failed; with a good
+    # key again, resume runs every row and completes the same experiment.
+    data = seed(fake, 6)
+    fake.inject(status=401, times=None, match=lambda r: r.url_path.endswith("/events"))
+
+    async def task(input_data: dict[str, Any], config: Any) -> str:
+        return str(2 * input_data["q"])
+
+    first = await client.experiments.run(
+        data.project_id, data.dataset_id, "revoked", task=task, evaluators=[exact]
+    )
+    assert first.experiment.status == "failed" and spans(fake, first.experiment.id) == []
+    fake.clear_faults()
+    calls = 0
+
+    async def counted(input_data: dict[str, Any], config: Any) -> str:
+        nonlocal calls
+        calls += 1
+        return await task(input_data, config)
+
+    again = await client.experiments.resume(first.experiment.id, task=counted, evaluators=[exact])
+    assert calls == 6 and again.ok
+    assert only_experiment(fake)[1]["status"] == "completed"
+    assert sorted(spans_by_pair(fake, first.experiment.id)) == [(f"rec-{i}", 1) for i in range(6)]

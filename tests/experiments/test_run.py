@@ -397,7 +397,7 @@ async def test_sync_task_and_evaluators_run_off_the_loop_and_never_stall_a_corou
         loop.call_soon_threadsafe(started.set)
         # Only a coroutine on the loop sets it: a task run on the loop thread
         # would block the loop here and time out (False).
-        return released.wait(timeout=5)
+        return released.wait(timeout=2)
 
     def checked(input_data: Any, output_data: Any, expected_output: Any) -> bool:
         threads.append(threading.current_thread())
@@ -419,6 +419,41 @@ async def test_sync_task_and_evaluators_run_off_the_loop_and_never_stall_a_corou
     assert threads and all(t is not threading.main_thread() for t in threads)
     assert [value(m) for m in metrics(fake, run.experiment.id)] == [True] * 6
     assert all(s["meta"]["output"] is True for s in spans(fake, run.experiment.id))
+
+
+async def test_sync_tasks_run_concurrency_at_a_time_in_threads(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 9)
+    lock = threading.Lock()
+    in_flight = peak = 0
+    # Three tasks must be in flight together to pass the barrier; a fourth never is.
+    barrier = threading.Barrier(3, timeout=5)
+
+    def task(input_data: dict[str, Any], config: Any) -> int:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            barrier.wait()
+            return 1
+        finally:
+            with lock:
+                in_flight -= 1
+
+    run = await wait(
+        client.experiments.run(
+            data.project_id,
+            data.dataset_id,
+            "threads",
+            task=task,
+            concurrency=3,
+            max_task_retries=0,
+        )
+    )
+    assert run.ok and run.task_errors == 0
+    assert peak == 3
 
 
 async def test_sample_size_runs_the_first_n_records_only(
@@ -467,6 +502,7 @@ async def test_on_progress_counts_grow_to_the_total(
     pushed = [p.pushed for p in progress]
     assert pushed == sorted(pushed)
     assert progress[-1].task_errors == 1 == run.task_errors
+    assert progress[-1].pushed == run.pushed.applied == 25 + 24  # the failed row has no metric
     assert all(p.total is None for p in progress)  # unknown without sample_size
 
 

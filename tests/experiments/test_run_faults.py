@@ -79,7 +79,7 @@ def carried(fake: FakeLLMObsServer, statuses: set[int]) -> Counter[tuple[str, st
 async def test_503_429_and_dropped_connections_lose_and_double_nothing(
     fake: FakeLLMObsServer, client: LLMObsClient
 ) -> None:
-    data = seed(fake, 150)
+    data = seed(fake, 200)  # 1,200 spans and metrics: more than one batch
     # The first pushes meet one fault of each kind for sure, then chaos goes on.
     fake.inject(status=503, match=is_events_push)
     fake.inject_rate_limit(reset=0.01, limit=1000, period=1.0, match=is_events_push)
@@ -102,10 +102,10 @@ async def test_503_429_and_dropped_connections_lose_and_double_nothing(
     assert_all_landed(fake, data, eid, runs=2)
     assert set(metric_counts(fake, eid).values()) == {1}
     assert stored["status"] == "completed" and run.ok
-    assert run.pushed.failed == [] and run.pushed.applied == run.pushed.submitted == 300 * 3
+    assert run.pushed.failed == [] and run.pushed.applied == run.pushed.submitted == 400 * 3
     assert run.pushed.retries >= 3
     rows = [row async for row in run.rows()]
-    assert len(rows) == 300
+    assert len(rows) == 400
     assert all(set(row.evaluations) == set(LABELS) for row in rows)
 
 
@@ -196,6 +196,8 @@ async def test_an_oversized_metric_is_reported_and_the_rest_lands(
     [failure] = run.pushed.failed
     by_record = {rid: found[0] for (rid, _), found in spans_by_pair(fake, eid).items()}
     assert failure.record_ids == (f"{by_record['rec-3']['span_id']}/trace_dump",)
+    # Refused before sending (over max_batch_bytes) or by the API (413): reported either way.
+    assert isinstance(failure.error, errors.ValidationError | errors.PayloadTooLargeError)
     assert set(by_record) == set(data.records)
     assert sorted(value(m)["trace"] for m in metrics(fake, eid)) == ["short"] * 9
     assert stored["status"] == "failed" and not run.ok
