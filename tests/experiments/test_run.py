@@ -793,3 +793,58 @@ async def test_an_output_the_api_cannot_store_is_an_error_row_without_calling_th
     rows = {row.record_id: row async for row in run.rows()}
     assert rows["rec-1"].status == "error" and rows["rec-1"].error is not None
     assert "answer" in rows["rec-1"].error["message"]  # names the field it cannot store
+
+
+async def test_sync_tasks_that_hang_past_task_timeout_do_not_starve_the_rows_after_them(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # A thread cannot be cancelled: a sync task stuck in a call without a timeout
+    # keeps its thread after task_timeout. Two such rows with concurrency=2 must
+    # not leave the other rows without a thread (each would time out waiting).
+    data = seed(fake, 8)
+    unblock = threading.Event()
+
+    def task(input_data: dict[str, Any], config: Any) -> str:
+        if input_data["q"] in (6, 5):  # read second and third: records come newest first
+            unblock.wait(timeout=10)
+            return "late"
+        return "ok"
+
+    try:
+        run = await wait(
+            client.experiments.run(
+                data.project_id,
+                data.dataset_id,
+                "stuck",
+                task=task,
+                concurrency=2,
+                task_timeout=0.5,
+                max_task_retries=0,
+            )
+        )
+    finally:
+        unblock.set()
+    rows = {row.record_id: row.status async for row in run.rows()}
+    assert rows == {f"rec-{i}": "error" if i in (5, 6) else "ok" for i in range(8)}
+    assert run.task_errors == 2
+
+
+async def test_a_summary_evaluator_that_raises_is_none_with_an_error_metric(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 3)
+
+    def ratio(inputs: Any, outputs: Any, expected_outputs: Any, evaluators_results: Any) -> float:
+        return 1 / 0
+
+    def size(inputs: Any, outputs: Any, expected_outputs: Any, evaluators_results: Any) -> int:
+        return len(inputs)
+
+    run = await client.experiments.run(
+        data.project_id, data.dataset_id, "sumfail", task=answer, summary_evaluators=[ratio, size]
+    )
+    assert run.ok and run.summary == {"ratio": None, "size": 3}
+    assert run.summary_errors["ratio"]["type"] == "ZeroDivisionError"
+    by_label = {m["label"]: m for m in metrics(fake, run.experiment.id, summary=True)}
+    assert by_label["ratio"]["error"]["type"] == "ZeroDivisionError"
+    assert by_label["ratio"]["span_id"] == "" and value(by_label["size"]) == 3

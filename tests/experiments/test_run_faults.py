@@ -174,6 +174,7 @@ async def test_a_refused_metric_is_isolated_reported_and_fails_the_experiment(
     assert len(counts) == 40 * 2 - 1 and set(counts.values()) == {1}
     # An item was not recorded: the experiment failed (the contract's "failed").
     assert stored["status"] == "failed" and run.experiment.status == "failed" and not run.ok
+    assert "not recorded" in stored["error"]
 
 
 async def test_an_oversized_metric_is_reported_and_the_rest_lands(
@@ -215,6 +216,7 @@ async def test_a_401_on_the_events_push_stops_the_run_fails_it_and_reports_every
     )
     eid, stored = only_experiment(fake)
     assert stored["status"] == "failed" and run.experiment.status == "failed" and not run.ok
+    assert stored["error"]  # says why
     assert isinstance(run.pushed.stopped, errors.AuthenticationError)
     assert run.pushed.applied == 0
     assert run.pushed.failed_count == run.pushed.submitted > 0
