@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -29,6 +29,8 @@ from ._runner import Runner
 
 __all__ = ["Experiments"]
 
+RECORDS_PAGE: Final = 1000
+"""Records a page: asked for, because the API may otherwise send a whole dataset in one."""
 _OWN_TAGS = ("experiment_id:", "dataset_id:", "project_id:", "dataset_record_id:", "run_iteration:")
 
 
@@ -115,7 +117,9 @@ class Experiments(_Experiments):
             metadata={} if sample_size is None else {"sample_size": sample_size},
             run_count=runs,
         )
-        records = self._records.list(project_id, dataset_id, version=dataset_version)
+        records = self._records.list(
+            project_id, dataset_id, version=dataset_version, page_size=RECORDS_PAGE
+        )
         total = None if sample_size is None else sample_size * runs
         runner = Runner(self, experiment, settings, total=total, read_rows=self.rows)
         return await runner.run(_work(records, runs, sample_size, {}, ()))
@@ -163,7 +167,10 @@ class Experiments(_Experiments):
         sample = experiment.metadata.get("sample_size")
         sample_size = sample if isinstance(sample, int) and sample > 0 else None
         records = self._records.list(
-            experiment.project_id, experiment.dataset_id, version=experiment.dataset_version
+            experiment.project_id,
+            experiment.dataset_id,
+            version=experiment.dataset_version,
+            page_size=RECORDS_PAGE,
         )
         labels = [ev.name_of(e) for e in settings.evaluators]
         runner = Runner(self, experiment, settings, total=None, read_rows=self.rows)

@@ -12,7 +12,7 @@ raises gives a metric with ``error`` set.
 from __future__ import annotations
 
 import asyncio
-import random
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -28,10 +28,9 @@ from . import _evaluators as ev
 from ._results import RunProgress
 from ._rows import ExperimentRow
 
-__all__ = ["Rows", "Settings", "Work"]
+__all__ = ["Rows", "Settings", "Work", "row_ids"]
 
 _PLAIN: Final = (str, int, float, bool, type(None))
-_random = random.Random()
 
 
 @attrs.frozen(kw_only=True)
@@ -66,9 +65,20 @@ class Settings:
     tags: Sequence[str] = ()
 
 
-def _ids() -> tuple[str, str]:
-    # ddtrace's forms: a 64-bit span id in decimal, a 128-bit trace id in hex.
-    return str(_random.getrandbits(63) or 1), f"{_random.getrandbits(128):032x}"
+def row_ids(experiment_id: str, record_id: str, run_iteration: int) -> tuple[str, str]:
+    """The span and trace ids of a row: the same every time the row runs.
+
+    ddtrace's forms (a 64-bit span id in decimal, a 128-bit trace id in hex),
+    derived from the row rather than drawn at random, so that a row run again
+    (by ``resume``, after its task failed or its span's push was lost)
+    replaces its span instead of adding a second one where the API keys spans
+    by id, as the fake does.
+    """
+    digest = hashlib.blake2b(
+        f"{experiment_id}\x00{record_id}\x00{run_iteration}".encode(), digest_size=24
+    ).digest()
+    span = int.from_bytes(digest[:8], "big") >> 1
+    return str(span or 1), digest[8:].hex()
 
 
 class Rows:
@@ -91,8 +101,6 @@ class Rows:
             *settings.tags,
         ]
         self.task_retries = 0
-
-    new_ids = staticmethod(_ids)
 
     async def task(self, work: Work) -> tuple[Any, dict[str, str] | None]:
         args: tuple[Any, ...] = (work.input, self.s.config)

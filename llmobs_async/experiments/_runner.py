@@ -29,7 +29,7 @@ from ..models import (
 from . import _evaluators as ev
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
-from ._rowwork import Rows, Settings, Work
+from ._rowwork import Rows, Settings, Work, row_ids
 
 if TYPE_CHECKING:
     from .._resources import Experiments
@@ -105,6 +105,13 @@ class Runner:
                     summary, summary_errors = await self._summarize()
             ticker.cancel()
             pushed = await self._drain(pusher, grace=None)
+            self.push = BulkProgress(
+                submitted=pushed.submitted,
+                applied=pushed.applied,
+                failed=pushed.failed_count,
+                retries=pushed.retries,
+            )
+            self._progress()
         except BaseException as exc:
             ticker.cancel()
             if worker is not None:
@@ -226,10 +233,15 @@ class Runner:
             while (item := await queue.get()) is not None:
                 await self._row(item)
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(read())
-            for _ in range(self.s.concurrency):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read())
+                for _ in range(self.s.concurrency):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            # One worker's exception (on_progress raised, a bug) cancelled the others:
+            # raise it as itself, not wrapped in a group.
+            raise group_error.exceptions[0] from None
         return failure[0] if failure else None
 
     async def _row(self, work: Work) -> None:
@@ -238,7 +250,7 @@ class Runner:
             self._keep(work, scored.output, dict(scored.evaluations))
             return
         if scored is None:
-            span_id, trace_id = self.rows.new_ids()
+            span_id, trace_id = row_ids(self.experiment.id, work.record_id, work.run_iteration)
             start_ns, clock = time.time_ns(), time.perf_counter_ns()
             output, error = await self.rows.task(work)
             duration = time.perf_counter_ns() - clock
@@ -338,8 +350,9 @@ class Runner:
             await self.out.put(FLUSH)
 
     def _pushed(self, progress: BulkProgress) -> None:
+        # Only noted: the caller's on_progress runs in the workers, where an
+        # exception it raises stops the run (inside the push it would stop the push).
         self.push = progress
-        self._progress()
 
     def _progress(self) -> None:
         if self.s.on_progress is not None:
