@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llmobs_async import LLMObsClient, errors
-from llmobs_async.testing import FakeLLMObsServer
+from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .common import is_records_read, only_experiment, seed, wait
 
@@ -123,3 +123,37 @@ async def test_a_records_read_that_fails_for_good_fails_the_experiment(
     else:
         assert outcome.experiment.status == "failed" and not outcome.ok
     assert len([r for r in fake.requests if is_records_read(r)]) == 2  # not retried
+
+
+async def test_a_second_cancel_during_the_status_request_still_leaves_it_interrupted(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # An impatient caller cancels twice (Ctrl-C, then a shutdown timeout): the
+    # shielded status request must still land, or the experiment stays "running".
+    data = seed(fake, 10)
+    started = asyncio.Event()
+    patching = asyncio.Event()
+
+    async def task(input_data: dict[str, Any], config: Any) -> int:
+        started.set()
+        await asyncio.Event().wait()
+        return 1
+
+    def is_final_patch(r: RecordedRequest) -> bool:
+        final = r.method == "PATCH" and b"interrupted" in r.body
+        if final:
+            patching.set()
+        return final
+
+    running = asyncio.create_task(
+        client.experiments.run(data.project_id, data.dataset_id, "twice", task=task)
+    )
+    await wait(started.wait())
+    fake.inject(delay=0.2, match=is_final_patch, times=None)
+    running.cancel()
+    await wait(patching.wait())
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait(running)
+    _, stored = only_experiment(fake)
+    assert stored["status"] == "interrupted"
