@@ -160,3 +160,33 @@ async def test_a_metric_stored_twice_counts_once(
         assert set(comparison.unchanged) == keys(*BASELINE)
         assert comparison.improved == comparison.regressed == comparison.missing == ()
     assert diff.regressions == {}
+
+
+async def test_two_runs_of_the_runner_compare_row_by_row(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 8)
+
+    async def good(input_data: dict[str, Any], config: Any) -> str:
+        return str(2 * input_data["q"])
+
+    async def worse(input_data: dict[str, Any], config: Any) -> str:
+        q = input_data["q"]
+        return "?" if q in (2, 5) else str(2 * q)
+
+    def exact(input_data: Any, output_data: Any, expected_output: Any) -> bool:
+        return bool(output_data == expected_output)
+
+    base = await client.experiments.run(
+        data.project_id, data.dataset_id, "base", task=good, evaluators=[exact], runs=2
+    )
+    cand = await client.experiments.run(
+        data.project_id, data.dataset_id, "cand", task=worse, evaluators=[exact], runs=2
+    )
+    diff = await client.experiments.compare(base.experiment.id, cand.experiment.id)
+    exact_diff = diff.metrics["exact"]
+    regressed = {RowKey(f"rec-{q}", i) for q in (2, 5) for i in (1, 2)}
+    assert set(exact_diff.regressed) == regressed and diff.regressed("exact")
+    assert len(exact_diff.unchanged) == 12 and exact_diff.improved == exact_diff.missing == ()
+    assert exact_diff.baseline.true_rate == 1.0
+    assert exact_diff.candidate.true_rate == pytest.approx(12 / 16)
