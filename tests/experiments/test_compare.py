@@ -190,3 +190,25 @@ async def test_two_runs_of_the_runner_compare_row_by_row(
     assert len(exact_diff.unchanged) == 12 and exact_diff.improved == exact_diff.missing == ()
     assert exact_diff.baseline.true_rate == 1.0
     assert exact_diff.candidate.true_rate == pytest.approx(12 / 16)
+
+
+async def test_a_row_with_a_failed_span_and_a_later_good_one_counts_once_as_the_good_one(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # An API that keeps every span pushed holds both when a failed row was run
+    # again under a new span id (another tool's resume, an older runner).
+    data = seed(fake, 6)
+    baseline = await push(client, fake, data.project_id, data.dataset_id, BASELINE)
+    candidate = await push(client, fake, data.project_id, data.dataset_id, BASELINE)
+    [old] = [
+        s for s in fake.events(candidate).spans.values() if "dataset_record_id:rec-1" in s["tags"]
+    ]
+    failed = {**old, "span_id": "99", "status": "error", "start_ns": old["start_ns"] - 10**9}
+    failed["meta"] = {**old["meta"], "output": None, "error": {"message": "x", "type": "E"}}
+    await client.experiments.events.create(candidate, spans=[failed])
+    rows = [row async for row in client.experiments.rows(candidate)]
+    [row] = [r for r in rows if r.record_id == "rec-1"]
+    assert (row.status, row.span_id, row.evaluations["exact"]) == ("ok", old["span_id"], False)
+    assert len(rows) == 5
+    diff = await client.experiments.compare(baseline, candidate)
+    assert set(diff.metrics["exact"].unchanged) == keys(*BASELINE)
