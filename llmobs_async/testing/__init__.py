@@ -16,7 +16,7 @@ from .._ratelimit.gate import key_fingerprint
 from ._events import ExperimentEvents
 from ._faults import Chaos, Fault, FixedWindowLimit, RecordedRequest
 from ._records import FakeDataset
-from ._server import FakeLLMObsServer
+from ._server import FakeLLMObsServer, SeededDataset
 
 __all__ = [
     "Chaos",
@@ -26,5 +26,6 @@ __all__ = [
     "Fault",
     "FixedWindowLimit",
     "RecordedRequest",
+    "SeededDataset",
     "key_fingerprint",
 ]
