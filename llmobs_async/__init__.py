@@ -10,6 +10,7 @@
 from . import errors, models, pagination
 from ._bulk.csvsource import CsvSource
 from ._bulk.results import (
+    FLUSH,
     BulkFailure,
     BulkInterruptedError,
     BulkOutcomeUnknownError,
@@ -27,6 +28,7 @@ from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page
 
 __all__ = [
+    "FLUSH",
     "SITES",
     "UNSET",
     "APIResponse",
