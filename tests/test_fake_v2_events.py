@@ -211,3 +211,18 @@ async def test_every_push_is_counted_so_duplicates_show(api: Api, eid: str) -> N
     assert [m["id"] for m in events.metrics_of("s2")] == [
         m["id"] for m in events.duplicate_metrics()[("s2", "acc", "custom")]
     ]
+
+
+async def test_a_row_run_twice_under_new_span_ids_shows_as_a_duplicate_row(
+    api: Api, eid: str
+) -> None:
+    def run(span_id: str, record: str, iteration: int) -> dict[str, Any]:
+        tags = [f"dataset_record_id:{record}", f"run_iteration:{iteration}"]
+        return span(span_id, tags=tags)
+
+    await push(api, eid, spans=[run("1", "r1", 1), run("2", "r1", 2), run("3", "r2", 1)])
+    await push(api, eid, spans=[run("4", "r1", 2), span("5")])  # r1 #2 again; 5: no record
+    events = api.fake.events(eid)
+    assert events.duplicate_spans() == {}  # every span id is new...
+    assert events.duplicate_rows() == {("r1", 2): ["2", "4"]}  # ...but one row ran twice
+    assert sorted(events.spans_by_row()) == [("r1", 1), ("r1", 2), ("r2", 1)]

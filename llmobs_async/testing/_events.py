@@ -44,8 +44,11 @@ METRIC_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "tags": list,
 }
 RECORD_TAG = "dataset_record_id:"
+ITERATION_TAG = "run_iteration:"
 MetricKey = tuple[str, str, str]
 """``(span_id, label, metric_source)``: what one metric per evaluator per span makes unique."""
+RowKey = tuple[str, int]
+"""``(dataset_record_id, run_iteration)``: one row of an experiment, one span."""
 
 
 @attrs.define
@@ -63,6 +66,7 @@ class ExperimentEvents:
 
         events = fake.events(experiment_id)
         assert len(events.spans) == rows and events.duplicate_spans() == {}
+        assert events.duplicate_rows() == {}  # one span per (record, run_iteration)
         assert len(events.metrics) == rows * 2 and events.duplicate_metrics() == {}
     """
 
@@ -130,16 +134,37 @@ class ExperimentEvents:
             seen.setdefault(key, []).append(metric)
         return {key: found for key, found in seen.items() if len(found) > 1}
 
+    def spans_by_row(self) -> dict[RowKey, list[str]]:
+        """Span ids by ``(dataset_record_id, run_iteration)``, read from the spans' tags.
+
+        Spans without a ``dataset_record_id:`` tag are left out; one without a
+        ``run_iteration:`` tag is iteration 1 (a value that is no number reads as 0).
+        """
+        rows: dict[RowKey, list[str]] = {}
+        for span_id, span in self.spans.items():
+            record_id = _tag(span, RECORD_TAG)
+            if record_id is not None:
+                iteration = _tag(span, ITERATION_TAG) or "1"
+                key = (record_id, int(iteration) if iteration.isdigit() else 0)
+                rows.setdefault(key, []).append(span_id)
+        return rows
+
+    def duplicate_rows(self) -> dict[RowKey, list[str]]:
+        """The rows with more than one span (a task run twice under new span ids)."""
+        return {key: ids for key, ids in self.spans_by_row().items() if len(ids) > 1}
+
     def _span_doc(self, span_id: str) -> dict[str, Any]:
         metrics = [_metric_doc(m) for m in self._by_span.get(span_id, ())]
         span = self.spans[span_id]
         # The live API answers the record a span ran on as a field, read from its tag.
-        record_id = next(
-            (t[len(RECORD_TAG) :] for t in span.get("tags") or () if t.startswith(RECORD_TAG)),
-            None,
-        )
+        record_id = _tag(span, RECORD_TAG)
         doc = {"id": span_id, **span, "dataset_record_id": record_id, "eval_metrics": metrics}
         return answer_attributes("events", {k: v for k, v in doc.items() if v is not None})
+
+
+def _tag(span: Mapping[str, Any], prefix: str) -> str | None:
+    """The value of the span's first tag ``prefix<value>``, if it has one."""
+    return next((t[len(prefix) :] for t in span.get("tags") or () if t.startswith(prefix)), None)
 
 
 def _metric_doc(metric: Mapping[str, Any]) -> dict[str, Any]:
