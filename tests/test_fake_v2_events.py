@@ -226,3 +226,17 @@ async def test_a_row_run_twice_under_new_span_ids_shows_as_a_duplicate_row(
     assert events.duplicate_spans() == {}  # every span id is new...
     assert events.duplicate_rows() == {("r1", 2): ["2", "4"]}  # ...but one row ran twice
     assert sorted(events.spans_by_row()) == [("r1", 1), ("r1", 2), ("r2", 1)]
+
+
+async def test_the_events_list_can_lag_the_pushes_as_the_live_index_does(
+    api: Api, eid: str
+) -> None:
+    async def listed() -> list[str]:
+        body = await api.ok("GET", f"{V3}/experiments/{eid}/events")
+        return [s["span_id"] for s in body["data"]["attributes"]["spans"]]
+
+    await push(api, eid, spans=[span("s1")])
+    api.fake.lag_event_lists(2)
+    await push(api, eid, spans=[span("s2")], metrics=[metric("s1")])
+    assert await listed() == ["s1"] and await listed() == ["s1"]  # two stale reads
+    assert await listed() == ["s2", "s1"] and len(api.fake.events(eid).spans) == 2

@@ -192,6 +192,16 @@ class FakeLLMObsServer:
         snapshot = copy.deepcopy(self.store.experiments)
         self.store.experiment_list_lag = (snapshot, reads) if reads > 0 else None
 
+    def lag_event_lists(self, reads: int) -> None:
+        """Make the next ``reads`` events lists (pages) show the events as they are now.
+
+        As :meth:`lag_experiment_lists`: spans and metrics pushed after this
+        call show from the ``reads + 1``-th read on. ``0`` ends the lag.
+        :meth:`events` always shows everything pushed.
+        """
+        snapshot = copy.deepcopy(self.store.events)
+        self.store.event_list_lag = (snapshot, reads) if reads > 0 else None
+
     def events(self, experiment_id: str) -> ExperimentEvents:
         """The spans and metrics pushed to an experiment."""
         return self.store.events_of(experiment_id)
