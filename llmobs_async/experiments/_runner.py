@@ -1,0 +1,376 @@
+"""The run loop: the task over every row, its evaluators, the push, the summary, the status.
+
+One :class:`Runner` serves ``run`` and ``resume``: it is given the rows to do
+as an async iterator of :class:`Work` (read from the records paginator as
+the workers need them, so memory stays bounded) and the rows already done.
+``concurrency`` workers take rows one by one; each row's span and metrics go
+into a bounded queue that ``events.create_many`` drains in batches while
+the run goes, so a slow push holds the workers back instead of growing memory,
+and every item ends acknowledged or in ``pushed.failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from .._bulk.results import FLUSH, BulkInterruptedError, BulkProgress, BulkResult
+from ..errors import LLMObsError
+from ..models import (
+    Experiment,
+    ExperimentStatus,
+)
+from . import _evaluators as ev
+from ._results import ExperimentRun, RunProgress
+from ._rows import ExperimentRow
+from ._rowwork import Rows, Settings, Work, row_ids
+
+if TYPE_CHECKING:
+    from .._resources import Experiments
+
+__all__ = ["Runner"]
+
+_END: Final = object()
+FLUSH_EVERY: Final = 2.0
+"""Seconds between pushes of a partial batch, so results of slow tasks show up as they come."""
+STATUS_TIMEOUT: Final = 10.0
+"""Seconds the final status update may take after a cancellation (it is shielded)."""
+PUSH_GRACE: Final = 3.0
+"""Seconds an interrupted run waits for the rows already done to be pushed."""
+
+
+class Runner:
+    """One run (or resume) of an experiment; see the module docstring."""
+
+    def __init__(
+        self,
+        experiments: Experiments,
+        experiment: Experiment,
+        settings: Settings,
+        *,
+        total: int | None,
+        read_rows: Callable[[str], AsyncIterator[ExperimentRow]],
+    ) -> None:
+        self.experiments = experiments
+        self.read_rows = read_rows
+        self.experiment = experiment
+        self.s = settings
+        self.total = total
+        # One thread per worker at most: a worker is in its task or its evaluators, never both.
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.concurrency, thread_name_prefix="llmobs-experiment"
+        )
+        self.rows = Rows(experiment, settings, self.executor)
+        self.evaluators = self.rows.evaluators
+        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
+        self.done = self.task_errors = 0
+        self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
+        # Only what the summary evaluators need is kept: nothing when there are none.
+        self.kept: list[tuple[int, int, Any, Any, Any, Any, dict[str, Any]]] = []
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def run(self, work: AsyncIterator[Work]) -> ExperimentRun:
+        """Do every row of ``work``, push as it goes, summarize, and set the final status.
+
+        API failures end the run ``failed`` and are returned in ``run.error``;
+        a cancellation (Ctrl-C) ends it ``interrupted`` and is raised, with
+        the account on the exception (:meth:`ExperimentRun.from_exception`).
+        """
+        pusher = asyncio.create_task(
+            self.experiments.events.create_many(
+                self.experiment.id, self._items(), batch_size=1000, on_progress=self._pushed
+            )
+        )
+        ticker = asyncio.create_task(self._tick())
+        worker: asyncio.Task[BaseException | None] | None = None
+        summary: dict[str, Any] = {}
+        summary_errors: dict[str, Any] = {}
+        error: BaseException | None = None
+        try:
+            await self._status(ExperimentStatus.RUNNING)
+            worker = asyncio.create_task(self._work(work))
+            await asyncio.wait({worker, pusher}, return_when=asyncio.FIRST_COMPLETED)
+            if not worker.done():  # the push stopped (401, 403): nothing more can land
+                await _cancelled(worker)
+            else:
+                error = worker.result()
+                if error is None and not pusher.done():
+                    summary, summary_errors = await self._summarize()
+            ticker.cancel()
+            pushed = await self._drain(pusher, grace=None)
+            self.push = BulkProgress(
+                submitted=pushed.submitted,
+                applied=pushed.applied,
+                failed=pushed.failed_count,
+                retries=pushed.retries,
+            )
+            self._progress()
+        except BaseException as exc:
+            ticker.cancel()
+            if worker is not None:
+                await _cancelled(worker)
+            pushed = await self._drain(pusher, grace=PUSH_GRACE)
+            interrupted = not isinstance(exc, Exception)  # cancelled, Ctrl-C
+            status = ExperimentStatus.INTERRUPTED if interrupted else ExperimentStatus.FAILED
+            run = self._result(status, pushed, summary, summary_errors, exc)
+            run = attrs.evolve(run, experiment=await self._final(run, exc))
+            if isinstance(exc, LLMObsError):
+                return run  # the API refused the run: the account says why
+            run.attach_to(exc)
+            raise
+        finally:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        if error is None and pushed.stopped is not None:
+            error = pushed.stopped
+        if error is None and pushed.failed:
+            error = LLMObsError(
+                f"{pushed.failed_count} of {pushed.submitted} spans and metrics were not "
+                f"recorded; first: {pushed.failed[0].error}"
+            )
+        status = ExperimentStatus.COMPLETED if error is None else ExperimentStatus.FAILED
+        run = self._result(status, pushed, summary, summary_errors, error)
+        return attrs.evolve(run, experiment=await self._final(run, error))
+
+    def _result(
+        self,
+        status: ExperimentStatus,
+        pushed: BulkResult,
+        summary: dict[str, Any],
+        summary_errors: dict[str, Any],
+        error: BaseException | None,
+    ) -> ExperimentRun:
+        return ExperimentRun(
+            experiment=attrs.evolve(self.experiment, status=status),
+            summary=summary,
+            summary_errors=summary_errors,
+            pushed=pushed,
+            rows_done=self.done,
+            task_errors=self.task_errors,
+            error=error,
+            read_rows=self.read_rows,
+        )
+
+    async def _drain(self, pusher: asyncio.Task[BulkResult], *, grace: float | None) -> BulkResult:
+        """End the push and return its account; after an interruption, wait ``grace`` at most."""
+
+        async def finish() -> None:
+            await self.out.put(_END)
+            await asyncio.wait({pusher})
+
+        if not pusher.done():
+            ending = asyncio.ensure_future(finish())
+            try:
+                # Shielded: a second cancellation must not cut the grace short.
+                await asyncio.wait_for(asyncio.shield(ending), grace)
+            except TimeoutError:
+                ending.cancel()
+                pusher.cancel()
+            except asyncio.CancelledError:
+                ending.cancel()
+                if grace is None:
+                    raise  # cancelled while the push ended: the caller's except path drains
+                pusher.cancel()  # cancelled again during the grace: stop now
+        try:
+            return await pusher
+        except BaseException as exc:
+            found = BulkResult.from_exception(exc)
+            if found is not None:
+                return found
+            if isinstance(exc, Exception):
+                raise
+            stopped = BulkInterruptedError("the run was interrupted before its push ended")
+            return BulkResult(
+                submitted=self.push.submitted,
+                applied=self.push.applied,
+                failed=[],
+                stopped=stopped,
+            )
+
+    async def _status(self, status: ExperimentStatus, error: str | None = None) -> None:
+        fields: dict[str, Any] = {"status": status}
+        if error:
+            fields["error"] = error[:1000]
+        await self.experiments.update(self.experiment.id, read_back=False, **fields)
+
+    async def _final(self, run: ExperimentRun, error: BaseException | None) -> Experiment:
+        """Set the final status with a short, shielded request; the experiment as it ends."""
+        status = ExperimentStatus(run.experiment.status or ExperimentStatus.FAILED)
+        reason = None if error is None else (str(error) or type(error).__name__)
+        if status is ExperimentStatus.INTERRUPTED:
+            reason = "interrupted"
+        update = asyncio.ensure_future(self._status(status, reason))
+        try:
+            await asyncio.wait_for(asyncio.shield(update), STATUS_TIMEOUT)
+        except (TimeoutError, asyncio.CancelledError, LLMObsError):
+            update.cancel()
+            return self.experiment  # the status could not be set: say what the API has
+        return run.experiment
+
+    # --- workers ---------------------------------------------------------------------
+
+    async def _work(self, work: AsyncIterator[Work]) -> BaseException | None:
+        """Run every row with ``concurrency`` workers; the error that stopped reading, if any."""
+        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.s.concurrency)
+        failure: list[BaseException] = []
+
+        async def read() -> None:
+            try:
+                async for item in work:
+                    await queue.put(item)
+            except Exception as exc:  # the records could not be read: finish what was read
+                failure.append(exc)
+            for _ in range(self.s.concurrency):
+                await queue.put(None)
+
+        async def worker() -> None:
+            while (item := await queue.get()) is not None:
+                await self._row(item)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read())
+                for _ in range(self.s.concurrency):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            # One worker's exception (on_progress raised, a bug) cancelled the others:
+            # raise it as itself, not wrapped in a group.
+            raise group_error.exceptions[0] from None
+        return failure[0] if failure else None
+
+    async def _row(self, work: Work) -> None:
+        scored = work.scored
+        if work.skip and scored is not None:
+            self._keep(work, scored.output, dict(scored.evaluations))
+            return
+        if scored is None:
+            span_id, trace_id = row_ids(self.experiment.id, work.record_id, work.run_iteration)
+            start_ns, clock = time.time_ns(), time.perf_counter_ns()
+            output, error = await self.rows.task(work)
+            duration = time.perf_counter_ns() - clock
+            items: list[Any] = [
+                self.rows.span(work, span_id, trace_id, start_ns, duration, output, error)
+            ]
+            evaluators = self.evaluators if error is None else []
+        else:
+            span_id, trace_id, output, error = scored.span_id, scored.trace_id, scored.output, None
+            items = []
+            evaluators = [
+                e
+                for e in self.evaluators
+                if e.label not in scored.evaluations or e.label in scored.evaluation_errors
+            ]
+        values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
+        if evaluators:
+            context = ev.EvaluatorContext(
+                input_data=work.input,
+                output_data=output,
+                expected_output=work.expected_output,
+                metadata={**work.metadata, "experiment_config": dict(self.s.config)},
+                span_id=span_id,
+                trace_id=trace_id,
+            )
+            for label, result in await self.rows.evaluate(evaluators, context):
+                metric, value = self.rows.metric(span_id, trace_id, label, result)
+                items.append(metric)
+                values[label] = value
+        await self.out.put(items)
+        self.done += 1
+        if error is not None:
+            self.task_errors += 1
+        self._keep(work, output, values)
+        self._progress()
+
+    def _keep(self, work: Work, output: Any, values: dict[str, Any]) -> None:
+        if self.s.summary_evaluators:
+            self.kept.append(
+                (
+                    work.index,
+                    work.run_iteration,
+                    work.input,
+                    output,
+                    work.expected_output,
+                    work.metadata,
+                    values,
+                )
+            )
+
+    # --- summary, push, progress -----------------------------------------------------
+
+    async def _summarize(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not self.s.summary_evaluators:
+            return {}, {}
+        self.kept.sort(key=lambda kept: (kept[0], kept[1]))
+        by_label: dict[str, list[Any]] = {e.label: [] for e in self.evaluators}
+        for *_, values in self.kept:
+            for label in by_label:
+                by_label[label].append(values.get(label))
+        context = ev.SummaryEvaluatorContext(
+            inputs=[k[2] for k in self.kept],
+            outputs=[k[3] for k in self.kept],
+            expected_outputs=[k[4] for k in self.kept],
+            evaluation_results=by_label,
+            metadata=[{**k[5], "experiment_config": dict(self.s.config)} for k in self.kept],
+        )
+        summary: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        items: list[Any] = []
+        for evaluator in self.s.summary_evaluators:
+            label = ev.name_of(evaluator)
+            fn, args = ev.summary_call(evaluator, context)
+            try:
+                result: Any = await ev.call(fn, self.executor, *args)
+            except Exception as exc:
+                result = exc
+            metric, value = self.rows.metric("", "", label, result)
+            items.append(metric)
+            summary[label] = value
+            if metric.error:
+                errors[label] = metric.error
+        await self.out.put(items)
+        return summary, errors
+
+    async def _items(self) -> AsyncIterator[Any]:
+        while (items := await self.out.get()) is not _END:
+            if items is FLUSH:
+                yield FLUSH
+                continue
+            for item in items:
+                yield item
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self.out.put(FLUSH)
+
+    def _pushed(self, progress: BulkProgress) -> None:
+        # Only noted: the caller's on_progress runs in the workers, where an
+        # exception it raises stops the run (inside the push it would stop the push).
+        self.push = progress
+
+    def _progress(self) -> None:
+        if self.s.on_progress is not None:
+            self.s.on_progress(
+                RunProgress(
+                    experiment_id=self.experiment.id,
+                    done=self.done,
+                    total=self.total,
+                    task_errors=self.task_errors,
+                    pushed=self.push.applied,
+                    push_failed=self.push.failed,
+                    retries=self.rows.task_retries + self.push.retries,
+                )
+            )
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended (its rows' tasks in flight are cancelled too)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
