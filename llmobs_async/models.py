@@ -628,9 +628,6 @@ class EvalMetric:
     json_value: Any = None
     assessment: str | None = None
     reasoning: str | None = None
-    error: Mapping[str, Any] | None = None
-    """``{"message", "type", "stack"}`` when the evaluator failed; ``None`` otherwise
-    (an empty object reads as ``None`` too)."""
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
     tags: tuple[str, ...] = ()
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)

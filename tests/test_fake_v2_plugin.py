@@ -42,52 +42,51 @@ def test_a_user_test_needs_only_the_fixtures(pytester: pytest.Pytester, mode: st
 
 
 EXPERIMENT_TEST = """
-import time
-import uuid
+async def add(input_data, config):
+    return input_data["a"] + input_data["b"] - (input_data["a"] == 3)  # record q3 is wrong
 
-from llmobs_async import models
+
+def exact(input_data, output_data, expected_output):
+    return output_data == expected_output
+
+
+def judge(input_data, output_data, expected_output):
+    if input_data["a"] == 4:
+        raise TimeoutError("the judge timed out")
+    return 0.5
+
+
+def accuracy(inputs, outputs, expected_outputs, evaluators_results):
+    return sum(evaluators_results["exact"]) / len(inputs)
 
 
 async def test_an_experiment_end_to_end(llmobs_fake, llmobs_client):
     project_id, dataset_id = llmobs_fake.seed_dataset(
         [{"id": f"q{i}", "input": {"a": i, "b": i}, "expected_output": 2 * i} for i in range(5)]
     )
-    experiment = await llmobs_client.experiments.create(project_id, dataset_id, "nightly")
-    eid = experiment.id
-    await llmobs_client.experiments.update(eid, status="running")
-    spans, metrics, now_ms = [], [], int(time.time() * 1000)
-    async for record in llmobs_client.records.list(project_id, dataset_id):
-        output = record.input["a"] + record.input["b"] - (record.id == "q3")  # q3 is wrong
-        span_id, trace_id = str(uuid.uuid4().int >> 64), uuid.uuid4().hex
-        tags = [f"experiment_id:{eid}", f"dataset_record_id:{record.id}", "run_iteration:1"]
-        spans.append(models.ExperimentSpan(
-            span_id=span_id, trace_id=trace_id, name="add", project_id=project_id,
-            dataset_id=dataset_id, start_ns=time.time_ns(), duration=1_000, status="ok",
-            tags=tags, meta={"span.kind": "experiment", "input": record.input, "output": output,
-                             "expected_output": record.expected_output},
-        ))
-        metrics.append(models.ExperimentMetric(
-            span_id=span_id, trace_id=trace_id, label="exact", metric_type="boolean",
-            boolean_value=output == record.expected_output, timestamp_ms=now_ms,
-            metric_source="custom",
-        ))
-    metrics.append(models.ExperimentMetric(
-        span_id="", trace_id="", label="accuracy", metric_type="score", score_value=0.8,
-        timestamp_ms=now_ms, metric_source="summary", experiment_id=eid,
-    ))
-    await llmobs_client.experiments.events.create(eid, spans=spans, metrics=metrics)
-    await llmobs_client.experiments.update(eid, status="completed")
+    run = await llmobs_client.experiments.run(
+        project_id, dataset_id, "nightly", task=add, evaluators=[exact, judge],
+        summary_evaluators=[accuracy], runs=2,
+    )
+    assert run.ok and run.summary == {"accuracy": 0.8} and run.rows_done == 10
+    assert (run.pushed.applied, run.pushed.failed) == (10 + 20 + 1, [])
 
-    rows = {s.dataset_record_id: s async for s in llmobs_client.experiments.events.list(eid)}
-    assert {rid: [m.boolean_value for m in r.eval_metrics] for rid, r in rows.items()} == {
-        "q0": [True], "q1": [True], "q2": [True], "q3": [False], "q4": [True]
-    }
-    [page] = [p async for p in llmobs_client.experiments.events.list(eid).pages()]
-    assert [(m.label, m.score_value) for m in page.summary_metrics] == [("accuracy", 0.8)]
-    assert (await llmobs_client.experiments.get(eid)).status == "completed"
-    events = llmobs_fake.events(eid)
-    assert len(events.spans) == 5 and len(events.metrics) == 6
-    assert events.duplicate_spans() == {} and events.duplicate_metrics() == {}
+    rows = {(r.record_id, r.run_iteration): r async for r in run.rows()}
+    assert len(rows) == 10
+    assert [rows["q3", 2].evaluations["exact"], rows["q1", 1].evaluations["judge"]] == [False, 0.5]
+    assert rows["q4", 1].evaluations["judge"] is None
+    assert rows["q4", 1].evaluation_errors["judge"]["message"] == "the judge timed out"
+
+    events = llmobs_fake.events(run.experiment.id)
+    assert len(events.spans) == 10 and len(events.metrics) == 21
+    assert (events.duplicate_spans(), events.duplicate_rows(), events.duplicate_metrics()) == (
+        {}, {}, {}
+    )
+    [summary] = events.summary_metrics()
+    assert (summary["label"], summary["score_value"], summary["metric_source"]) == (
+        "accuracy", 0.8, "summary"
+    )
+    assert llmobs_fake.experiments[run.experiment.id]["status"] == "completed"
 """
 
 

@@ -191,17 +191,7 @@ structure_experiment = response_hook(
 structure_project = response_hook(Project)
 structure_dataset = response_hook(Dataset)
 structure_version = response_hook(DatasetVersion)
-
-
-def _metric_error(value: Any, _: Any) -> Mapping[str, Any] | None:
-    # ``{}`` or null: no error. A bare string is kept as the message, not
-    # refused: one odd metric must not make a whole page of results unreadable.
-    if isinstance(value, str):
-        return {"message": value}
-    return structure_mapping(value) or None
-
-
-structure_metric = response_hook(EvalMetric, error=override(struct_hook=_metric_error))
+structure_metric = response_hook(EvalMetric)
 structure_span = response_hook(
     SpanResult,
     eval_metrics=override(

@@ -209,6 +209,5 @@ async def test_a_span_reads_back_with_its_record_and_its_metrics_errors(
     [row] = [s async for s in client.experiments.events.list(eid)]
     assert (row.span_id, row.dataset_record_id) == ("s1", "rec-4")
     judge, exact = row.eval_metrics
-    assert (judge.error, judge.status, judge.score_value) == (failed, "ERROR", None)
-    assert (exact.error, exact.boolean_value, exact.metric_source) == (None, True, "custom")
-    assert judge.extra == {} and exact.extra == {}
+    assert (judge.extra, judge.status, judge.score_value) == ({"error": failed}, "ERROR", None)
+    assert (exact.extra, exact.boolean_value, exact.metric_source) == ({}, True, "custom")
