@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from typing import Any, Final
 
 import attrs
@@ -23,11 +22,12 @@ import backoff
 
 from .. import _json
 from .._bulk.events import EncodedEvent
-from ..errors import LLMObsError
+from ..errors import LLMObsError, ValidationError
 from ..models import Experiment, ExperimentMetric
 from . import _evaluators as ev
 from ._results import RunProgress
 from ._rows import ExperimentRow
+from ._threads import ThreadPool
 
 __all__ = ["Rows", "Settings", "Work", "row_ids"]
 
@@ -85,10 +85,10 @@ def row_ids(experiment_id: str, record_id: str, run_iteration: int) -> tuple[str
 class Rows:
     """What one run does to each row; shared by its workers."""
 
-    def __init__(self, experiment: Experiment, settings: Settings, executor: Executor) -> None:
+    def __init__(self, experiment: Experiment, settings: Settings, threads: ThreadPool) -> None:
         self.experiment = experiment
         self.s = settings
-        self.executor = executor
+        self.threads = threads
         self.project_id = experiment.project_id or ""
         self.dataset_id = experiment.dataset_id or ""
         self.task_name = ev.name_of(settings.task)
@@ -112,16 +112,14 @@ class Rows:
             try:
                 if self.s.task_timeout is None:
                     output = await ev.call(
-                        self.s.task, self.executor, *args, awaited=self.task_awaited
+                        self.s.task, self.threads, *args, awaited=self.task_awaited
                     )
                 else:
                     async with asyncio.timeout(self.s.task_timeout):
                         output = await ev.call(
-                            self.s.task, self.executor, *args, awaited=self.task_awaited
+                            self.s.task, self.threads, *args, awaited=self.task_awaited
                         )
-                if not isinstance(output, _PLAIN):
-                    _json.encode_json(output)  # an output the API cannot store is the task's error
-                return output, None
+                break
             except Exception as exc:
                 if isinstance(exc, TimeoutError) and not str(exc):
                     exc = TimeoutError(
@@ -132,6 +130,14 @@ class Rows:
                 attempt += 1
                 self.task_retries += 1
                 await asyncio.sleep(backoff.full_jitter(min(8.0, 0.5 * 2 ** (attempt - 1))))
+        if not isinstance(output, _PLAIN):
+            # An output the API cannot store is the task's error; running the task
+            # again would give the same output, so it is not retried.
+            try:
+                _json.encode_json(output)
+            except ValidationError as exc:
+                return None, ev.describe_error(exc.prefixed("output"))
+        return output, None
 
     async def evaluate(
         self, evaluators: Sequence[ev.Evaluator], work: Work, output: Any, ids: tuple[str, str]
@@ -155,8 +161,7 @@ class Rows:
             if not e.awaited
         ]
         if plain:
-            loop = asyncio.get_running_loop()
-            for label, value in await loop.run_in_executor(self.executor, _call_all, plain):
+            for label, value in await self.threads.run(_call_all, plain):
                 results[label] = value
         awaited = [e for e in evaluators if e.awaited]
         if awaited:

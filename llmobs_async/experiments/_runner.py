@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -30,6 +29,7 @@ from . import _evaluators as ev
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
 from ._rowwork import Rows, Settings, Work, row_ids
+from ._threads import ThreadPool
 
 if TYPE_CHECKING:
     from .._resources import Experiments
@@ -63,10 +63,8 @@ class Runner:
         self.s = settings
         self.total = total
         # One thread per worker at most: a worker is in its task or its evaluators, never both.
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="llmobs-experiment"
-        )
-        self.rows = Rows(experiment, settings, self.executor)
+        self.threads = ThreadPool(settings.concurrency)
+        self.rows = Rows(experiment, settings, self.threads)
         self.evaluators = self.rows.evaluators
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
         self.done = self.task_errors = 0
@@ -120,13 +118,17 @@ class Runner:
             interrupted = not isinstance(exc, Exception)  # cancelled, Ctrl-C
             status = ExperimentStatus.INTERRUPTED if interrupted else ExperimentStatus.FAILED
             run = self._result(status, pushed, summary, summary_errors, exc)
-            run = attrs.evolve(run, experiment=await self._final(run, exc))
+            try:
+                run = attrs.evolve(run, experiment=await self._final(run, exc))
+            except asyncio.CancelledError:
+                run.attach_to(exc)
+                raise exc from None
             if isinstance(exc, LLMObsError):
                 return run  # the API refused the run: the account says why
             run.attach_to(exc)
             raise
         finally:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.threads.shutdown()
         if error is None and pushed.stopped is not None:
             error = pushed.stopped
         if error is None and pushed.failed:
@@ -136,7 +138,11 @@ class Runner:
             )
         status = ExperimentStatus.COMPLETED if error is None else ExperimentStatus.FAILED
         run = self._result(status, pushed, summary, summary_errors, error)
-        return attrs.evolve(run, experiment=await self._final(run, error))
+        try:
+            return attrs.evolve(run, experiment=await self._final(run, error))
+        except asyncio.CancelledError as cancel:  # the run ended, then was cancelled
+            run.attach_to(cancel)
+            raise
 
     def _result(
         self,
@@ -200,16 +206,30 @@ class Runner:
         await self.experiments.update(self.experiment.id, read_back=False, **fields)
 
     async def _final(self, run: ExperimentRun, error: BaseException | None) -> Experiment:
-        """Set the final status with a short, shielded request; the experiment as it ends."""
+        """Set the final status with a short, shielded request; the experiment as it ends.
+
+        A cancellation that arrives meanwhile (a second Ctrl-C) does not stop
+        the request: it is waited out (``STATUS_TIMEOUT`` at most), then the
+        cancellation is raised again, so the experiment is never left running.
+        """
         status = ExperimentStatus(run.experiment.status or ExperimentStatus.FAILED)
         reason = None if error is None else (str(error) or type(error).__name__)
         if status is ExperimentStatus.INTERRUPTED:
             reason = "interrupted"
         update = asyncio.ensure_future(self._status(status, reason))
-        try:
-            await asyncio.wait_for(asyncio.shield(update), STATUS_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError, LLMObsError):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STATUS_TIMEOUT
+        cancelled = False
+        while not update.done() and loop.time() < deadline:
+            try:
+                await asyncio.wait({update}, timeout=deadline - loop.time())
+            except asyncio.CancelledError:
+                cancelled = True
+        if not update.done():
             update.cancel()
+        if cancelled:
+            raise asyncio.CancelledError
+        if update.cancelled() or update.exception() is not None:
             return self.experiment  # the status could not be set: say what the API has
         return run.experiment
 
@@ -321,7 +341,7 @@ class Runner:
             label = ev.name_of(evaluator)
             fn, args = ev.summary_call(evaluator, context)
             try:
-                result: Any = await ev.call(fn, self.executor, *args)
+                result: Any = await ev.call(fn, self.threads, *args)
             except Exception as exc:
                 result = exc
             metric, value, error = self.rows.metric("", "", label, result)
