@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                 client = "runner" if row.startswith("runner") else "handrolled"
                 row_spec = {**spec, "client": client, "python": args.ddtrace_python}
                 row_spec["async_evaluators"] = row == "runner_async_evaluators"
-                if args.profile and row.startswith("runner"):
+                if args.profile:
                     row_spec["profile"] = f"{args.profile}.{row}.{index + 1}"
                 rows[row].append(run_worker(server, row, row_spec, worker_cpu, timeout))
         if args.rss_records:

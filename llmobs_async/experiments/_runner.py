@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .._bulk.results import FLUSH, BulkInterruptedError, BulkProgress, BulkResult
+from .._bulk.results import BulkInterruptedError, BulkProgress, BulkResult
 from ..errors import LLMObsError
 from ..models import (
     Experiment,
     ExperimentStatus,
 )
 from . import _evaluators as ev
+from ._outbox import Outbox
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
 from ._rowwork import Rows, Settings, Work, row_ids
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Runner"]
 
-_END: Final = object()
+PUSH_BATCH: Final = 1000
+"""Spans and metrics a push carries at most (and fewer when its JSON would pass 4 MB)."""
 FLUSH_EVERY: Final = 2.0
 """Seconds between pushes of a partial batch, so results of slow tasks show up as they come."""
 STATUS_TIMEOUT: Final = 10.0
@@ -66,7 +68,10 @@ class Runner:
         self.threads = ThreadPool(settings.concurrency)
         self.rows = Rows(experiment, settings, self.threads)
         self.evaluators = self.rows.evaluators
-        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
+        # Room for a few batches: workers wait only when the push falls that far behind.
+        self.out = Outbox(
+            capacity=max(PUSH_BATCH * 4, 8 * settings.concurrency), wake_at=PUSH_BATCH // 2
+        )
         self.done = self.task_errors = 0
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
@@ -83,7 +88,7 @@ class Runner:
         """
         pusher = asyncio.create_task(
             self.experiments.events.create_many(
-                self.experiment.id, self._items(), batch_size=1000, on_progress=self._pushed
+                self.experiment.id, self.out.read(), batch_size=PUSH_BATCH, on_progress=self._pushed
             )
         )
         ticker = asyncio.create_task(self._tick())
@@ -167,7 +172,7 @@ class Runner:
         """End the push and return its account; after an interruption, wait ``grace`` at most."""
 
         async def finish() -> None:
-            await self.out.put(_END)
+            self.out.close()
             await asyncio.wait({pusher})
 
         if not pusher.done():
@@ -352,18 +357,10 @@ class Runner:
         await self.out.put(items)
         return summary, errors
 
-    async def _items(self) -> AsyncIterator[Any]:
-        while (items := await self.out.get()) is not _END:
-            if items is FLUSH:
-                yield FLUSH
-                continue
-            for item in items:
-                yield item
-
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            await self.out.put(FLUSH)
+            self.out.flush()
 
     def _pushed(self, progress: BulkProgress) -> None:
         # Only noted: the caller's on_progress runs in the workers, where an
