@@ -1,15 +1,17 @@
-"""An evaluation pipeline: run a task over a dataset, push the results as an experiment.
+"""An evaluation pipeline: a task over a dataset, scored, pushed, summarized, read back.
 
     python examples/eval_pipeline.py             # the built-in fake API, with faults
     DD_API_KEY=... DD_APP_KEY=... python examples/eval_pipeline.py   # your org
 
-The steps, with the client's public calls only: get or create a project, make
-a dataset of questions (``create_many``: one dataset version), create an
-experiment on that version, run the task on every record, push a span per
-record with its evaluation metrics through ``experiments.events.create`` (in
-chunks), read the results back, and mark the experiment completed (or failed,
-with the error, if the task blew up). Against the fake, the server answers
-some requests 503 or 429 and drops connections along the way.
+It makes a dataset of sums (``records.create_many``: one dataset version),
+then ``client.experiments.run`` does the rest: it creates the experiment on
+that version, runs the task on every record (20 at a time), scores each
+answer with two evaluators, pushes a span per record and a metric per
+evaluator in batches while it goes, computes the summary and marks the
+experiment completed. The program prints the summary, the account of what was
+pushed, and a few rows read back with ``run.rows()``; it exits 1 unless the
+run completed. Against the fake, the server answers some requests 503 or 429
+and drops connections along the way: nothing is lost.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from llmobs_async import LLMObsClient, models
+from llmobs_async import EvaluatorResult, LLMObsClient
 from llmobs_async.testing import Chaos, FakeLLMObsServer
-
-SPANS_PER_PUSH = 200  # one events request carries this many spans and their metrics
 
 
 @asynccontextmanager
@@ -45,66 +45,40 @@ async def connect(base_url: str | None) -> AsyncIterator[LLMObsClient]:
             yield client
 
 
-def task(question: dict[str, Any]) -> str:
+# The task and evaluators have ddtrace's signatures: they would run unchanged under
+# LLMObs.experiment. Plain functions run in a thread pool, async ones on the loop.
+
+
+async def adder(input_data: dict[str, int], config: dict[str, Any]) -> str:
     """The system under evaluation; here, an adder that gets multiples of 7 wrong."""
-    a, b = question["a"], question["b"]
+    await asyncio.sleep(config["latency"])  # a model call would be awaited here
+    a, b = input_data["a"], input_data["b"]
     return str(a + b + (1 if a % 7 == 0 else 0))
 
 
-def result_of(
-    record: models.DatasetRecord, project_id: str, dataset_id: str
-) -> tuple[models.ExperimentSpan, list[models.ExperimentMetric]]:
-    """Run the task on one record: its span, and the metrics that grade it."""
-    started = time.time_ns()
-    output = task(record.input)
-    duration = time.time_ns() - started
-    span_id = f"span-{record.id}"
-    span = models.ExperimentSpan(
-        span_id=span_id,
-        trace_id=f"trace-{record.id}",
-        name="adder",
-        project_id=project_id,
-        dataset_id=dataset_id,
-        start_ns=started,
-        duration=duration,
-        status="ok",
-        meta={"input": record.input, "output": output, "expected_output": record.expected_output},
-        tags=[f"dataset_record_id:{record.id}"],
-    )
-    now_ms = time.time_ns() // 1_000_000  # the API refuses a timestamp more than 24 h away
-    correct = output == record.expected_output
-    metrics = [
-        models.ExperimentMetric(
-            span_id=span_id,
-            label="exact_match",
-            metric_type="boolean",
-            boolean_value=correct,
-            timestamp_ms=now_ms,
-        ),
-        models.ExperimentMetric(
-            span_id=span_id,
-            label="score",
-            metric_type="score",
-            score_value=1.0 if correct else 0.0,
-            timestamp_ms=now_ms,
-        ),
-    ]
-    return span, metrics
+def exact_match(input_data: Any, output_data: str, expected_output: str) -> bool:
+    """A boolean metric: the answer is the expected one."""
+    return output_data == expected_output
 
 
-async def push(client: LLMObsClient, experiment_id: str, results: Sequence[Any]) -> None:
-    """Send spans and metrics in chunks: one request each, retried through faults."""
-    for start in range(0, len(results), SPANS_PER_PUSH):
-        chunk = results[start : start + SPANS_PER_PUSH]
-        await client.experiments.events.create(
-            experiment_id,
-            spans=[span for span, _ in chunk],
-            metrics=[metric for _, metrics in chunk for metric in metrics],
-        )
+async def closeness(input_data: Any, output_data: str, expected_output: str) -> EvaluatorResult:
+    """A score metric with its reasoning: 1 when exact, less the further off."""
+    off = abs(int(output_data) - int(expected_output))
+    return EvaluatorResult(1 / (1 + off), reasoning=f"off by {off}")
+
+
+def accuracy(
+    inputs: list[Any],
+    outputs: list[Any],
+    expected_outputs: list[Any],
+    evaluators_results: dict[str, list[Any]],
+) -> float:
+    """The summary: the share of exact answers (a row whose task failed counts as wrong)."""
+    return sum(1 for value in evaluators_results["exact_match"] if value) / max(1, len(inputs))
 
 
 async def main(count: int, base_url: str | None) -> int:
-    """Build the dataset, run the experiment, grade it, report accuracy."""
+    """Build the dataset, run the experiment, report it, read a few rows back."""
     async with connect(base_url) as client:
         project = await client.projects.create("examples")
         dataset = await client.datasets.create(project.id, f"sums-{time.time_ns()}")
@@ -113,42 +87,54 @@ async def main(count: int, base_url: str | None) -> int:
         )
         created = await client.records.create_many(project.id, dataset.id, questions)
         created.raise_for_failures()
-        dataset = await client.datasets.get(project.id, dataset.id)
-        version = dataset.current_version
-        print(f"dataset {dataset.name}: {created.applied:,} records, version {version}")
+        print(f"dataset {dataset.name}: {created.applied:,} records")
 
-        experiment = await client.experiments.create(
+        started = time.monotonic()
+        run = await client.experiments.run(
             project.id,
             dataset.id,
             "adder-eval",
-            dataset_version=models.UNSET if version is None else version,
-            config={"model": "adder-v1"},
+            task=adder,
+            evaluators=[exact_match, closeness],
+            summary_evaluators=[accuracy],
+            config={"model": "adder-v1", "latency": 0.01},
+            concurrency=20,
         )
-        print(f"experiment {experiment.name} ({experiment.id}) created on version {version}")
-        try:
-            results = [
-                result_of(record, project.id, dataset.id)
-                async for record in client.records.list(project.id, dataset.id)
-            ]
-            await push(client, experiment.id, results)
-        except Exception as exc:
-            await client.experiments.update(experiment.id, status="failed", error=str(exc))
-            raise
+        elapsed = time.monotonic() - started
+        print(
+            f"experiment {run.experiment.name} ({run.experiment.id}): "
+            f"{run.experiment.status} in {elapsed:.1f}s"
+        )
+        print(f"rows: {run.rows_done:,} run, {run.task_errors} task errors")
+        print(f"summary: accuracy {run.summary['accuracy']:.1%}")
+        pushed = run.pushed
+        print(
+            f"pushed: {pushed.submitted:,} spans and metrics submitted, {pushed.applied:,} "
+            f"acknowledged, {pushed.failed_count} failed ({pushed.retries} requests retried)"
+        )
+        if run.error is not None:
+            print(f"error: {run.error}")
 
-        spans = correct = 0
-        async for span in client.experiments.events.list(experiment.id):
-            spans += 1
-            correct += any(m.label == "exact_match" and m.boolean_value for m in span.eval_metrics)
-        done = await client.experiments.update(
-            experiment.id, status="completed", metadata={"accuracy": correct / max(spans, 1)}
-        )
-        print(f"pushed and read back {spans:,} spans; accuracy {correct / max(spans, 1):.1%}")
-        print(f"experiment {done.id} marked {done.status}")
-    return 0 if spans == count and done.status == "completed" else 1
+        read = wrong = 0
+        examples: list[str] = []
+        async for row in run.rows():  # read back from the API, one per record
+            read += 1
+            if not row.evaluations.get("exact_match"):
+                wrong += 1
+                if len(examples) < 3:
+                    reasoning = row.eval_metrics["closeness"].reasoning
+                    examples.append(
+                        f"  {row.input} -> {row.output!r}, expected {row.expected_output!r}: "
+                        f"closeness {row.evaluations['closeness']:.2f} ({reasoning})"
+                    )
+        print(f"read back {read:,} rows; {wrong} wrong, for example:")
+        print("\n".join(examples))
+        print(f"experiment {run.experiment.id} ended {run.experiment.status}")
+    return 0 if run.ok and read == run.rows_done else 1
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="An evaluation pipeline pushing an experiment.")
+    parser = argparse.ArgumentParser(description="An evaluation pipeline on the runner.")
     parser.add_argument("--records", type=int, default=1_000, help="dataset size (1,000)")
     parser.add_argument("--base-url", help="an API origin, e.g. http://127.0.0.1:8126")
     args = parser.parse_args()
