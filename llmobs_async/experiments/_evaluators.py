@@ -30,6 +30,7 @@ __all__ = [
     "call",
     "describe_error",
     "is_async",
+    "is_result",
     "metric_value",
     "name_of",
 ]
@@ -176,6 +177,22 @@ _VALUE_FIELD: Final = {
 }
 
 
+def is_result(result: Any) -> bool:
+    """Is ``result`` an :class:`EvaluatorResult`, or ddtrace's own?
+
+    Any object with ``value``, ``reasoning`` and ``assessment`` counts, so a
+    ddtrace evaluator that returns ddtrace's class runs unchanged.
+    """
+    if isinstance(result, EvaluatorResult):
+        return True
+    return not isinstance(result, _PLAIN_VALUES) and all(
+        hasattr(result, name) for name in ("value", "reasoning", "assessment")
+    )
+
+
+_PLAIN_VALUES: Final = (str, int, float, bool, type(None), Mapping, list, tuple)
+
+
 def metric_value(result: Any) -> dict[str, Any]:
     """The metric fields of an evaluator's result: its type, its value and context.
 
@@ -184,16 +201,14 @@ def metric_value(result: Any) -> dict[str, Any]:
     """
     fields: dict[str, Any] = {}
     value = result
-    if isinstance(result, EvaluatorResult):
+    if is_result(result):
         value = result.value
-        if result.reasoning is not None:
-            fields["reasoning"] = result.reasoning
-        if result.assessment is not None:
-            fields["assessment"] = result.assessment
-        if result.metadata is not None:
-            fields["metadata"] = result.metadata
-        if result.tags is not None:
-            tags = result.tags
+        for name in ("reasoning", "assessment", "metadata"):
+            extra = getattr(result, name, None)
+            if extra is not None:
+                fields[name] = extra
+        tags = getattr(result, "tags", None)
+        if tags is not None:
             fields["tags"] = (
                 [f"{k}:{v}" for k, v in tags.items()] if isinstance(tags, Mapping) else list(tags)
             )

@@ -9,22 +9,21 @@ the rate gate and the bulk accounting.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
-from .. import _json
 from .._resources import Datasets, Records
 from .._resources import Experiments as _Experiments
 from ..errors import ValidationError
 from ..models import UNSET
+from . import _checks as checks
 from . import _evaluators as ev
 from ._compare import Comparison, compare_rows
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow, RowKey, read_rows
-from ._rowwork import Settings, Work
+from ._rowwork import Work
 from ._runner import Runner
 
 __all__ = ["Experiments"]
@@ -65,7 +64,7 @@ class Experiments(_Experiments):
         dataset_version: int | None = None,
         config: Mapping[str, Any] | None = None,
         description: str | None = None,
-        tags: Sequence[str] = (),
+        tags: Sequence[str] | Mapping[str, Any] = (),
         runs: int = 1,
         concurrency: int = 10,
         max_task_retries: int = 2,
@@ -90,7 +89,7 @@ class Experiments(_Experiments):
         Records are read page by page as the workers need them, and the
         dataset version is pinned, so a resume sees the same records.
         """
-        settings = _settings(
+        settings = checks.settings(
             task,
             evaluators,
             summary_evaluators,
@@ -101,9 +100,9 @@ class Experiments(_Experiments):
             on_progress,
             tags,
         )
-        _count("runs", runs, 1)
+        checks.count("runs", runs, 1)
         if sample_size is not None:
-            _count("sample_size", sample_size, 1)
+            checks.count("sample_size", sample_size, 1)
         if dataset_version is None:
             dataset = await self._datasets.get(project_id, dataset_id)
             dataset_version = dataset.current_version
@@ -146,7 +145,7 @@ class Experiments(_Experiments):
         again; recomputes the summary over every row. The status ends as in
         :meth:`run`. ``run.rows_done`` counts the rows this call did.
         """
-        probe = _settings(
+        probe = checks.settings(
             task,
             evaluators,
             summary_evaluators,
@@ -233,75 +232,3 @@ async def _work(
                 skip=bool(skip),
             )
         index += 1
-
-
-def _count(field: str, value: object, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValidationError(field, f"must be an integer >= {least}; got {value!r}")
-    return value
-
-
-def _callable(field: str, value: object) -> None:
-    if not callable(value) and not callable(getattr(value, "evaluate", None)):
-        raise ValidationError(
-            field, f"must be a function or have an evaluate() method; got {value!r}"
-        )
-
-
-def _settings(
-    task: Any,
-    evaluators: Sequence[Any],
-    summary_evaluators: Sequence[Any],
-    config: Mapping[str, Any],
-    concurrency: int,
-    max_task_retries: int,
-    task_timeout: float | None,
-    on_progress: Callable[[RunProgress], None] | None,
-    tags: Sequence[str],
-) -> Settings:
-    """The run's settings, checked before anything is sent."""
-    if not callable(task):
-        raise ValidationError("task", f"must be a function; got {task!r}")
-    for field, group in (("evaluators", evaluators), ("summary_evaluators", summary_evaluators)):
-        if isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence):
-            raise ValidationError(field, "must be a list")
-        seen: set[str] = set()
-        for index, evaluator in enumerate(group):
-            _callable(f"{field}[{index}]", evaluator)
-            label = ev.name_of(evaluator)
-            if label in seen:
-                raise ValidationError(
-                    f"{field}[{index}]", f"two evaluators are named {label!r}: labels must differ"
-                )
-            seen.add(label)
-    if not isinstance(config, Mapping):
-        raise ValidationError("config", "must be a mapping")
-    try:
-        _json.encode_json(config)
-    except ValidationError as exc:
-        raise exc.prefixed("config") from None
-    _count("concurrency", concurrency, 1)
-    _count("max_task_retries", max_task_retries, 0)
-    if task_timeout is not None and (
-        isinstance(task_timeout, bool)
-        or not isinstance(task_timeout, int | float)
-        or not 0 < task_timeout < math.inf
-    ):
-        raise ValidationError(
-            "task_timeout", f"must be a positive number of seconds; got {task_timeout!r}"
-        )
-    if on_progress is not None and not callable(on_progress):
-        raise ValidationError("on_progress", "must be callable")
-    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-        raise ValidationError("tags", "must be a list of strings")
-    return Settings(
-        task=task,
-        evaluators=tuple(evaluators),
-        summary_evaluators=tuple(summary_evaluators),
-        config=config,
-        concurrency=concurrency,
-        max_task_retries=max_task_retries,
-        task_timeout=task_timeout,
-        on_progress=on_progress,
-        tags=tuple(tags),
-    )

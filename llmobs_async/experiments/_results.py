@@ -24,7 +24,7 @@ class RunProgress:
     done: int
     """Rows finished (task run, or failed after its retries, and scored)."""
     total: int | None
-    """Rows the run will do, when known (with ``sample_size``, or on resume)."""
+    """Rows the run will do at most, when known: ``sample_size`` times ``runs`` (else ``None``)."""
     task_errors: int
     """Rows whose task failed after its retries."""
     pushed: int

@@ -234,7 +234,7 @@ class Rows:
         if not isinstance(result, BaseException):
             try:
                 fields = ev.metric_value(result)
-                if isinstance(result, ev.EvaluatorResult):
+                if ev.is_result(result):
                     ExperimentMetric(**metric, **fields)  # checks reasoning, assessment, tags...
                 fields["metric_type"] = fields["metric_type"].value
                 encoded = _json.encode_json({**metric, **fields})

@@ -388,3 +388,38 @@ async def test_a_task_with_a_metadata_parameter_gets_the_records_metadata(
     stored = spans(fake, run.experiment.id)
     outputs = {tag(s["tags"], "dataset_record_id"): s["meta"]["output"] for s in stored}
     assert outputs == {f"rec-{i}": "even" if i % 2 == 0 else "odd" for i in range(4)}
+
+
+class DdtraceEvaluatorResult:
+    """ddtrace's own EvaluatorResult, as its evaluators return it (not our class)."""
+
+    def __init__(
+        self,
+        value: Any,
+        reasoning: str | None = None,
+        assessment: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        self.value, self.reasoning, self.assessment = value, reasoning, assessment
+        self.metadata, self.tags = metadata, tags
+
+
+async def test_ddtrace_s_own_evaluator_result_is_read_like_ours(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 3)
+
+    def graded(input_data: Any, output_data: Any, expected_output: Any) -> Any:
+        return DdtraceEvaluatorResult(0.75, reasoning="close", assessment="pass", tags={"k": "v"})
+
+    run = await client.experiments.run(
+        data.project_id, data.dataset_id, "dd", task=answer, evaluators=[graded]
+    )
+    assert run.ok
+    metrics = fake.events(run.experiment.id).metrics
+    assert len(metrics) == 3
+    for metric in metrics:
+        assert metric["metric_type"] == "score" and metric["score_value"] == 0.75
+        assert metric["reasoning"] == "close" and metric["assessment"] == "pass"
+        assert "k:v" in metric["tags"] and "error" not in metric

@@ -24,6 +24,17 @@ class NoEvaluate:
     name = "broken"
 
 
+class TwoArgumentEvaluate:
+    name = "two"
+
+    def evaluate(self, context: Any, extra: Any) -> bool:
+        return True
+
+
+def two_arguments(input_data: Any, output_data: Any) -> bool:
+    return True
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [
@@ -41,6 +52,14 @@ class NoEvaluate:
         ({"summary_evaluators": [42]}, "summary_evaluators[0]"),
         ({"config": {"when": object()}}, "config"),
         ({"on_progress": "print"}, "on_progress"),
+        # Signatures the runner cannot call would fail every row, after its retries.
+        ({"task": lambda input_data: input_data}, "task"),
+        ({"task": lambda a, b, c, d: a}, "task"),
+        ({"evaluators": [two_arguments]}, "evaluators[0]"),
+        ({"evaluators": [TwoArgumentEvaluate()]}, "evaluators[0]"),
+        ({"summary_evaluators": [two_arguments]}, "summary_evaluators[0]"),
+        ({"tags": "team:ml"}, "tags"),
+        ({"tags": [1]}, "tags"),
     ],
 )
 async def test_bad_run_arguments_are_refused_before_any_request(
@@ -71,3 +90,19 @@ async def test_bad_resume_arguments_are_refused_before_any_request(
         await client.experiments.resume("some-experiment", **kwargs)
     assert caught.value.field.startswith(field), caught.value.field
     assert fake.requests == []
+
+
+async def test_a_task_taking_metadata_and_ddtrace_s_tag_mapping_are_accepted(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    data = seed(fake, 2)
+
+    def with_metadata(input_data: Any, config: Any, metadata: Any) -> str:
+        return "a"
+
+    run = await client.experiments.run(
+        data.project_id, data.dataset_id, "ok", task=with_metadata, tags={"team": "ml"}
+    )
+    assert run.ok
+    spans = fake.events(run.experiment.id).spans.values()
+    assert all("team:ml" in span["tags"] for span in spans) and len(spans) == 2
