@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._bulk.results import BulkInterruptedError, BulkProgress, BulkResult
-from ..errors import LLMObsError
+from ..errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    LLMObsError,
+)
 from ..models import (
     Experiment,
     ExperimentStatus,
@@ -108,6 +113,8 @@ class Runner:
                     summary, summary_errors = await self._summarize()
             ticker.cancel()
             pushed = await self._drain(pusher, grace=None)
+            if pushed.stopped is None and pushed.failed:
+                pushed = await self._push_again(pushed)
             self.push = BulkProgress(
                 submitted=pushed.submitted,
                 applied=pushed.applied,
@@ -203,6 +210,32 @@ class Runner:
                 failed=[],
                 stopped=stopped,
             )
+
+    async def _push_again(self, pushed: BulkResult) -> BulkResult:
+        """Send once more the items whose push failed on the way, not by the API's refusal.
+
+        A push that ran out of retries (5xx, dropped connections, a proxy's
+        page instead of the answer) says nothing against its items, and the
+        work behind them (a task, an LLM judge) is worth one more request:
+        without it the run would end ``failed`` and ``resume`` would run those
+        rows again. Items the API refused (4xx) are not sent again.
+        """
+        again = [f for f in pushed.failed if _transient(f.error)]
+        if not again:
+            return pushed
+        kept = [f for f in pushed.failed if not _transient(f.error)]
+        second = await self.experiments.events.create_many(
+            self.experiment.id,
+            [item for failure in again for item in failure.records],
+            batch_size=PUSH_BATCH,
+        )
+        return BulkResult(
+            submitted=pushed.submitted,
+            applied=pushed.applied + second.applied,
+            failed=kept + second.failed,
+            retries=pushed.retries + second.retries + second.submitted,
+            stopped=second.stopped,
+        )
 
     async def _status(self, status: ExperimentStatus, error: str | None = None) -> None:
         fields: dict[str, Any] = {"status": status}
@@ -380,6 +413,13 @@ class Runner:
                     retries=self.rows.task_retries + self.push.retries,
                 )
             )
+
+
+def _transient(error: LLMObsError) -> bool:
+    """A failure of the way, not of the items: worth one more push."""
+    if isinstance(error, APIStatusError):
+        return error.status >= 500 or error.status in (408, 429)
+    return isinstance(error, APIConnectionError | APIResponseValidationError)
 
 
 async def _cancelled(task: asyncio.Task[Any]) -> None:

@@ -223,3 +223,27 @@ async def test_a_401_on_the_events_push_stops_the_run_fails_it_and_reports_every
     assert spans(fake, eid) == [] and metrics(fake, eid) == []
     # A 401 is for good: no push is retried.
     assert all(r.status == 401 for r in events_pushes(fake))
+
+
+async def test_a_push_that_fails_on_the_way_is_sent_once_more_and_the_run_completes(
+    fake: FakeLLMObsServer, client: LLMObsClient
+) -> None:
+    # A proxy answers the first events push with its own page and a 200: not the API's
+    # answer, not retried by the request loop. The rows' work is done: their items are
+    # pushed once more at the end, so the run completes without running a task again.
+    data = seed(fake, 30)
+    fake.inject_html(status=200, match=is_events_push)
+    calls: Counter[Any] = Counter()
+
+    async def counted(input_data: dict[str, Any], config: Any) -> str:
+        calls[input_data["q"]] += 1
+        return await answer(input_data, config)
+
+    run = await client.experiments.run(
+        data.project_id, data.dataset_id, "proxy", task=counted, evaluators=[exact, length]
+    )
+    assert run.ok, run.error
+    assert run.pushed.applied == run.pushed.submitted == 90 and not run.pushed.failed
+    assert set(calls.values()) == {1}
+    assert [r.status for r in events_pushes(fake)] == [200, 202]
+    assert_all_landed(fake, data, run.experiment.id)
