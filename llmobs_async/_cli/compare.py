@@ -1,7 +1,7 @@
 """``experiments compare``: two experiments metric by metric, and the CI gate on regressions.
 
-Also the words for an aggregate (:func:`describe`), which ``experiments run``
-uses for its evaluators, and :class:`Tally`, which it builds them with.
+Also the words for an aggregate (:func:`describe`, :func:`plain`), which
+``experiments run`` uses for its evaluators.
 """
 
 from __future__ import annotations
@@ -10,52 +10,8 @@ import argparse
 import json
 from typing import Any
 
-import attrs
-
 from ..errors import ValidationError
 from .common import EXIT_FAILED, EXIT_OK, make_client, say
-
-
-@attrs.define
-class Tally:
-    """One evaluator's aggregate, counted row by row (the fields of a ``MetricAggregate``)."""
-
-    count: int = 0
-    errors: int = 0
-    mean: float | None = None
-    true_rate: float | None = None
-    categories: dict[str, int] = attrs.field(factory=dict)
-    metric_type: str | None = None
-    _sum: float = 0.0
-    _scores: int = 0
-    _true: int = 0
-    _booleans: int = 0
-
-    def add(self, value: Any) -> None:
-        """Count a row's value (``None``: the evaluator raised)."""
-        if value is None:
-            self.add_error()
-            return
-        self.count += 1
-        if isinstance(value, bool):
-            self._booleans += 1
-            self._true += value
-            self.true_rate = self._true / self._booleans
-            self.metric_type = self.metric_type or "boolean"
-        elif isinstance(value, int | float):
-            self._scores += 1
-            self._sum += value
-            self.mean = self._sum / self._scores
-            self.metric_type = self.metric_type or "score"
-        elif isinstance(value, str):
-            self.categories[value] = self.categories.get(value, 0) + 1
-            self.metric_type = self.metric_type or "categorical"
-        else:
-            self.metric_type = self.metric_type or "json"
-
-    def add_error(self) -> None:
-        """Count a row whose evaluator raised."""
-        self.errors += 1
 
 
 def describe(aggregate: Any) -> str:

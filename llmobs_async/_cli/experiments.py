@@ -18,14 +18,16 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .._client import LLMObsClient
 from ..errors import LLMObsError
+from ..experiments import ExperimentRun, MetricComparison
+from ..experiments._compare import compare_rows
 from .callables import load, load_all
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, make_client, on_ctrl_c, quoted, say
-from .compare import Tally, describe, plain
+from .compare import describe, plain
 from .output import RunBar, to_jsonable
 
 _RUN_ONLY = ("dataset_version", "config", "description", "runs", "sample_size")
@@ -39,13 +41,22 @@ _RESUME_OPTIONS = (
 
 def _code(args: argparse.Namespace) -> dict[str, Any]:
     """The task and evaluators, imported (usage errors name their option)."""
-    return {
+    code = {
         "task": load(args.task, "--task"),
         "evaluators": load_all(args.evaluator, "--evaluator", evaluator=True),
         "summary_evaluators": load_all(
             args.summary_evaluator, "--summary-evaluator", evaluator=True
         ),
     }
+    # The runner names an evaluator by its place in the list; the user, by its spec.
+    args.cli_names = {"task": "--task", "config": "--config", "tags": "--tag"}
+    for field, option, specs in (
+        ("evaluators", "--evaluator", args.evaluator),
+        ("summary_evaluators", "--summary-evaluator", args.summary_evaluator),
+    ):
+        for index, spec in enumerate(specs or ()):
+            args.cli_names[f"{field}[{index}]"] = f"{option} {spec}"
+    return code
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -60,12 +71,12 @@ async def experiments_run(args: argparse.Namespace) -> int:
         options["tags"] = list(args.tag)
     client = make_client(args)
 
-    def start(bar: RunBar) -> Awaitable[Any]:
+    def start(bar: RunBar) -> Awaitable[ExperimentRun]:
         return client.experiments.run(
             args.project_id, args.dataset_id, args.name, **code, **options, on_progress=bar
         )
 
-    return await _drive(args, client, start, experiment_id=None)
+    return await _drive(args, client, start)
 
 
 async def experiments_resume(args: argparse.Namespace) -> int:
@@ -74,36 +85,40 @@ async def experiments_resume(args: argparse.Namespace) -> int:
     options = _given(args, _HOW)
     client = make_client(args)
 
-    def start(bar: RunBar) -> Awaitable[Any]:
+    def start(bar: RunBar) -> Awaitable[ExperimentRun]:
         return client.experiments.resume(args.id, **code, **options, on_progress=bar)
 
-    return await _drive(args, client, start, experiment_id=args.id)
+    return await _drive(args, client, start)
 
 
 async def _drive(
     args: argparse.Namespace,
     client: LLMObsClient,
-    start: Callable[[RunBar], Awaitable[Any]],
-    *,
-    experiment_id: str | None,
+    start: Callable[[RunBar], Awaitable[ExperimentRun]],
 ) -> int:
     """Run the run (``start``), Ctrl-C and all; print its summary; the exit code."""
     terminal = sys.stderr.isatty()
-    bar = RunBar(
-        sys.stderr, enabled=not args.quiet and (terminal or args.progress), terminal=terminal
-    )
-    interrupted = False
+    show = not args.quiet and (terminal or args.progress)
+    bar = RunBar(sys.stderr, enabled=show, terminal=terminal)
+    stopped: list[ExperimentRun | None] = []
+
+    async def run() -> ExperimentRun:
+        try:
+            return await start(bar)
+        except asyncio.CancelledError as exc:
+            # The runner marked the experiment interrupted and left its account here.
+            stopped.append(ExperimentRun.from_exception(exc))
+            raise
+
     started = time.monotonic()
     async with client:
-        job = asyncio.ensure_future(start(bar))
+        job = asyncio.ensure_future(run())
 
         def stop() -> None:
-            nonlocal interrupted
-            interrupted = True
             bar.close()
             say(
-                "interrupted: stopping the run; the experiment is marked interrupted "
-                "(Ctrl-C again to quit at once, leaving it running)"
+                "interrupted: stopping the run and marking the experiment interrupted "
+                "(Ctrl-C again to quit at once)"
             )
             job.cancel()
 
@@ -112,39 +127,42 @@ async def _drive(
                 await asyncio.wait([job])
         finally:
             bar.close()
-        run = None if job.cancelled() else _result(job)
-        if run is None:
-            # Cancelled: the runner marked the experiment and gave up its result.
-            return _interrupted(args, experiment_id)
-        elapsed = time.monotonic() - started
-        evaluators = await _aggregates(run) if _status(run) == "completed" else {}
-    return _report(args, run, evaluators, elapsed, interrupted=interrupted)
+        if job.cancelled():
+            account = stopped[0] if stopped else None
+            if account is None:
+                return _not_started(args, bar)
+            result = account
+        else:
+            result = job.result()  # an error before the experiment existed is raised here
+        aggregates = await _aggregates(result) if result.ok else {}
+    _report(args, result, aggregates, time.monotonic() - started)
+    return _exit_code(args, result)
 
 
-def _result(job: asyncio.Future[Any]) -> Any:
-    error = job.exception()
-    if error is not None:
-        raise error
-    return job.result()
+def _not_started(args: argparse.Namespace, bar: RunBar) -> int:
+    """Ctrl-C before the runner had an account: say what there is to resume, if anything."""
+    experiment_id = bar.experiment_id or getattr(args, "id", None)
+    if experiment_id is None:
+        say("interrupted before the experiment was created: nothing was run")
+    else:
+        say(f"interrupted; finish experiment {experiment_id} with:")
+        sys.stderr.write(f"  {resume_command(args, experiment_id)}\n")
+    return EXIT_INTERRUPTED
 
 
-def _status(run: Any) -> str:
-    status = run.experiment.status
-    return str(getattr(status, "value", status))
+async def _aggregates(run: ExperimentRun) -> dict[str, MetricComparison]:
+    """Each evaluator's aggregate over every row of the experiment, read back from the API.
 
-
-async def _aggregates(run: Any) -> dict[str, Tally]:
-    """Each evaluator's aggregate over every row of the experiment, read back from the API."""
-    tallies: dict[str, Tally] = {}
+    Read back rather than counted here: after a resume they cover the rows of
+    earlier runs too, and they are what ``experiments compare`` will see.
+    """
     try:
-        async for row in run.rows():
-            for label, value in row.evaluations.items():
-                tallies.setdefault(label, Tally()).add(value)
-            for label in row.evaluation_errors:
-                tallies.setdefault(label, Tally()).add_error()
+        rows = {row.key: row async for row in run.rows()}
     except LLMObsError as exc:
         say(f"the evaluators' aggregates could not be read back: {exc}")
-    return tallies
+        return {}
+    experiment_id = run.experiment.id
+    return dict(compare_rows(experiment_id, experiment_id, rows, rows).metrics)
 
 
 def resume_command(args: argparse.Namespace, experiment_id: str) -> str:
@@ -168,29 +186,36 @@ def resume_command(args: argparse.Namespace, experiment_id: str) -> str:
     return " ".join(quoted(word) for word in words)
 
 
-def _interrupted(args: argparse.Namespace, experiment_id: str | None) -> int:
-    if experiment_id is None:
-        say("interrupted before the experiment was created: nothing to resume")
-        return EXIT_INTERRUPTED
-    line = resume_command(args, experiment_id)
-    if args.json:
-        doc = {"experiment_id": experiment_id, "status": "interrupted", "resume": line}
-        print(json.dumps(doc))
-    say(f"experiment {experiment_id} is marked interrupted; finish it with:")
-    sys.stderr.write(f"  {line}\n")
+def _status(run: ExperimentRun) -> str:
+    status = run.experiment.status
+    return str(getattr(status, "value", status))
+
+
+def _exit_code(args: argparse.Namespace, run: ExperimentRun) -> int:
+    status = _status(run)
+    experiment_id = run.experiment.id
+    if status == "completed":
+        return EXIT_OK
+    if status == "interrupted":
+        say(f"experiment {experiment_id} is marked interrupted; finish it with:")
+    else:
+        why = f": {run.error}" if run.error is not None else ""
+        say(f"experiment {experiment_id} {status}{why}")
+        say("to run what it lacks once the cause is fixed:")
+    sys.stderr.write(f"  {resume_command(args, experiment_id)}\n")
     sys.stderr.flush()
-    return EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_FAILED
 
 
-def _pushed(run: Any) -> dict[str, int]:
+def _pushed(run: ExperimentRun) -> dict[str, int]:
     """What was pushed: acknowledged, and the failures split into spans and metrics."""
     result = run.pushed
+    # A metric's id is span_id/label (a summary metric's, /label); a span's has no slash.
     failed_metrics = sum(
         1 for f in result.failed for rid in f.record_ids if rid is not None and "/" in rid
     )
     return {
         "acknowledged": result.applied,
-        "failed": result.failed_count,
         "failed_spans": result.failed_count - failed_metrics,
         "failed_metrics": failed_metrics,
         "retries": result.retries,
@@ -199,67 +224,73 @@ def _pushed(run: Any) -> dict[str, int]:
 
 def _report(
     args: argparse.Namespace,
-    run: Any,
-    evaluators: dict[str, Tally],
+    run: ExperimentRun,
+    aggregates: dict[str, MetricComparison],
     elapsed: float,
-    *,
-    interrupted: bool,
-) -> int:
+) -> None:
     experiment = run.experiment
     status = _status(run)
     pushed = _pushed(run)
     if args.json:
-        doc = {
+        doc: dict[str, Any] = {
             "experiment_id": experiment.id,
             "name": experiment.name,
             "status": status,
-            "rows": run.rows_total,
+            "rows_done": run.rows_done,
             "task_errors": run.task_errors,
             "pushed": pushed,
             "summary": to_jsonable(dict(run.summary)),
-            "evaluators": {label: plain(t) for label, t in sorted(evaluators.items())},
+            "summary_errors": to_jsonable(dict(run.summary_errors)),
+            "evaluators": {
+                label: {"metric_type": m.metric_type, **plain(m.candidate)}
+                for label, m in sorted(aggregates.items())
+            },
+            "error": None if run.error is None else str(run.error) or type(run.error).__name__,
             "seconds": round(elapsed, 3),
         }
-        if status == "interrupted":
+        if status != "completed":
             doc["resume"] = resume_command(args, experiment.id)
-        print(json.dumps(doc, ensure_ascii=False, default=str))
+        print(json.dumps(doc, ensure_ascii=False, default=str), flush=True)
     else:
-        _print_text(run, status, pushed, evaluators, elapsed)
+        _print_text(run, status, pushed, aggregates, elapsed)
     for failure in run.pushed.failed[:5]:
-        say(f"not recorded: {len(failure.records)} item(s): {failure.error}")
-    if status == "interrupted" or interrupted:
-        return _interrupted(args, experiment.id) if not args.json else EXIT_INTERRUPTED
-    if status != "completed":
-        error = getattr(experiment, "error", None)
-        say(f"experiment {experiment.id} {status}" + (f": {error}" if error else ""))
-        if status == "failed":
-            say(f"to run what it lacks: {resume_command(args, experiment.id)}")
-        return EXIT_FAILED
-    return EXIT_OK
+        say(f"not recorded: {len(failure.records):,} item(s): {failure.error}")
 
 
 def _print_text(
-    run: Any, status: str, pushed: dict[str, int], evaluators: dict[str, Tally], elapsed: float
+    run: ExperimentRun,
+    status: str,
+    pushed: dict[str, int],
+    aggregates: dict[str, MetricComparison],
+    elapsed: float,
 ) -> None:
     experiment = run.experiment
     lines = [
         f"experiment  {experiment.id}  {experiment.name or ''}  {status}",
-        f"rows        {run.rows_total:,} in {elapsed:.1f}s; {run.task_errors:,} task errors",
+        f"rows        {run.rows_done:,} run in {elapsed:.1f}s; {run.task_errors:,} task errors",
         f"pushed      {pushed['acknowledged']:,} spans and metrics acknowledged; "
-        f"{pushed['failed_spans']:,} spans and {pushed['failed_metrics']:,} metrics failed; "
-        f"{pushed['retries']:,} retries",
+        f"{pushed['failed_spans']:,} spans and {pushed['failed_metrics']:,} metrics "
+        f"not recorded; {pushed['retries']:,} retries",
     ]
-    width = max((len(label) for label in [*evaluators, *run.summary]), default=0)
+    width = max((len(label) for label in [*aggregates, *run.summary]), default=0)
     head = "evaluators  "
-    for label, tally in sorted(evaluators.items()):
-        lines.append(f"{head}{label:<{width}}  {describe(tally)}")
+    for label, m in sorted(aggregates.items()):
+        lines.append(f"{head}{label:<{width}}  {m.metric_type:<11}  {describe(m.candidate)}")
         head = " " * len(head)
     head = "summary     "
     for label, value in run.summary.items():
-        shown = "error (the summary evaluator raised)" if value is None else _short(value)
+        error = run.summary_errors.get(label)
+        shown = _short(value) if error is None else f"error: {_error_text(error)}"
         lines.append(f"{head}{label:<{width}}  {shown}")
         head = " " * len(head)
     print("\n".join(lines), flush=True)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        kind, message = error.get("type"), error.get("message")
+        return f"{kind}: {message}" if kind and message else str(message or kind or error)
+    return str(error)
 
 
 def _short(value: Any) -> str:

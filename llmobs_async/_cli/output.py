@@ -214,23 +214,30 @@ class RunBar:
         self._started = time.monotonic()
         self._last_draw = -1.0
         self._last: Any = None
-        self._drawn = False
+        self._drawn = self._closed = False
 
     def __call__(self, progress: Any) -> None:
         """Take an update (a ``RunProgress``); redraw if enough time has passed."""
         self._last = progress
         now = time.monotonic()
-        if self._enabled and (self._last_draw < 0 or now - self._last_draw >= self._every):
+        due = self._last_draw < 0 or now - self._last_draw >= self._every
+        if self._enabled and due and not self._closed:
             self._last_draw = now
             self._draw(progress, now)
 
+    @property
+    def experiment_id(self) -> str | None:
+        """The experiment of the last update, if there was one."""
+        return None if self._last is None else str(self._last.experiment_id)
+
     def close(self) -> None:
-        """Draw the final state and end the line."""
-        if self._enabled and self._last is not None:
+        """Draw the final state and end the line (once)."""
+        if self._enabled and self._last is not None and not self._closed:
             self._draw(self._last, time.monotonic())
-        if self._drawn and self._terminal:
+        if self._drawn and self._terminal and not self._closed:
             self._stream.write("\n")
             self._stream.flush()
+        self._closed = True
 
     def _draw(self, p: Any, now: float) -> None:
         self._drawn = True
