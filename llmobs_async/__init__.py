@@ -7,9 +7,10 @@
 ...     exp = await client.experiments.update(exp_id, status="completed")
 """
 
-from . import errors, models, pagination
+from . import errors, experiments, models, pagination
 from ._bulk.csvsource import CsvSource
 from ._bulk.results import (
+    FLUSH,
     BulkFailure,
     BulkInterruptedError,
     BulkOutcomeUnknownError,
@@ -23,10 +24,18 @@ from ._options import RequestOptions
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._response import APIResponse
 from ._version import __version__
+from .experiments import (
+    Comparison,
+    EvaluatorResult,
+    ExperimentRow,
+    ExperimentRun,
+    RunProgress,
+)
 from .models import UNSET
 from .pagination import AsyncPaginator, EventsPage, Page
 
 __all__ = [
+    "FLUSH",
     "SITES",
     "UNSET",
     "APIResponse",
@@ -36,15 +45,21 @@ __all__ = [
     "BulkOutcomeUnknownError",
     "BulkProgress",
     "BulkResult",
+    "Comparison",
     "CsvSource",
     "CsvUploadResult",
+    "EvaluatorResult",
     "EventsPage",
+    "ExperimentRow",
+    "ExperimentRun",
     "LLMObsClient",
     "Page",
     "RedisRateLimitStore",
     "RequestOptions",
+    "RunProgress",
     "__version__",
     "errors",
+    "experiments",
     "models",
     "pagination",
 ]

@@ -15,11 +15,12 @@ from ._pool import SessionPool
 from ._ratelimit import shared
 from ._ratelimit.gate import key_fingerprint
 from ._ratelimit.redis_store import RedisRateLimitStore
-from ._resources import Datasets, Experiments, Projects, Records
+from ._resources import Datasets, Projects, Records
 from ._retry import RetryPolicy
 from ._transport import Transport
 from ._version import __version__
 from .errors import ValidationError
+from .experiments import Experiments
 
 USER_AGENT: Final = f"llmobs-async/{__version__} aiohttp/{aiohttp.__version__}"
 
@@ -128,8 +129,9 @@ class LLMObsClient:
         """A project's datasets: create, get, list, update, delete, versions."""
         self.records = Records(transport)
         """A dataset's records: list, create, update, delete, and the bulk jobs."""
-        self.experiments = Experiments(transport)
-        """Experiments: create, get, list, update, delete; their results in ``.events``."""
+        self.experiments = Experiments(transport, records=self.records, datasets=self.datasets)
+        """Experiments: create, get, list, update, delete, their ``.events``; and the runner:
+        ``run``, ``resume``, ``compare``, ``rows``."""
 
     @property
     def base_url(self) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "ExperimentStatus",
     "ExperimentUpdate",
     "JSONValue",
+    "MetricSource",
     "MetricType",
     "Project",
     "ProjectCreate",
@@ -101,6 +102,13 @@ class MetricType(enum.StrEnum):
     JSON = "json"
 
 
+class MetricSource(enum.StrEnum):
+    """What an experiment metric is about: one span (``custom``) or the whole experiment."""
+
+    CUSTOM = "custom"
+    SUMMARY = "summary"
+
+
 class Assessment(enum.StrEnum):
     """Verdict of an evaluation metric."""
 
@@ -135,6 +143,7 @@ def _enum(cls: type[enum.StrEnum], field: str, *, optional: bool = False) -> Any
 _STATUS = _enum(ExperimentStatus, "status", optional=True)
 _METRIC_TYPE = _enum(MetricType, "metric_type")
 _ASSESSMENT = _enum(Assessment, "assessment", optional=True)
+_METRIC_SOURCE = _enum(MetricSource, "metric_source", optional=True)
 _SPAN_STATUS = _enum(SpanStatus, "status")
 
 
@@ -153,6 +162,10 @@ def _to_assessment(value: object) -> Any:
 
 def _to_span_status(value: object) -> Any:
     return _SPAN_STATUS(value)
+
+
+def _to_metric_source(value: object) -> Any:
+    return _METRIC_SOURCE(value)
 
 
 def _str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -225,6 +238,26 @@ def _optional_float(_: object, attribute: attrs.Attribute[Any], value: object) -
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise ValidationError(attribute.name, f"must be a number; got {value!r}")
+
+
+def _json_value(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, list):
+        return
+    if value is not UNSET and not isinstance(value, Mapping):
+        raise ValidationError(
+            attribute.name, f"must be a JSON object or array; got {type(value).__name__}"
+        )
+    _optional_mapping(instance, attribute, value)
+
+
+def _metric_error(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return  # ddtrace sends "error": null for a metric without one
+    _optional_mapping(instance, attribute, value)
+    if isinstance(value, Mapping):
+        for key in ("message", "type", "stack"):
+            if value.get(key) is not None and not isinstance(value[key], str):
+                raise ValidationError(f"error.{key}", f"must be a string; got {value[key]!r}")
 
 
 def _to_tuple(value: object) -> object:
@@ -326,6 +359,11 @@ class ExperimentMetric:
     The value goes in the field its ``metric_type`` names (``score_value`` for
     ``score`` ...). ``timestamp_ms`` (epoch milliseconds) must be within 24
     hours of now when sent: the API refuses it otherwise, and so does the client.
+
+    A metric is about one span (``metric_source="custom"``) or, with
+    ``metric_source="summary"``, ``span_id=""`` and ``trace_id=""``, about the
+    whole experiment: the shapes ddtrace pushes. A metric whose ``metric_source``
+    is left out may have ``span_id=""`` too (the API reads it as a summary).
     """
 
     span_id: str = attrs.field(validator=_str)
@@ -333,24 +371,36 @@ class ExperimentMetric:
     label: str = attrs.field(validator=_name)
     metric_type: MetricType = attrs.field(converter=_to_metric_type)
     timestamp_ms: int = attrs.field(validator=_int(0))
+    metric_source: MetricSource | Unset = attrs.field(default=UNSET, converter=_to_metric_source)
+    """``custom`` (a metric of one span, needs a ``span_id``) or ``summary``."""
+    trace_id: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    """The trace of the span; ``""`` for a summary metric."""
+    experiment_id: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
     score_value: float | Unset = attrs.field(default=UNSET, validator=_optional_float)
     categorical_value: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
     boolean_value: bool | Unset = attrs.field(default=UNSET, validator=_optional_bool)
-    json_value: Mapping[str, JSONValue] | Unset = attrs.field(
-        default=UNSET, validator=_optional_mapping
+    json_value: Mapping[str, JSONValue] | list[JSONValue] | Unset = attrs.field(
+        default=UNSET, validator=_json_value
     )
     assessment: Assessment | Unset = attrs.field(default=UNSET, converter=_to_assessment)
     reasoning: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
-    error: Mapping[str, JSONValue] | Unset = attrs.field(default=UNSET, validator=_optional_mapping)
-    """``{"message": ...}`` when the evaluation itself failed."""
+    error: Mapping[str, JSONValue] | Unset | None = attrs.field(
+        default=UNSET, validator=_metric_error
+    )
+    """``{"message", "type", "stack"}`` when the evaluation itself failed; ``None``
+    (sent as ``null``, as ddtrace does) or UNSET when it did not."""
     metadata: Mapping[str, JSONValue] | Unset = attrs.field(
         default=UNSET, validator=_optional_mapping
     )
     tags: Sequence[str] | Unset = attrs.field(default=UNSET, converter=_to_tuple, validator=_tags)
 
     def __attrs_post_init__(self) -> None:
+        if self.metric_source is MetricSource.CUSTOM and not self.span_id:
+            raise ValidationError(
+                "span_id", 'must be non-empty for a custom metric (only a summary has "")'
+            )
         field = _METRIC_VALUE[self.metric_type]
-        if getattr(self, field) is UNSET and self.error is UNSET:
+        if getattr(self, field) is UNSET and (self.error is UNSET or self.error is None):
             raise ValidationError(field, f"is required for a {self.metric_type.value} metric")
 
 

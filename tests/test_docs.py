@@ -106,7 +106,7 @@ def test_the_reference_covers_the_public_surface() -> None:
         directives.update(re.findall(r"^::: ([\w.]+)$", page.read_text(), re.M))
     for module in ("errors", "models", "pagination", "testing", "testing.pytest_plugin"):
         assert f"llmobs_async.{module}" in directives
-    covered_by_module = {"errors", "models", "pagination", "UNSET", "__version__"}
+    covered_by_module = {"errors", "experiments", "models", "pagination", "UNSET", "__version__"}
     covered_by_module |= {"AsyncPaginator", "Page", "EventsPage"}  # pagination's page
     for name in set(llmobs_async.__all__) - covered_by_module:
         assert f"llmobs_async.{name}" in directives, name

@@ -176,7 +176,12 @@ def test_the_public_surface_is_all_and_only_all() -> None:
     assert public - modules == set(llmobs_async.__all__) - modules - {"__version__"}
     for name in llmobs_async.__all__:
         value = getattr(llmobs_async, name)
-        assert getattr(value, "__doc__", None) or name in ("SITES", "UNSET", "__version__"), name
+        assert getattr(value, "__doc__", None) or name in (
+            "FLUSH",
+            "SITES",
+            "UNSET",
+            "__version__",
+        ), name
 
 
 def test_every_public_name_of_the_submodules_is_documented_and_listed() -> None:

@@ -13,12 +13,20 @@ from typing import Any
 import pytest
 
 from llmobs_async import LLMObsClient, errors, models
-from llmobs_async.models import ExperimentStatus, ExperimentUpdate, ProjectUpdate, RecordUpdate
+from llmobs_async.models import (
+    ExperimentMetric,
+    ExperimentStatus,
+    ExperimentUpdate,
+    ProjectUpdate,
+    RecordUpdate,
+)
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded
 
 Call = Callable[[LLMObsClient, Seeded], Coroutine[Any, Any, Any]]
+NOW_MS = int(datetime.now(UTC).timestamp() * 1000)
+SCORE = {"span_id": "s1", "label": "acc", "metric_type": "score", "timestamp_ms": NOW_MS}
 STATUS_INPUTS = [*ExperimentStatus, *(s.value for s in ExperimentStatus)]
 
 
@@ -50,6 +58,18 @@ def _sent(fake: FakeLLMObsServer) -> Any:
         (RecordUpdate, {"id": 7}, "id"),
         (RecordUpdate, {"id": "r", "metadata": ["x"]}, "metadata"),
         (RecordUpdate, {"id": "r", "metadata": {None: 1}}, "metadata"),
+        (ExperimentMetric, {**SCORE, "score_value": 1, "metric_source": "global"}, "metric_source"),
+        (
+            ExperimentMetric,
+            {**SCORE, "score_value": 1, "metric_source": "custom", "span_id": ""},
+            "span_id",
+        ),
+        (ExperimentMetric, {**SCORE, "score_value": 1, "error": {"message": 5}}, "error.message"),
+        (ExperimentMetric, {**SCORE, "score_value": 1, "error": ["boom"]}, "error"),
+        (ExperimentMetric, {**SCORE, "error": None}, "score_value"),  # null error: not an error
+        (ExperimentMetric, {**SCORE, "metric_type": "json", "json_value": "x"}, "json_value"),
+        (ExperimentMetric, {**SCORE, "score_value": 1, "trace_id": 7}, "trace_id"),
+        (ExperimentMetric, {**SCORE, "score_value": 1, "experiment_id": ""}, "experiment_id"),
     ],
 )
 def test_request_models_validate_on_construction(cls, kwargs, field):
@@ -154,6 +174,29 @@ async def test_metadata_may_be_any_mapping_not_only_a_dict(fake, seeded, client)
     )
     assert exp.metadata == {"team": "ml"}
     assert fake.experiments[seeded.experiment_id]["metadata"] == {"team": "ml"}
+
+
+async def test_a_metric_s_ddtrace_fields_reach_the_wire_and_unset_ones_do_not(fake, seeded, client):
+    summary = ExperimentMetric(
+        span_id="", trace_id="", label="avg", metric_type="json", timestamp_ms=NOW_MS,
+        metric_source=models.MetricSource.SUMMARY, json_value=[1, {"a": 2}], error=None,
+        experiment_id=seeded.experiment_id,
+    )  # fmt: skip
+    failed = {**SCORE, "metric_source": "custom", "error": {"message": "m", "type": "E"}}
+    legacy = {**SCORE, "span_id": "", "score_value": 0.5}  # no metric_source: "" is kept valid
+    await client.experiments.events.create(seeded.experiment_id, metrics=[summary, failed, legacy])
+    sent = _sent(fake)["data"]["attributes"]["metrics"]
+    assert sent == [
+        {
+            "span_id": "", "label": "avg", "metric_type": "json", "timestamp_ms": NOW_MS,
+            "metric_source": "summary", "trace_id": "", "experiment_id": seeded.experiment_id,
+            "json_value": [1, {"a": 2}], "error": None,
+        },
+        {**SCORE, "metric_source": "custom", "error": {"message": "m", "type": "E"}},
+        legacy,
+    ]  # fmt: skip
+    stored = fake.events(seeded.experiment_id).metrics
+    assert [m["metric_source"] for m in stored] == ["summary", "custom", "summary"]
 
 
 # --- PATCH semantics: absent is not null -----------------------------------------------

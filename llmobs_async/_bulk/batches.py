@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable, Mapping
+from typing import Any, Final, TypeVar
 
 from ..errors import APIStatusError, LLMObsError
 
@@ -81,6 +81,52 @@ class Batch:
             assert rest._positions is not None and right._positions is not None
             rest._positions += right._positions
         return self.slice(index, index + 1), rest
+
+
+MARK: Final = 11
+"""Bytes of an item's mark: its kind byte and its JSON length in ten digits."""
+
+
+def marked(kind: bytes, encoded: bytes) -> bytes:
+    """``encoded`` behind its mark, for a body whose items go into several arrays.
+
+    The engine joins encoded items with commas and knows nothing of kinds;
+    the operation's ``body`` walks the marks (:func:`walk_marked`) to sort the
+    items into their arrays. The mark's bytes are counted against
+    ``max_batch_bytes`` but never sent, so a body is never larger than reckoned.
+    """
+    return b"%s%010d%s" % (kind, len(encoded), encoded)
+
+
+def walk_marked(joined: bytes | bytearray) -> list[tuple[int, int, int]]:
+    """Each marked item of ``joined``: (kind byte, start, end) of its JSON."""
+    out, at, size = [], 0, len(joined)
+    while at < size:
+        start = at + MARK
+        end = start + int(joined[at + 1 : start])
+        out.append((joined[at], start, end))
+        at = end + 1  # the comma between items
+    return out
+
+
+def pointed_marked(
+    error: APIStatusError, joined: bytes | bytearray, arrays: Mapping[str, int]
+) -> int | None:
+    """The request index of the marked item an error points at (``.../<array>/2``).
+
+    ``arrays`` maps each array of the body's attributes to its items' kind byte.
+    """
+    walked = walk_marked(joined)
+    for item in error.errors:
+        pointer = item.source.pointer if item.source is not None else None
+        for field, kind in arrays.items():
+            prefix = f"/data/attributes/{field}/"
+            if pointer and pointer.startswith(prefix):
+                index = pointer[len(prefix) :].partition("/")[0]
+                of_kind = [i for i, (k, _, _) in enumerate(walked) if k == kind]
+                if index.isdigit() and int(index) < len(of_kind):
+                    return of_kind[int(index)]
+    return None
 
 
 def detached(error: LLMObsError) -> LLMObsError:

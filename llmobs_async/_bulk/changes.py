@@ -5,10 +5,8 @@ together, as ddtrace's ``Dataset.push()`` sends an edited dataset: each body
 has the three arrays ``insert_records``, ``update_records`` and
 ``delete_records``. The bulk engine joins encoded items with commas and knows
 nothing of kinds, so an item is encoded here as a kind byte (``I``, ``U``,
-``D``), its JSON length in ten digits, then its JSON; :meth:`MixedOperation.body`
-walks the joined items and sorts them into their arrays. The 11 bytes a mark
-takes are counted against ``max_batch_bytes`` but never sent, so a body is
-never larger than the engine reckons.
+``D``) marks each item (:func:`.batches.marked`), and :meth:`MixedOperation.body`
+sorts the joined items into their arrays.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from .._json import encode_json
 from .._wire import records as _wire_records
 from ..errors import APIStatusError, ValidationError
 from ..models import RecordCreate, RecordUpdate
+from .batches import marked, pointed_marked, walk_marked
 
 if TYPE_CHECKING:
     from .._routes import Compiled
@@ -68,10 +67,13 @@ def tag_update_encoder(operations: TagOperations) -> Callable[[Any], bytes]:
 
 # --- mixed jobs ---------------------------------------------------------------------------
 
-_FIELDS: Final = ("insert_records", "update_records", "delete_records")
+_ARRAYS: Final = {
+    "insert_records": ord("I"),
+    "update_records": ord("U"),
+    "delete_records": ord("D"),
+}
 _KIND_OF_BYTE: Final = {ord("I"): 0, ord("U"): 1, ord("D"): 2}
 _OPS: Final = {"insert": 0, "update": 1, "delete": 2}
-_MARK: Final = 11  # the kind byte and ten digits of length
 
 
 def _kind_and_fields(item: Any) -> tuple[int, Any]:
@@ -109,7 +111,7 @@ def _encode_change(item: Any) -> bytes:
             encoded = _wire_records.encode_record_id(fields)
         except ValidationError as exc:
             raise ValidationError("id", exc.reason) from None
-    return b"%s%010d%s" % (b"IUD"[kind : kind + 1], len(encoded), encoded)
+    return marked(b"IUD"[kind : kind + 1], encoded)
 
 
 def _change_id(item: Any) -> str | None:
@@ -122,13 +124,7 @@ def _change_id(item: Any) -> str | None:
 
 def _walk(joined: bytes | bytearray) -> list[tuple[int, int, int]]:
     """Each marked item of ``joined``: (kind, start, end) of its JSON."""
-    out, at, size = [], 0, len(joined)
-    while at < size:
-        start = at + _MARK
-        end = start + int(joined[at + 1 : start])
-        out.append((_KIND_OF_BYTE[joined[at]], start, end))
-        at = end + 1  # the comma between items
-    return out
+    return [(_KIND_OF_BYTE[kind], start, end) for kind, start, end in walk_marked(joined)]
 
 
 @attrs.define(kw_only=True)
@@ -177,15 +173,4 @@ class MixedOperation:
 
     def pointed_index(self, error: APIStatusError, joined: bytes | bytearray = b"") -> int | None:
         """The request index of the item an error points at (``.../update_records/2``)."""
-        walked = _walk(joined)
-        for item in error.errors:
-            pointer = item.source.pointer if item.source is not None else None
-            for kind, field in enumerate(_FIELDS):
-                prefix = f"/data/attributes/{field}/"
-                if pointer and pointer.startswith(prefix):
-                    index = pointer[len(prefix) :].partition("/")[0]
-                    if index.isdigit():
-                        of_kind = [i for i, (k, _, _) in enumerate(walked) if k == kind]
-                        if int(index) < len(of_kind):
-                            return of_kind[int(index)]
-        return None
+        return pointed_marked(error, joined, _ARRAYS)

@@ -17,20 +17,20 @@ the job stops or is interrupted) failed with ``sent=False``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import AsyncIterable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import APIStatusError, LLMObsError, ValidationError
 from .batches import Batch as _Batch
 from .batches import detached, each, error_key
 from .results import (
+    FLUSH,
     BulkFailure,
     BulkInterruptedError,
     BulkOutcomeUnknownError,
     BulkProgress,
     BulkResult,
     ProgressCallback,
-    RecordSource,
     attach_result,
 )
 from .versions import StopRetry, VersionUnknown, send_batch, unsure
@@ -125,7 +125,7 @@ class BulkJob:
 
     # --- the run ----------------------------------------------------------------------
 
-    async def run(self, records: RecordSource) -> BulkResult:
+    async def run(self, records: Iterable[Any] | AsyncIterable[Any]) -> BulkResult:
         """Read ``records`` to the end (or until stopped) and return the account."""
         try:
             try:
@@ -192,11 +192,16 @@ class BulkJob:
         self._open[batch] = None
         return batch
 
-    async def _read(self, records: RecordSource) -> None:
+    async def _read(self, records: Iterable[Any] | AsyncIterable[Any]) -> None:
         batch = self._new_batch(0)
         batch_size, room = self.batch_size, self._room
         try:
             async for item in each(records):
+                if item is FLUSH:
+                    if batch.items:
+                        full, batch = batch, self._new_batch(self.submitted)
+                        await self._launch(full)
+                    continue
                 index = self.submitted
                 encoded = self._encode(item)
                 if encoded is None:

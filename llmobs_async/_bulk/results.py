@@ -7,7 +7,7 @@ resources and the command line read them; this module imports neither.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -15,6 +15,7 @@ from ..errors import BulkUpdateError, LLMObsError
 from ..models import RecordCreate, RecordUpdate
 
 __all__ = [
+    "FLUSH",
     "BulkFailure",
     "BulkInterruptedError",
     "BulkOutcomeUnknownError",
@@ -30,6 +31,22 @@ NewRecordSource: TypeAlias = (
 IdSource: TypeAlias = Iterable[str] | AsyncIterable[str]
 
 _RESULT_ATTRIBUTE = "_llmobs_bulk_result"
+
+
+class _Flush:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+FLUSH: Final = _Flush()
+"""Yield this from a bulk job's input to send what it has read now, not when a batch is full.
+
+A source whose items trickle in (an experiment's results, a queue) yields
+``FLUSH`` every few seconds so that nothing waits long for a full batch.
+It is not an item: it is not counted, sent or reported.
+"""
 
 
 class BulkInterruptedError(LLMObsError):

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, Unpack
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias, Unpack
 
 from .. import _json, _routes
+from .._bulk.engine import BulkJob
+from .._bulk.events import EventsOperation
+from .._bulk.operations import check_batch_options, check_source
+from .._bulk.results import BulkResult, ProgressCallback
 from .._options import RequestOptions
 from .._response import raw
+from .._wire import events as _wire_events
 from .._wire import jsonapi
 from ..errors import ValidationError
 from ..models import UNSET, ExperimentMetric, ExperimentSpan, SpanResult, Unset
 from ..pagination import AsyncPaginator, EventsPage, Page
 from ._base import NO_BODY, Resource, paginate
 
-_read_metric = jsonapi.request_reader(ExperimentMetric, "experiments")
-_read_span = jsonapi.request_reader(ExperimentSpan, "experiments")
-_DAY_MS: Final = 24 * 3600 * 1000
+EventSource: TypeAlias = (
+    Iterable[ExperimentSpan | ExperimentMetric | Mapping[str, Any]]
+    | AsyncIterable[ExperimentSpan | ExperimentMetric | Mapping[str, Any]]
+)
+"""What ``events.create_many`` takes: spans and metrics, plain or async, and ``FLUSH``."""
 
 
 def _load_events_page(body: bytes) -> Page[SpanResult]:
@@ -67,13 +74,14 @@ class Events(Resource):
         if not metrics and not spans:
             raise ValidationError("metrics", "give at least one metric or span")
         now = time.time() * 1000
-        wire_metrics = [_metric(m, index, now) for index, m in enumerate(_seq("metrics", metrics))]
-        wire_spans = []
-        for index, span in enumerate(_seq("spans", spans)):
-            try:
-                wire_spans.append(jsonapi.attributes_of(_read_span(span)))
-            except ValidationError as exc:
-                raise exc.prefixed(f"spans[{index}]") from None
+        wire_metrics = [
+            _item("metrics", index, _wire_events.metric_attributes, m, now)
+            for index, m in enumerate(_seq("metrics", metrics))
+        ]
+        wire_spans = [
+            _item("spans", index, _wire_events.span_attributes, span)
+            for index, span in enumerate(_seq("spans", spans))
+        ]
         attributes: dict[str, Any] = {"scope": "experiments", "metrics": wire_metrics}
         if wire_spans:
             attributes["spans"] = wire_spans
@@ -83,6 +91,47 @@ class Events(Resource):
         payload = jsonapi.envelope("experiments", _json.encode_json(attributes))
         transport = self._via(options) if options else self._transport
         await transport.request(route, jsonapi.nothing, body=payload)
+
+    async def create_many(
+        self,
+        experiment_id: str,
+        items: EventSource,
+        *,
+        tags: Sequence[str] | Unset = UNSET,
+        batch_size: int = 1000,
+        max_batch_bytes: int = 4_000_000,
+        on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> BulkResult:
+        """Push any number of spans and metrics, streamed in batches: a bulk job.
+
+        ``items`` is an iterable or async iterable of
+        :class:`~llmobs_async.models.ExperimentSpan` and
+        :class:`~llmobs_async.models.ExperimentMetric` (or mappings of their
+        fields: one with a ``label`` is a metric). A batch is cut at
+        ``batch_size`` items or ``max_batch_bytes`` of JSON, or when the input
+        yields :data:`~llmobs_async.FLUSH`. As in every bulk job, a bad item is
+        reported (with its field) and not sent, an item the API refuses is
+        isolated from its batch, and the :class:`~llmobs_async.BulkResult`
+        accounts for every item; ``record_ids`` are span ids, and
+        ``span_id/label`` for metrics. A push whose answer was lost is sent
+        again, which can store a metric twice: the readers of an experiment
+        (``rows``, ``compare``, ``resume``) keep one metric per span and label.
+        """
+        route = _routes.CREATE_EVENTS.compile(experiment_id=experiment_id)
+        wire_tags = b"" if tags is UNSET else _json.encode_json(list(_seq("tags", tags)))
+        check_batch_options(batch_size, max_batch_bytes)
+        check_source(items, "items")
+        job = BulkJob(
+            self._via(options) if options else self._transport,
+            EventsOperation(route=route, tags=wire_tags),
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            on_progress=on_progress,
+            name="events.create_many",
+            field="items",
+        )
+        return await job.run(items)
 
     def list(
         self,
@@ -118,14 +167,8 @@ def _seq(field: str, value: Any) -> Sequence[Any]:
     return value
 
 
-def _metric(metric: Any, index: int, now_ms: float) -> dict[str, Any]:
+def _item(field: str, index: int, read: Callable[..., dict[str, Any]], *args: Any) -> Any:
     try:
-        model = _read_metric(metric)
+        return read(*args)
     except ValidationError as exc:
-        raise exc.prefixed(f"metrics[{index}]") from None
-    if abs(model.timestamp_ms - now_ms) > _DAY_MS:
-        raise ValidationError(
-            f"metrics[{index}].timestamp_ms",
-            "must be within 24 hours of now (epoch milliseconds); the API refuses older or later",
-        )
-    return jsonapi.attributes_of(model)
+        raise exc.prefixed(f"{field}[{index}]") from None

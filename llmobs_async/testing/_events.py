@@ -33,7 +33,7 @@ METRIC_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "score_value": _NUMBER,
     "categorical_value": str,
     "boolean_value": bool,
-    "json_value": dict,
+    "json_value": (dict, list),
     "reasoning": str,
     "metadata": dict,
     "error": dict,

@@ -121,3 +121,61 @@ async def test_the_server_s_24_hour_rule_is_the_same_as_the_client_s(
     )
     assert fake.requests[-1].status == 202
     assert fake.events(seeded.experiment_id).metrics[0]["categorical_value"] == "good"
+
+
+def ddtrace_summary_push(experiment_id: str, project_id: str) -> dict[str, Any]:
+    """ddtrace's summary-metric push as recorded from the live API (API-REFERENCE 2.5)."""
+    return {
+        "data": {
+            "type": "experiments",
+            "attributes": {
+                "scope": "experiments",
+                "metrics": [
+                    {
+                        "metric_source": "summary",
+                        "span_id": "",
+                        "trace_id": "",
+                        "timestamp_ms": int(time.time() * 1000),  # the recording's is too old
+                        "metric_type": "score",
+                        "label": "dummy_summary_evaluator",
+                        "score_value": 4,
+                        "error": None,
+                        "tags": [],
+                        "experiment_id": experiment_id,
+                    }
+                ],
+                "tags": [
+                    "ddtrace.version:1.2.3",
+                    f"project_id:{project_id}",
+                    f"experiment_id:{experiment_id}",
+                    "run_id:8f1e0c5a-2b7d-4e61-9a3c-5d4f6b7a8c9e",
+                    "run_iteration:1",
+                ],
+            },
+        }
+    }
+
+
+async def test_ddtrace_s_recorded_summary_push_is_sent_as_is_and_listed_as_a_summary(
+    fake: FakeLLMObsServer, client: LLMObsClient, seeded: Seeded
+) -> None:
+    eid = seeded.experiment_id
+    recorded = ddtrace_summary_push(eid, seeded.project_id)
+    attributes = recorded["data"]["attributes"]
+    await client.experiments.events.create(
+        eid, metrics=attributes["metrics"], tags=attributes["tags"]
+    )
+    assert fake.requests[-1].status == 202
+    assert fake.requests[-1].json() == recorded  # byte for byte ddtrace's body, as JSON
+    [stored] = fake.events(eid).metrics
+    assert stored["metric_source"] == "summary" and stored["error"] is None
+    pages = [p async for p in client.experiments.events.list(eid).pages()]
+    assert [p.items for p in pages] == [[]]  # a summary metric makes no span
+    [summary] = pages[0].summary_metrics
+    assert (summary.label, summary.metric_source, summary.score_value) == (
+        "dummy_summary_evaluator",
+        "summary",
+        4.0,
+    )
+    assert summary.span_id == "" and summary.trace_id == ""
+    assert f"experiment_id:{eid}" in summary.tags

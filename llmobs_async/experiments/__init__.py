@@ -1,0 +1,31 @@
+"""The experiment runner: run a task over a dataset, score it, resume a broken run, compare two.
+
+``client.experiments.run(...)``, ``resume(...)``, ``compare(...)`` and
+``rows(...)`` live on :class:`Experiments` (``client.experiments``), a layer
+above the resources: it uses the client's public calls (the records
+paginator, ``events.create_many``, ``update``), so everything it sends goes
+through the one request loop, the rate gate and the bulk accounting.
+Modules: ``_evaluators`` (calling ddtrace-style tasks and evaluators, values
+to metrics), ``_runner`` (the run loop), ``_rows`` (rows read back),
+``_results`` (``ExperimentRun``, ``RunProgress``), ``_compare``, ``_namespace``.
+"""
+
+from ._compare import Comparison, MetricAggregate, MetricComparison
+from ._evaluators import EvaluatorContext, EvaluatorResult, SummaryEvaluatorContext
+from ._namespace import Experiments
+from ._results import ExperimentRun, RunProgress
+from ._rows import ExperimentRow, RowKey
+
+__all__ = [
+    "Comparison",
+    "EvaluatorContext",
+    "EvaluatorResult",
+    "ExperimentRow",
+    "ExperimentRun",
+    "Experiments",
+    "MetricAggregate",
+    "MetricComparison",
+    "RowKey",
+    "RunProgress",
+    "SummaryEvaluatorContext",
+]
