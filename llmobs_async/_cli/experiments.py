@@ -123,7 +123,7 @@ async def _drive(
             job.cancel()
 
         try:
-            with on_ctrl_c(stop, again="the experiment may be left 'running'"):
+            with on_ctrl_c(stop, again=lambda: _quitting(args, bar)):
                 await asyncio.wait([job])
         finally:
             bar.close()
@@ -137,6 +137,17 @@ async def _drive(
         aggregates = await _aggregates(result) if result.ok else {}
     _report(args, result, aggregates, time.monotonic() - started)
     return _exit_code(args, result)
+
+
+def _quitting(args: argparse.Namespace, bar: RunBar) -> str:
+    """What a second Ctrl-C says: the experiment may stay ``running``; how to finish it."""
+    experiment_id = bar.experiment_id or getattr(args, "id", None)
+    if experiment_id is None:
+        return "quitting at once"
+    return (
+        f"quitting at once; experiment {experiment_id} may be left running. Finish it with:\n"
+        f"  {resume_command(args, experiment_id)}"
+    )
 
 
 def _not_started(args: argparse.Namespace, bar: RunBar) -> int:
@@ -245,7 +256,7 @@ def _report(
                 label: {"metric_type": m.metric_type, **plain(m.candidate)}
                 for label, m in sorted(aggregates.items())
             },
-            "error": None if run.error is None else str(run.error) or type(run.error).__name__,
+            "error": _error(run),
             "seconds": round(elapsed, 3),
         }
         if status != "completed":
@@ -284,6 +295,12 @@ def _print_text(
         lines.append(f"{head}{label:<{width}}  {shown}")
         head = " " * len(head)
     print("\n".join(lines), flush=True)
+
+
+def _error(run: ExperimentRun) -> str | None:
+    if _status(run) == "interrupted":
+        return "interrupted"
+    return None if run.error is None else str(run.error) or type(run.error).__name__
 
 
 def _error_text(error: Any) -> str:

@@ -13,6 +13,7 @@ import attrs
 import orjson
 
 from .._bulk.results import BulkProgress
+from ..experiments import RunProgress
 from ..models import Author, DatasetRecord
 
 
@@ -213,10 +214,10 @@ class RunBar:
         self._every = 0.1 if terminal else 1.0
         self._started = time.monotonic()
         self._last_draw = -1.0
-        self._last: Any = None
+        self._last: RunProgress | None = None
         self._drawn = self._closed = False
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: RunProgress) -> None:
         """Take an update (a ``RunProgress``); redraw if enough time has passed."""
         self._last = progress
         now = time.monotonic()
@@ -228,7 +229,7 @@ class RunBar:
     @property
     def experiment_id(self) -> str | None:
         """The experiment of the last update, if there was one."""
-        return None if self._last is None else str(self._last.experiment_id)
+        return None if self._last is None else self._last.experiment_id
 
     def close(self) -> None:
         """Draw the final state and end the line (once)."""
@@ -239,7 +240,7 @@ class RunBar:
             self._stream.flush()
         self._closed = True
 
-    def _draw(self, p: Any, now: float) -> None:
+    def _draw(self, p: RunProgress, now: float) -> None:
         self._drawn = True
         elapsed = max(now - self._started, 1e-6)
         rate = p.done / elapsed
