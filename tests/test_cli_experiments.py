@@ -7,6 +7,7 @@ found through PYTHONPATH, as a user's own module would be.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shlex
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from llmobs_async._cli.output import RunBar
+from llmobs_async.experiments import RunProgress
 from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .conftest import Seeded
@@ -45,6 +48,12 @@ EVALS = textwrap.dedent(
 
     def accuracy(inputs, outputs, expected_outputs, evaluators_results):
         return sum(1 for value in evaluators_results["exact"] if value) / len(inputs)
+
+    class Tone:
+        name = "tone"
+
+        def evaluate(self, context):
+            return "plain" if context.output_data.islower() else "loud"
 
     NOT_CALLABLE = 42
 
@@ -120,6 +129,11 @@ async def test_help_names_every_option_and_the_exit_statuses() -> None:
             "No module named 'no_such_dependency_xyz' (",
         ),
         ("missing/file.py:f", "--task: cannot import 'missing/file.py': no such file"),
+        (
+            "evals:length",
+            "--task: 'evals:length' takes (input_data, output_data, expected_output), but is "
+            "called as task(input_data, config)",
+        ),
     ],
 )
 async def test_a_task_that_does_not_import_is_a_usage_error_before_any_request(
@@ -142,6 +156,13 @@ async def test_evaluator_errors_name_their_own_option(
         "--summary-evaluator: 'evals:NOT_CALLABLE' is a int, not a function or an object "
         "with an evaluate method"
     ) in run.err
+    run = await _refused(fake, seeded, evals, *ok, "--evaluator", "evals:answer")
+    assert (
+        "--evaluator: 'evals:answer' takes (input_data, config), but is called as "
+        "evaluator(input_data, output_data, expected_output)"
+    ) in run.err
+    run = await _refused(fake, seeded, evals, *ok, "--summary-evaluator", "evals:exact")
+    assert "called as summary(inputs, outputs, expected_outputs, evaluators_results)" in run.err
     run = await _refused(fake, seeded, evals, *ok, "--evaluator", "evals:NeedsArgs")
     assert "--evaluator: 'evals:NeedsArgs' is an evaluator class that cannot be made" in run.err
     assert "name an instance of it instead" in run.err
@@ -289,7 +310,9 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
     config = json.dumps({"fail": [3, 7]})
     run = await _cli(
         fake,
-        *_run_args(seeded, *RUN, "--config", config, "--max-task-retries", "0", "--json"),
+        *_run_args(seeded, *RUN, "--evaluator", "evals:Tone", "--config", config, "--json"),
+        "--max-task-retries",
+        "0",
         env=evals,
     )
     assert run.code == 0, run  # a task error is a row: the run completed
@@ -297,7 +320,7 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
     assert doc["status"] == "completed"
     assert (doc["rows_done"], doc["task_errors"]) == (10, 2)
     assert doc["pushed"] == {
-        "acknowledged": 10 + 8 * 2 + 1,
+        "acknowledged": 10 + 8 * 3 + 1,
         "failed_spans": 0,
         "failed_metrics": 0,
         "retries": 0,
@@ -307,6 +330,12 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
         "count": 8,
         "errors": 2,
         "true_rate": 1.0,
+    }
+    assert doc["evaluators"]["tone"] == {  # a class-based evaluator, made by the CLI
+        "metric_type": "categorical",
+        "count": 8,
+        "errors": 2,
+        "categories": {"plain": 8},
     }
     assert doc["summary"] == {"accuracy": 0.8}
     assert "resume" not in doc
@@ -563,3 +592,40 @@ async def test_compare_of_an_unknown_experiment_exits_1(fake: FakeLLMObsServer) 
     run = await _cli(fake, "experiments", "compare", "nope-1", "nope-2")
     assert run.code == 1, run
     assert "404" in run.err
+
+
+def _progress(done: int, total: int | None) -> RunProgress:
+    return RunProgress(
+        experiment_id="e-1", done=done, total=total, task_errors=1, pushed=7, push_failed=0,
+        retries=2,
+    )  # fmt: skip
+
+
+def test_the_run_bar_redraws_one_line_on_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = RunBar(stream, enabled=True, terminal=True)
+    bar(_progress(3, 12))
+    bar(_progress(4, 12))
+    bar.close()
+    drawn = stream.getvalue()
+    assert drawn.startswith("\r") and drawn.index("\n") == len(drawn) - 1  # one line, redrawn
+    assert "[######..................] 3/12 rows" in drawn
+    assert "4/12 rows" in drawn.split("\r")[-1]  # close draws the last state
+    assert "task errors 1  pushed 7  push failed 0  retries 2" in drawn
+    assert bar.experiment_id == "e-1"
+
+
+def test_the_run_bar_writes_whole_lines_elsewhere_and_nothing_when_disabled() -> None:
+    stream = io.StringIO()
+    bar = RunBar(stream, enabled=True, terminal=False)
+    bar(_progress(5, None))
+    bar.close()
+    bar.close()  # once only
+    lines = stream.getvalue().splitlines(keepends=True)
+    assert len(lines) == 2 and "\r" not in stream.getvalue()
+    assert lines[0].startswith("llmobs-async: 5 rows  ")
+    quiet = io.StringIO()
+    off = RunBar(quiet, enabled=False, terminal=True)
+    off(_progress(5, 10))
+    off.close()
+    assert quiet.getvalue() == ""

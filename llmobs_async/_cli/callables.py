@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -70,7 +71,34 @@ def _checked(value: Any, spec: str, option: str, *, evaluator: bool) -> Any:
     if not callable(value):
         what = "a function or an object with an evaluate method" if evaluator else "a function"
         raise ValidationError(option, f"{spec!r} is a {type(value).__name__}, not {what}")
+    _check_signature(value, spec, option)
     return value
+
+
+_CALLS = {
+    "--task": ("task(input_data, config)", 2),
+    "--evaluator": ("evaluator(input_data, output_data, expected_output)", 3),
+    "--summary-evaluator": ("summary(inputs, outputs, expected_outputs, evaluators_results)", 4),
+}
+
+
+def _check_signature(value: Any, spec: str, option: str) -> None:
+    """Refuse a function the runner cannot call: every row would fail with a TypeError."""
+    shown, count = _CALLS.get(option, ("", 0))
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without a signature: let the runner try
+        return
+    parameters = signature.parameters
+    if not count or (option == "--summary-evaluator" and len(parameters) == 1):
+        return  # a summary function of one parameter takes a SummaryEvaluatorContext
+    if option == "--task" and "metadata" in parameters:
+        shown, count = "task(input_data, config, metadata)", 3
+    try:
+        signature.bind(*[None] * count)
+    except TypeError:
+        takes = f"({', '.join(parameters)})"
+        raise ValidationError(option, f"{spec!r} takes {takes}, but is called as {shown}") from None
 
 
 def _module(where: str, option: str) -> ModuleType:
