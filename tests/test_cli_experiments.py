@@ -629,3 +629,51 @@ def test_the_run_bar_writes_whole_lines_elsewhere_and_nothing_when_disabled() ->
     off(_progress(5, 10))
     off.close()
     assert quiet.getvalue() == ""
+
+
+async def test_run_passes_every_experiment_option_on(
+    fake: FakeLLMObsServer, seeded: Seeded, evals: dict[str, str]
+) -> None:
+    version = fake.datasets[seeded.dataset_id].version
+    fake.add_records(seeded.dataset_id, [{"id": "rec-new", "input": {"i": 99}}])
+    options = ("--sample-size", "3", "--dataset-version", str(version), "--runs", "2")
+    options += ("--description", "from CI", "--tag", "team:evals", "--json")
+    run = await _cli(fake, *_run_args(seeded, *RUN, *options), env=evals)
+    assert run.code == 0, run
+    doc = json.loads(run.out)
+    stored = fake.experiments[doc["experiment_id"]]
+    assert (stored["description"], stored["dataset_version"]) == ("from CI", version)
+    rows = _rows_in_fake(fake, doc["experiment_id"])
+    assert len(rows) == doc["rows_done"] == 6  # the first 3 records, twice
+    assert all(key[0] != "rec-new" for key in rows)  # not in the version asked for
+    spans = fake.events(doc["experiment_id"]).spans.values()
+    assert all("team:evals" in span["tags"] for span in spans)
+
+
+async def test_resume_of_a_complete_experiment_runs_nothing_and_sums_it_all_up(
+    fake: FakeLLMObsServer, seeded: Seeded, evals: dict[str, str]
+) -> None:
+    experiment_id = await _experiment(fake, seeded, evals, {"wrong": [4]})
+    pushes = [r for r in fake.requests_to("/events") if r.method == "POST"]
+    run = await _cli(fake, "experiments", "resume", experiment_id, *RUN, "--json", env=evals)
+    assert run.code == 0, run
+    doc = json.loads(run.out)
+    assert (doc["status"], doc["rows_done"]) == ("completed", 0)
+    assert doc["evaluators"]["exact"]["true_rate"] == 0.9  # every row of the experiment
+    assert doc["summary"] == {"accuracy": 0.9}
+    after = [r for r in fake.requests_to("/events") if r.method == "POST"]
+    assert len(after) == len(pushes) + 1  # the summary, recomputed
+    assert len(fake.events(experiment_id).spans) == 10  # no task ran again
+
+
+async def test_resume_refusals(fake: FakeLLMObsServer, evals: dict[str, str]) -> None:
+    run = await _cli(fake, "experiments", "resume", "some-id", env=evals)
+    assert run.code == 2
+    assert "the following arguments are required: --task" in run.err
+    run = await _cli(fake, "experiments", "resume", "some-id", "--task", "evals:nope", env=evals)
+    assert run.code == 2
+    assert "--task: module 'evals' has no 'nope'" in run.err
+    assert fake.requests == []
+    run = await _cli(fake, "experiments", "resume", "no-such-id", *RUN, env=evals)
+    assert run.code == 1, run
+    assert "404" in run.err and "Traceback" not in run.err
