@@ -49,6 +49,11 @@ EVALS = textwrap.dedent(
     def accuracy(inputs, outputs, expected_outputs, evaluators_results):
         return sum(1 for value in evaluators_results["exact"] if value) / len(inputs)
 
+    async def picky(input_data, output_data, expected_output):
+        if input_data["i"] == 5:
+            raise ValueError("cannot judge 5")
+        return 0.5
+
     class Tone:
         name = "tone"
 
@@ -310,7 +315,10 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
     config = json.dumps({"fail": [3, 7]})
     run = await _cli(
         fake,
-        *_run_args(seeded, *RUN, "--evaluator", "evals:Tone", "--config", config, "--json"),
+        *_run_args(seeded, *RUN, "--evaluator", "evals:Tone", "--evaluator", "evals:picky"),
+        "--config",
+        config,
+        "--json",
         "--max-task-retries",
         "0",
         env=evals,
@@ -320,7 +328,7 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
     assert doc["status"] == "completed"
     assert (doc["rows_done"], doc["task_errors"]) == (10, 2)
     assert doc["pushed"] == {
-        "acknowledged": 10 + 8 * 3 + 1,
+        "acknowledged": 10 + 8 * 4 + 1,
         "failed_spans": 0,
         "failed_metrics": 0,
         "retries": 0,
@@ -337,8 +345,23 @@ async def test_run_json_with_task_errors_is_completed_and_exits_0(
         "errors": 2,
         "categories": {"plain": 8},
     }
+    assert doc["evaluators"]["picky"] == {  # async, raised once
+        "metric_type": "score",
+        "count": 7,
+        "errors": 3,
+        "mean": 0.5,
+    }
     assert doc["summary"] == {"accuracy": 0.8}
     assert "resume" not in doc
+    # The aggregates were counted as the run went (no read-back), and agree with compare's.
+    assert not [r for r in fake.requests_to("/events") if r.method == "GET"]
+    eid = doc["experiment_id"]
+    same = await _cli(fake, "experiments", "compare", eid, eid, "--json")
+    metrics = json.loads(same.out)["metrics"]
+    compared = {k: {"metric_type": m["metric_type"], **m["candidate"]} for k, m in metrics.items()}
+    for label in ("exact", "tone", "picky"):
+        kind = doc["evaluators"][label].pop("metric_type")
+        assert compared[label] == {"metric_type": kind, **doc["evaluators"][label]}
     statuses = _rows_in_fake(fake, doc["experiment_id"])
     assert statuses[("rec-3", 1)] == statuses[("rec-7", 1)] == ["error"]
 

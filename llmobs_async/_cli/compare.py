@@ -34,7 +34,7 @@ def describe(aggregate: Any) -> str:
 def plain(aggregate: Any) -> dict[str, Any]:
     """An aggregate as JSON-ready data."""
     doc: dict[str, Any] = {"count": aggregate.count, "errors": aggregate.errors}
-    for name in ("metric_type", "mean", "true_rate"):
+    for name in ("mean", "true_rate"):
         value = getattr(aggregate, name, None)
         if value is not None:
             doc[name] = value

@@ -23,13 +23,16 @@ from typing import Any
 
 from .._client import LLMObsClient
 from ..errors import LLMObsError
-from ..experiments import ExperimentRun, MetricComparison
+from ..experiments import ExperimentRun
 from ..experiments._compare import compare_rows
 from .callables import load, load_all
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, make_client, on_ctrl_c, quoted, say
 from .compare import describe, plain
 from .output import RunBar, to_jsonable
+from .tally import Tally, observe
 
+Aggregates = dict[str, tuple[str | None, Any]]
+"""Each evaluator's label: its metric type and its aggregate (a ``MetricAggregate`` or a Tally)."""
 _RUN_ONLY = ("dataset_version", "config", "description", "runs", "sample_size")
 _HOW = ("concurrency", "max_task_retries", "task_timeout")
 _RESUME_OPTIONS = (
@@ -66,6 +69,7 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 async def experiments_run(args: argparse.Namespace) -> int:
     """``experiments run``: create an experiment, run it, summarise; the exit code."""
     code = _code(args)
+    code["evaluators"], tallies = observe(code["evaluators"])
     options = _given(args, _RUN_ONLY + _HOW)
     if args.tag:
         options["tags"] = list(args.tag)
@@ -76,7 +80,7 @@ async def experiments_run(args: argparse.Namespace) -> int:
             args.project_id, args.dataset_id, args.name, **code, **options, on_progress=bar
         )
 
-    return await _drive(args, client, start)
+    return await _drive(args, client, start, tallies)
 
 
 async def experiments_resume(args: argparse.Namespace) -> int:
@@ -88,15 +92,21 @@ async def experiments_resume(args: argparse.Namespace) -> int:
     def start(bar: RunBar) -> Awaitable[ExperimentRun]:
         return client.experiments.resume(args.id, **code, **options, on_progress=bar)
 
-    return await _drive(args, client, start)
+    return await _drive(args, client, start, None)
 
 
 async def _drive(
     args: argparse.Namespace,
     client: LLMObsClient,
     start: Callable[[RunBar], Awaitable[ExperimentRun]],
+    tallies: dict[str, Tally] | None,
 ) -> int:
-    """Run the run (``start``), Ctrl-C and all; print its summary; the exit code."""
+    """Run the run (``start``), Ctrl-C and all; print its summary; the exit code.
+
+    ``tallies`` counted the evaluators' values as the run went; without them
+    (a resume, whose aggregates cover the rows of earlier runs too) they are
+    read back from the API.
+    """
     terminal = sys.stderr.isatty()
     show = not args.quiet and (terminal or args.progress)
     bar = RunBar(sys.stderr, enabled=show, terminal=terminal)
@@ -134,7 +144,14 @@ async def _drive(
             result = account
         else:
             result = job.result()  # an error before the experiment existed is raised here
-        aggregates = await _aggregates(result) if result.ok else {}
+        if tallies is None:
+            aggregates = await _read_back(result) if result.ok else {}
+        else:
+            for tally in tallies.values():
+                tally.add_error(result.task_errors)  # rows never scored
+            aggregates = {
+                label: (t.metric_type, t) for label, t in tallies.items() if t.count + t.errors
+            }
     _report(args, result, aggregates, time.monotonic() - started)
     return _exit_code(args, result)
 
@@ -161,19 +178,16 @@ def _not_started(args: argparse.Namespace, bar: RunBar) -> int:
     return EXIT_INTERRUPTED
 
 
-async def _aggregates(run: ExperimentRun) -> dict[str, MetricComparison]:
-    """Each evaluator's aggregate over every row of the experiment, read back from the API.
-
-    Read back rather than counted here: after a resume they cover the rows of
-    earlier runs too, and they are what ``experiments compare`` will see.
-    """
+async def _read_back(run: ExperimentRun) -> Aggregates:
+    """Each evaluator's aggregate over every row of the experiment, read back from the API."""
     try:
         rows = {row.key: row async for row in run.rows()}
     except LLMObsError as exc:
         say(f"the evaluators' aggregates could not be read back: {exc}")
         return {}
     experiment_id = run.experiment.id
-    return dict(compare_rows(experiment_id, experiment_id, rows, rows).metrics)
+    metrics = compare_rows(experiment_id, experiment_id, rows, rows).metrics
+    return {label: (m.metric_type, m.candidate) for label, m in metrics.items()}
 
 
 def resume_command(args: argparse.Namespace, experiment_id: str) -> str:
@@ -236,7 +250,7 @@ def _pushed(run: ExperimentRun) -> dict[str, int]:
 def _report(
     args: argparse.Namespace,
     run: ExperimentRun,
-    aggregates: dict[str, MetricComparison],
+    aggregates: Aggregates,
     elapsed: float,
 ) -> None:
     experiment = run.experiment
@@ -253,8 +267,8 @@ def _report(
             "summary": to_jsonable(dict(run.summary)),
             "summary_errors": to_jsonable(dict(run.summary_errors)),
             "evaluators": {
-                label: {"metric_type": m.metric_type, **plain(m.candidate)}
-                for label, m in sorted(aggregates.items())
+                label: {"metric_type": kind, **plain(aggregate)}
+                for label, (kind, aggregate) in sorted(aggregates.items())
             },
             "error": _error(run),
             "seconds": round(elapsed, 3),
@@ -272,7 +286,7 @@ def _print_text(
     run: ExperimentRun,
     status: str,
     pushed: dict[str, int],
-    aggregates: dict[str, MetricComparison],
+    aggregates: Aggregates,
     elapsed: float,
 ) -> None:
     experiment = run.experiment
@@ -285,8 +299,8 @@ def _print_text(
     ]
     width = max((len(label) for label in [*aggregates, *run.summary]), default=0)
     head = "evaluators  "
-    for label, m in sorted(aggregates.items()):
-        lines.append(f"{head}{label:<{width}}  {m.metric_type:<11}  {describe(m.candidate)}")
+    for label, (kind, aggregate) in sorted(aggregates.items()):
+        lines.append(f"{head}{label:<{width}}  {kind or '':<11}  {describe(aggregate)}")
         head = " " * len(head)
     head = "summary     "
     for label, value in run.summary.items():
