@@ -306,6 +306,24 @@ async def test_a_second_ctrl_c_quits_at_once_and_still_says_how_to_finish(
     assert _resume_line(err)[3] == experiment_id
 
 
+async def test_ctrl_c_exits_130_even_when_the_status_cannot_be_set(
+    fake: FakeLLMObsServer, evals: dict[str, str]
+) -> None:
+    def marking_interrupted(request: RecordedRequest) -> bool:
+        return request.method == "PATCH" and b'"interrupted"' in request.body
+
+    fake.inject(status=400, times=None, match=marking_interrupted)
+    proc = await _interrupted_run(fake, evals, 200)
+    proc.send_signal(signal.SIGINT)
+    _, err_b = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 130
+    (experiment_id,) = fake.experiments
+    assert fake.experiments[experiment_id]["status"] == "running"
+    err = err_b.decode()
+    assert f"experiment {experiment_id} could not be marked so; finish it with:" in err, err
+    assert _resume_line(err)[3] == experiment_id
+
+
 async def _experiment(
     fake: FakeLLMObsServer, seeded: Seeded, evals: dict[str, str], config: dict[str, Any]
 ) -> str:

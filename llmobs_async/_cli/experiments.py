@@ -51,8 +51,9 @@ def _code(args: argparse.Namespace) -> dict[str, Any]:
             args.summary_evaluator, "--summary-evaluator", evaluator=True
         ),
     }
-    # The runner names an evaluator by its place in the list; the user, by its spec.
-    args.cli_names = {"task": "--task", "config": "--config", "tags": "--tag"}
+    # The runner names its arguments, and an evaluator by its place in the list.
+    args.cli_names = {name: "--" + name.replace("_", "-") for name in _RUN_ONLY + _HOW}
+    args.cli_names.update(task="--task", tags="--tag")
     for field, option, specs in (
         ("evaluators", "--evaluator", args.evaluator),
         ("summary_evaluators", "--summary-evaluator", args.summary_evaluator),
@@ -121,10 +122,13 @@ async def _drive(
             raise
 
     started = time.monotonic()
+    interrupted = False
     async with client:
         job = asyncio.ensure_future(run())
 
         def stop() -> None:
+            nonlocal interrupted
+            interrupted = True
             bar.close()
             say(
                 "interrupted: stopping the run and marking the experiment interrupted "
@@ -153,7 +157,7 @@ async def _drive(
                 label: (t.metric_type, t) for label, t in tallies.items() if t.count + t.errors
             }
     _report(args, result, aggregates, time.monotonic() - started)
-    return _exit_code(args, result)
+    return _exit_code(args, result, interrupted=interrupted)
 
 
 def _quitting(args: argparse.Namespace, bar: RunBar) -> str:
@@ -216,20 +220,23 @@ def _status(run: ExperimentRun) -> str:
     return str(getattr(status, "value", status))
 
 
-def _exit_code(args: argparse.Namespace, run: ExperimentRun) -> int:
+def _exit_code(args: argparse.Namespace, run: ExperimentRun, *, interrupted: bool) -> int:
+    """0 completed, 130 interrupted (Ctrl-C, even if the status could not be set), else 1."""
     status = _status(run)
     experiment_id = run.experiment.id
     if status == "completed":
         return EXIT_OK
     if status == "interrupted":
         say(f"experiment {experiment_id} is marked interrupted; finish it with:")
+    elif interrupted:
+        say(f"interrupted; experiment {experiment_id} could not be marked so; finish it with:")
     else:
         why = f": {run.error}" if run.error is not None else ""
         say(f"experiment {experiment_id} {status}{why}")
         say("to run what it lacks once the cause is fixed:")
     sys.stderr.write(f"  {resume_command(args, experiment_id)}\n")
     sys.stderr.flush()
-    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_FAILED
+    return EXIT_INTERRUPTED if status == "interrupted" or interrupted else EXIT_FAILED
 
 
 def _pushed(run: ExperimentRun) -> dict[str, int]:

@@ -147,7 +147,7 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
     resume.add_argument("id", metavar="EXPERIMENT_ID")
     _callables(resume)
     _how(resume)
-    resume.set_defaults(run=experiments.experiments_resume, cli_names={"experiment_id": "ID"})
+    resume.set_defaults(run=experiments.experiments_resume)
 
     cmp = group.add_parser(
         "compare",
