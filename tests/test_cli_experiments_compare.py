@@ -37,7 +37,7 @@ async def test_compare_gates_on_a_regressed_label(
         "changed", "missing",
     ]  # fmt: skip
     assert table[3].split() == [
-        "exact", "boolean", "true", "90.0%", "n=10", "true", "80.0%", "n=10", "1", "2", "7",
+        "exact", "boolean", "true", "90.0%", "(n=10)", "true", "80.0%", "(n=10)", "1", "2", "7",
         "0", "0",
     ]  # fmt: skip
     assert table[5].split()[:2] == ["polite", "boolean"]

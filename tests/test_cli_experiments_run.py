@@ -80,8 +80,8 @@ async def test_run_end_to_end_prints_a_summary_and_exits_0(
     assert "; 0 task errors" in run.out
     assert "61 spans and metrics acknowledged; 0 spans and 0 metrics not recorded" in run.out
     assert "evaluators  accuracy  " not in run.out
-    assert "exact     boolean      true 100.0% n=20" in run.out
-    assert "length    score        mean 5 n=20" in run.out  # out-0 .. out-9: 5 characters
+    assert "exact     boolean      true 100.0% (n=20)" in run.out
+    assert "length    score        mean 5 (n=20)" in run.out  # out-0 .. out-9: 5 characters
     assert "summary     accuracy  1" in run.out
     assert run.err == ""  # no progress bar when stderr is not a terminal
 
@@ -283,7 +283,7 @@ async def test_ctrl_c_marks_the_run_interrupted_and_its_resume_line_finishes_it(
     assert again.code == 0, again
     _assert_complete(fake, experiment_id, records=records, runs=2)
     assert f"experiment  {experiment_id}  nightly" in again.out
-    assert "exact     boolean      true 100.0% n=400" in again.out  # the whole experiment
+    assert "exact     boolean      true 100.0% (n=400)" in again.out  # the whole experiment
     assert "summary     accuracy  1" in again.out
 
 

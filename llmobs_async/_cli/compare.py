@@ -15,7 +15,7 @@ from .common import EXIT_FAILED, EXIT_OK, make_client, say
 
 
 def describe(aggregate: Any) -> str:
-    """An aggregate in a few words: ``true 93.0%``, ``mean 0.812``, ``good 60, bad 40``."""
+    """An aggregate in a few words: ``true 93.0% (n=100)``, ``mean 0.812 (n=99, 2 errors)``."""
     parts = []
     if aggregate.true_rate is not None:
         parts.append(f"true {aggregate.true_rate:.1%}")
@@ -25,10 +25,10 @@ def describe(aggregate: Any) -> str:
         ranked = sorted(aggregate.categories.items(), key=lambda kv: (-kv[1], kv[0]))
         shown = ", ".join(f"{name} {count:,}" for name, count in ranked[:3])
         parts.append(shown + (f", +{len(ranked) - 3} more" if len(ranked) > 3 else ""))
-    parts.append(f"n={aggregate.count:,}")
+    counts = f"n={aggregate.count:,}"
     if aggregate.errors:
-        parts.append(f"{aggregate.errors:,} errors")
-    return " ".join(parts)
+        counts += f", {aggregate.errors:,} errors"
+    return " ".join([*parts, f"({counts})"])
 
 
 def plain(aggregate: Any) -> dict[str, Any]:
