@@ -207,9 +207,11 @@ async def test_demo_runs_the_whole_workflow_through_faults() -> None:
         "checked all 2,000: ids unique, content as created",
         "updated 2,000 of 2,000",
         "checked all 2,000: every record holds its update",
-        "read back 2,000 spans",
-        "experiment marked completed",
-        "read by id: completed",
+        "6. experiments.run 'baseline': 2,000 records",
+        "the fake holds 2,000 records with one span each and 4,000 metrics, each once",
+        "the experiment reads 'interrupted'",
+        "resumed: completed",
+        "21 rows regressed",
         "verdict: OK",
     ):
         assert step in run.out

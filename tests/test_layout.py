@@ -125,7 +125,7 @@ def test_folders_and_core_modules_import_each_other_downward_only() -> None:
 
 
 _CORE = ("_transport", "_routes", "_config", "_retry", "_scrub", "_errorbody", "_options")
-_ABOVE_THE_CORE = {"_bulk", "_resources", "_client", "_cli", "testing"}
+_ABOVE_THE_CORE = {"_bulk", "_resources", "experiments", "_client", "_cli", "testing"}
 # What each part must never import: the layers above it, and its neighbours where
 # keeping them apart is the point (the fake shares no wire or bulk code with the client
 # it tests, so a bug there cannot hide in both).
@@ -136,10 +136,40 @@ _NEVER = {
     "_ratelimit": {"models", "pagination", "_wire", *_CORE, "_response", *_ABOVE_THE_CORE},
     **{core: {"_wire", *_ABOVE_THE_CORE} for core in _CORE},
     "_response": {"_wire", *_ABOVE_THE_CORE},
-    "_bulk": {"_ratelimit", "_options", "_response", "_resources", "_client", "_cli", "testing"},
-    "_resources": {"_ratelimit", "_client", "_cli", "testing"},
+    "_bulk": {
+        "_ratelimit",
+        "_options",
+        "_response",
+        "_resources",
+        "experiments",
+        "_client",
+        "_cli",
+        "testing",
+    },
+    "_resources": {"_ratelimit", "experiments", "_client", "_cli", "testing"},
+    # The runner uses the client's public calls: never the transport, the gate or the wire.
+    "experiments": {
+        *_CORE,
+        "_pool",
+        "_ratelimit",
+        "_wire",
+        "_response",
+        "_client",
+        "_cli",
+        "testing",
+    },
     "_client": {"_cli", "testing"},
-    "testing": {"_wire", "_json", *_CORE, "_response", "_bulk", "_resources", "_client", "_cli"},
+    "testing": {
+        "_wire",
+        "_json",
+        *_CORE,
+        "_response",
+        "_bulk",
+        "_resources",
+        "experiments",
+        "_client",
+        "_cli",
+    },
 }
 
 

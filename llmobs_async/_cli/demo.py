@@ -3,9 +3,9 @@
 Starts the fake API in this process and runs what an evaluation pipeline
 does: get or create a project, create a dataset, add every record in one job
 (``create_many``), pull them back and check each one, update them all
-(``update_many``), create an experiment on the dataset's version, push its
-spans and metrics, read them back, mark it completed, then list it and read
-it back. Along the way the fake answers 503s, 429s with rate-limit headers
+(``update_many``), then run an experiment over them with
+``experiments.run``, interrupt a second run and resume it, and compare the
+two (:mod:`.demo_experiments`). Along the way the fake answers 503s, 429s with rate-limit headers
 and drops connections; the client must ride them out and lose nothing.
 Every step is checked; any discrepancy makes the verdict FAILED (exit 1).
 """
@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from .._bulk.results import BulkResult
 from .._client import LLMObsClient
-from ..models import UNSET, Dataset, DatasetRecord, Project
+from ..models import Dataset, DatasetRecord, Project
 from ..testing import Chaos, FakeLLMObsServer
+from . import demo_experiments
 from .output import CountBar, ProgressBar
-
-_SPANS_A_PUSH = 250
 
 
 def _new_record(n: int) -> dict[str, Any]:
@@ -62,7 +60,7 @@ class _Demo:
         await self.create_records(project, dataset)
         ids = await self.pull_and_verify(project, dataset)
         await self.update_records(project, dataset, ids)
-        await self.experiment(project, dataset, ids)
+        await demo_experiments.experiments(self, project, dataset)
 
     async def project(self) -> Project:
         """Get-or-create a project, through a 503."""
@@ -151,53 +149,6 @@ class _Demo:
         if len(pulled) == len(ids) and not stale:
             print(f"   checked all {len(ids):,}: every record holds its update")
 
-    async def experiment(self, project: Project, dataset: Dataset, ids: list[str]) -> None:
-        """Create an experiment on the dataset's version, push results, read back, complete."""
-        client = self.client
-        version = (await client.datasets.get(project.id, dataset.id)).current_version
-        self.check(version is not None, "the dataset has no current version")
-        exp = await client.experiments.create(
-            project.id,
-            dataset.id,
-            "demo-run",
-            dataset_version=UNSET if version is None else version,
-            config={"model": "adder"},
-        )
-        print(f"6. experiment {exp.name!r} {exp.id} on dataset version {version}")
-        self.check(exp.dataset_version == version, f"experiment on version {exp.dataset_version}")
-        spans = min(len(ids), 2000)
-        started = time.monotonic()
-        pushes = 0
-        for chunk in _chunks(range(spans), _SPANS_A_PUSH):
-            span_list, metrics = _results(project.id, dataset.id, ids, chunk)
-            if chunk.start == 0:  # one experiment-level (summary) metric, on no span
-                metrics.append(_metric("", "accuracy", score_value=1.0))
-            await client.experiments.events.create(exp.id, spans=span_list, metrics=metrics)
-            pushes += 1
-        print(
-            f"7. events: {spans:,} spans and {2 * spans + 1:,} metrics pushed in {pushes} "
-            f"requests ({time.monotonic() - started:.1f}s)"
-        )
-        read = summary = complete = 0
-        async for page in client.experiments.events.list(exp.id, page_size=500).pages():
-            summary += len(getattr(page, "summary_metrics", ()))
-            for span in page.items:
-                read += 1
-                labels = sorted(m.label or "" for m in span.eval_metrics)
-                complete += labels == ["correct", "score"]
-        print(f"   read back {read:,} spans, each with its metrics, and the summary metric")
-        self.check(read == spans and complete == spans, f"{spans - complete:,} spans lost")
-        self.check(summary >= 1, "the summary metric was lost")
-        done = await client.experiments.update(exp.id, status="completed")
-        listed = [e.id async for e in client.experiments.list(project_id=project.id)]
-        got = await client.experiments.get(exp.id)
-        print(
-            f"8. experiment marked {done.status} (the API answers an empty 200; read back), "
-            f"listed, and read by id: {got.status}"
-        )
-        self.check(done.status == "completed" == got.status, f"status is {got.status}")
-        self.check(listed.count(exp.id) == 1, "the experiment is not listed once")
-
     # --- helpers ---------------------------------------------------------------------
 
     def chaos(self, *, seed: int) -> None:
@@ -235,44 +186,6 @@ class _Demo:
         elapsed = time.monotonic() - started
         print(f"{what}: {len(pulled):,} records in {pages} pages ({elapsed:.1f}s)")
         return pulled
-
-
-def _chunks(numbers: range, size: int) -> Iterator[range]:
-    for start in range(numbers.start, numbers.stop, size):
-        yield range(start, min(start + size, numbers.stop))
-
-
-def _metric(span_id: str, label: str, **value: Any) -> dict[str, Any]:
-    kind = "score" if "score_value" in value else "boolean"
-    stamp = int(time.time() * 1000)  # the API refuses a timestamp more than 24 h away
-    return {"span_id": span_id, "label": label, "metric_type": kind, "timestamp_ms": stamp, **value}
-
-
-def _results(
-    project_id: str, dataset_id: str, ids: list[str], chunk: range
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A span per record (the run's answer) and two metrics per span."""
-    now = time.time_ns()
-    spans, metrics = [], []
-    for n in chunk:
-        span_id = f"span-{n}"
-        spans.append(
-            {
-                "span_id": span_id,
-                "trace_id": f"trace-{n}",
-                "name": "adder",
-                "project_id": project_id,
-                "dataset_id": dataset_id,
-                "start_ns": now,
-                "duration": 1_500_000,
-                "status": "ok",
-                "meta": {"input": {"question": f"What is {n} + {n}?"}, "output": str(2 * n)},
-                "tags": [f"dataset_record_id:{ids[n]}"],
-            }
-        )
-        metrics.append(_metric(span_id, "correct", boolean_value=True))
-        metrics.append(_metric(span_id, "score", score_value=1.0))
-    return spans, metrics
 
 
 async def run_demo(*, records: int = 20_000) -> int:

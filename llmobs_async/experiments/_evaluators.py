@@ -24,6 +24,7 @@ import attrs
 from ..models import JSONValue, MetricType
 
 __all__ = [
+    "Evaluator",
     "EvaluatorContext",
     "EvaluatorResult",
     "SummaryEvaluatorContext",
@@ -98,15 +99,43 @@ def is_async(function: Any) -> bool:
     )
 
 
-async def call(function: Callable[..., Any], executor: Executor, *args: Any) -> Any:
-    """Await ``function(*args)``, or run it in ``executor`` when it is a plain function."""
-    if is_async(function):
+async def call(
+    function: Callable[..., Any], executor: Executor, *args: Any, awaited: bool | None = None
+) -> Any:
+    """Await ``function(*args)``, or run it in ``executor`` when it is a plain function.
+
+    ``awaited`` says which it is when known (asking costs more than the call).
+    """
+    if is_async(function) if awaited is None else awaited:
         return await function(*args)
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(executor, functools.partial(function, *args))
     if inspect.isawaitable(result):  # a plain function that returned a coroutine
         return await result
     return result
+
+
+@attrs.frozen
+class Evaluator:
+    """An evaluator, looked at once: its label, what to call, and how."""
+
+    label: str
+    function: Callable[..., Any]
+    takes_context: bool
+    """An object's ``evaluate(context)``, rather than ``fn(input, output, expected)``."""
+    awaited: bool
+
+    @classmethod
+    def of(cls, evaluator: Any) -> Evaluator:
+        """Look at ``evaluator`` once."""
+        function = evaluator.evaluate if _is_object(evaluator) else evaluator
+        return cls(name_of(evaluator), function, function is not evaluator, is_async(function))
+
+    def args(self, context: EvaluatorContext) -> tuple[Any, ...]:
+        """The arguments of one row's call."""
+        if self.takes_context:
+            return (context,)
+        return (context.input_data, context.output_data, context.expected_output)
 
 
 def wants_metadata(task: Callable[..., Any]) -> bool:
@@ -123,13 +152,6 @@ def one_argument(function: Callable[..., Any]) -> bool:
         return len(inspect.signature(function).parameters) == 1
     except (TypeError, ValueError):
         return False
-
-
-def evaluator_call(evaluator: Any, context: EvaluatorContext) -> tuple[Any, tuple[Any, ...]]:
-    """The callable and arguments that run ``evaluator`` on one row."""
-    if _is_object(evaluator):
-        return evaluator.evaluate, (context,)
-    return evaluator, (context.input_data, context.output_data, context.expected_output)
 
 
 def summary_call(evaluator: Any, context: SummaryEvaluatorContext) -> tuple[Any, tuple[Any, ...]]:

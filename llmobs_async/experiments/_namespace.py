@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 import attrs
 
 from .. import _json
+from .._resources import Datasets, Records
 from .._resources import Experiments as _Experiments
 from ..errors import ValidationError
 from ..models import UNSET
@@ -23,14 +24,13 @@ from . import _evaluators as ev
 from ._compare import Comparison, compare_rows
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow, RowKey, read_rows
-from ._runner import Runner, Settings, Work
-
-if TYPE_CHECKING:
-    from .._resources import Datasets, Records
-    from .._transport import Transport
+from ._rowwork import Settings, Work
+from ._runner import Runner
 
 __all__ = ["Experiments"]
 
+RECORDS_PAGE: Final = 1000
+"""Records a page: asked for, because the API may otherwise send a whole dataset in one."""
 _OWN_TAGS = ("experiment_id:", "dataset_id:", "project_id:", "dataset_record_id:", "run_iteration:")
 
 
@@ -39,10 +39,18 @@ class Experiments(_Experiments):
 
     __slots__ = ("_datasets", "_records")
 
-    def __init__(self, transport: Transport, *, records: Records, datasets: Datasets) -> None:
+    def __init__(
+        self,
+        transport: Any,  # the resource's transport, passed through untouched
+        *,
+        records: Records | None = None,
+        datasets: Datasets | None = None,
+    ) -> None:
         super().__init__(transport)
-        self._records = records
-        self._datasets = datasets
+        # The client passes its own namespaces; a copy over another transport
+        # (with_raw_response) makes its own.
+        self._records = Records(transport) if records is None else records
+        self._datasets = Datasets(transport) if datasets is None else datasets
 
     async def run(
         self,
@@ -109,7 +117,9 @@ class Experiments(_Experiments):
             metadata={} if sample_size is None else {"sample_size": sample_size},
             run_count=runs,
         )
-        records = self._records.list(project_id, dataset_id, version=dataset_version)
+        records = self._records.list(
+            project_id, dataset_id, version=dataset_version, page_size=RECORDS_PAGE
+        )
         total = None if sample_size is None else sample_size * runs
         runner = Runner(self, experiment, settings, total=total, read_rows=self.rows)
         return await runner.run(_work(records, runs, sample_size, {}, ()))
@@ -157,7 +167,10 @@ class Experiments(_Experiments):
         sample = experiment.metadata.get("sample_size")
         sample_size = sample if isinstance(sample, int) and sample > 0 else None
         records = self._records.list(
-            experiment.project_id, experiment.dataset_id, version=experiment.dataset_version
+            experiment.project_id,
+            experiment.dataset_id,
+            version=experiment.dataset_version,
+            page_size=RECORDS_PAGE,
         )
         labels = [ev.name_of(e) for e in settings.evaluators]
         runner = Runner(self, experiment, settings, total=None, read_rows=self.rows)

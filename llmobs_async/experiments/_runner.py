@@ -13,34 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import backoff
 
-from .. import _json
 from .._bulk.results import FLUSH, BulkInterruptedError, BulkProgress, BulkResult
 from ..errors import LLMObsError
 from ..models import (
     Experiment,
-    ExperimentMetric,
-    ExperimentSpan,
     ExperimentStatus,
-    MetricSource,
-    MetricType,
 )
 from . import _evaluators as ev
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
+from ._rowwork import Rows, Settings, Work, row_ids
 
 if TYPE_CHECKING:
     from .._resources import Experiments
 
-__all__ = ["Runner", "Settings", "Work"]
+__all__ = ["Runner"]
 
 _END: Final = object()
 FLUSH_EVERY: Final = 2.0
@@ -49,45 +43,6 @@ STATUS_TIMEOUT: Final = 10.0
 """Seconds the final status update may take after a cancellation (it is shielded)."""
 PUSH_GRACE: Final = 3.0
 """Seconds an interrupted run waits for the rows already done to be pushed."""
-_PLAIN: Final = (str, int, float, bool, type(None))
-_random = random.Random()
-
-
-@attrs.frozen(kw_only=True)
-class Work:
-    """One row to do: a record and a run iteration; ``scored`` when only evaluators are missing."""
-
-    index: int
-    record_id: str
-    run_iteration: int
-    input: Any
-    expected_output: Any
-    metadata: Mapping[str, Any]
-    tags: Sequence[str] = ()
-    scored: ExperimentRow | None = None
-    """Resume: the row's task has run; only the evaluators it misses are run."""
-    skip: bool = False
-    """Resume: the row is complete; it only counts in the summary (with ``scored``)."""
-
-
-@attrs.frozen(kw_only=True)
-class Settings:
-    """What the caller chose for a run (checked by the namespace before anything is sent)."""
-
-    task: Callable[..., Any]
-    evaluators: Sequence[Any]
-    summary_evaluators: Sequence[Any]
-    config: Mapping[str, Any]
-    concurrency: int
-    max_task_retries: int
-    task_timeout: float | None
-    on_progress: Callable[[RunProgress], None] | None
-    tags: Sequence[str] = ()
-
-
-def _ids() -> tuple[str, str]:
-    # ddtrace's forms: a 64-bit span id in decimal, a 128-bit trace id in hex.
-    return str(_random.getrandbits(63) or 1), f"{_random.getrandbits(128):032x}"
 
 
 class Runner:
@@ -107,22 +62,14 @@ class Runner:
         self.experiment = experiment
         self.s = settings
         self.total = total
-        self.project_id = experiment.project_id or ""
-        self.dataset_id = experiment.dataset_id or ""
-        self.task_name = ev.name_of(settings.task)
-        self.task_metadata = ev.wants_metadata(settings.task)
-        self.labels = [ev.name_of(e) for e in settings.evaluators]
-        self.base_tags = [
-            f"experiment_id:{experiment.id}",
-            f"dataset_id:{self.dataset_id}",
-            f"project_id:{self.project_id}",
-            *settings.tags,
-        ]
+        # One thread per worker at most: a worker is in its task or its evaluators, never both.
         self.executor = ThreadPoolExecutor(
-            max_workers=min(settings.concurrency, 64), thread_name_prefix="llmobs-experiment"
+            max_workers=settings.concurrency, thread_name_prefix="llmobs-experiment"
         )
+        self.rows = Rows(experiment, settings, self.executor)
+        self.evaluators = self.rows.evaluators
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
-        self.done = self.task_errors = self.task_retries = 0
+        self.done = self.task_errors = 0
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
         self.kept: list[tuple[int, int, Any, Any, Any, Any, dict[str, Any]]] = []
@@ -158,6 +105,13 @@ class Runner:
                     summary, summary_errors = await self._summarize()
             ticker.cancel()
             pushed = await self._drain(pusher, grace=None)
+            self.push = BulkProgress(
+                submitted=pushed.submitted,
+                applied=pushed.applied,
+                failed=pushed.failed_count,
+                retries=pushed.retries,
+            )
+            self._progress()
         except BaseException as exc:
             ticker.cancel()
             if worker is not None:
@@ -215,9 +169,14 @@ class Runner:
             try:
                 # Shielded: a second cancellation must not cut the grace short.
                 await asyncio.wait_for(asyncio.shield(ending), grace)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 ending.cancel()
                 pusher.cancel()
+            except asyncio.CancelledError:
+                ending.cancel()
+                if grace is None:
+                    raise  # cancelled while the push ended: the caller's except path drains
+                pusher.cancel()  # cancelled again during the grace: stop now
         try:
             return await pusher
         except BaseException as exc:
@@ -274,10 +233,15 @@ class Runner:
             while (item := await queue.get()) is not None:
                 await self._row(item)
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(read())
-            for _ in range(self.s.concurrency):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read())
+                for _ in range(self.s.concurrency):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            # One worker's exception (on_progress raised, a bug) cancelled the others:
+            # raise it as itself, not wrapped in a group.
+            raise group_error.exceptions[0] from None
         return failure[0] if failure else None
 
     async def _row(self, work: Work) -> None:
@@ -286,21 +250,21 @@ class Runner:
             self._keep(work, scored.output, dict(scored.evaluations))
             return
         if scored is None:
-            span_id, trace_id = _ids()
+            span_id, trace_id = row_ids(self.experiment.id, work.record_id, work.run_iteration)
             start_ns, clock = time.time_ns(), time.perf_counter_ns()
-            output, error = await self._task(work)
+            output, error = await self.rows.task(work)
             duration = time.perf_counter_ns() - clock
             items: list[Any] = [
-                self._span(work, span_id, trace_id, start_ns, duration, output, error)
+                self.rows.span(work, span_id, trace_id, start_ns, duration, output, error)
             ]
-            evaluators = self.s.evaluators if error is None else ()
+            evaluators = self.evaluators if error is None else []
         else:
             span_id, trace_id, output, error = scored.span_id, scored.trace_id, scored.output, None
             items = []
             evaluators = [
                 e
-                for e, label in zip(self.s.evaluators, self.labels, strict=True)
-                if label not in scored.evaluations or label in scored.evaluation_errors
+                for e in self.evaluators
+                if e.label not in scored.evaluations or e.label in scored.evaluation_errors
             ]
         values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
         if evaluators:
@@ -312,8 +276,8 @@ class Runner:
                 span_id=span_id,
                 trace_id=trace_id,
             )
-            for label, result in await self._evaluate(evaluators, context):
-                metric, value = self._metric(span_id, trace_id, label, result)
+            for label, result in await self.rows.evaluate(evaluators, context):
+                metric, value = self.rows.metric(span_id, trace_id, label, result)
                 items.append(metric)
                 values[label] = value
         await self.out.put(items)
@@ -337,116 +301,13 @@ class Runner:
                 )
             )
 
-    async def _task(self, work: Work) -> tuple[Any, dict[str, str] | None]:
-        args: tuple[Any, ...] = (work.input, self.s.config)
-        if self.task_metadata:
-            args += (work.metadata,)
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(self.s.task_timeout):
-                    output = await ev.call(self.s.task, self.executor, *args)
-                if not isinstance(output, _PLAIN):
-                    _json.encode_json(output)  # an output the API cannot store is the task's error
-                return output, None
-            except Exception as exc:
-                if isinstance(exc, TimeoutError) and not str(exc):
-                    exc = TimeoutError(
-                        f"the task took longer than task_timeout={self.s.task_timeout} s"
-                    )
-                if attempt >= self.s.max_task_retries:
-                    return None, ev.describe_error(exc)
-                attempt += 1
-                self.task_retries += 1
-                await asyncio.sleep(backoff.full_jitter(min(8.0, 0.5 * 2 ** (attempt - 1))))
-
-    async def _evaluate(
-        self, evaluators: Sequence[Any], context: ev.EvaluatorContext
-    ) -> list[tuple[str, Any]]:
-        """Each evaluator's result or exception: async ones at once, plain ones in one thread."""
-        calls = [(ev.name_of(e), *ev.evaluator_call(e, context)) for e in evaluators]
-        plain = [(label, fn, args) for label, fn, args in calls if not ev.is_async(fn)]
-        awaited = [(label, fn, args) for label, fn, args in calls if ev.is_async(fn)]
-        results: dict[str, Any] = {}
-        if plain:
-            loop = asyncio.get_running_loop()
-            for label, value in await loop.run_in_executor(self.executor, _call_all, plain):
-                results[label] = value
-        if awaited:
-            answers = await asyncio.gather(
-                *(fn(*args) for _, fn, args in awaited), return_exceptions=True
-            )
-            for (label, _, _), value in zip(awaited, answers, strict=True):
-                if isinstance(value, BaseException) and not isinstance(value, Exception):
-                    raise value
-                results[label] = value
-        return [(label, results[label]) for label, _, _ in calls]
-
-    def _span(
-        self,
-        work: Work,
-        span_id: str,
-        trace_id: str,
-        start_ns: int,
-        duration: int,
-        output: Any,
-        error: dict[str, str] | None,
-    ) -> ExperimentSpan:
-        meta: dict[str, Any] = {
-            "span.kind": "experiment",
-            "input": work.input,
-            "output": output,
-            "expected_output": work.expected_output,
-            "metadata": dict(work.metadata),
-        }
-        if error is not None:
-            meta["error"] = error
-        return ExperimentSpan(
-            span_id=span_id,
-            trace_id=trace_id,
-            name=self.task_name,
-            project_id=self.project_id,
-            dataset_id=self.dataset_id,
-            start_ns=start_ns,
-            duration=max(duration, 1),  # the API requires a non-zero duration
-            status="error" if error else "ok",
-            tags=(
-                *self.base_tags,
-                f"dataset_record_id:{work.record_id}",
-                f"run_iteration:{work.run_iteration}",
-                *work.tags,
-            ),
-            meta=meta,
-        )
-
-    def _metric(
-        self, span_id: str, trace_id: str, label: str, result: Any
-    ) -> tuple[ExperimentMetric, Any]:
-        base: dict[str, Any] = {
-            "span_id": span_id,
-            "trace_id": trace_id,
-            "label": label,
-            "timestamp_ms": time.time_ns() // 1_000_000,
-            "metric_source": MetricSource.SUMMARY if not span_id else MetricSource.CUSTOM,
-            "experiment_id": self.experiment.id,
-        }
-        if not isinstance(result, BaseException):
-            try:
-                fields = ev.metric_value(result)
-                return ExperimentMetric(**base, **fields), _value(fields)
-            except (TypeError, ValueError, LLMObsError) as exc:
-                result = exc
-        return ExperimentMetric(
-            **base, metric_type=MetricType.CATEGORICAL, error=ev.describe_error(result)
-        ), None
-
     # --- summary, push, progress -----------------------------------------------------
 
     async def _summarize(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if not self.s.summary_evaluators:
             return {}, {}
         self.kept.sort(key=lambda kept: (kept[0], kept[1]))
-        by_label: dict[str, list[Any]] = {label: [] for label in self.labels}
+        by_label: dict[str, list[Any]] = {e.label: [] for e in self.evaluators}
         for *_, values in self.kept:
             for label in by_label:
                 by_label[label].append(values.get(label))
@@ -467,7 +328,7 @@ class Runner:
                 result: Any = await ev.call(fn, self.executor, *args)
             except Exception as exc:
                 result = exc
-            metric, value = self._metric("", "", label, result)
+            metric, value = self.rows.metric("", "", label, result)
             items.append(metric)
             summary[label] = value
             if metric.error:
@@ -489,8 +350,9 @@ class Runner:
             await self.out.put(FLUSH)
 
     def _pushed(self, progress: BulkProgress) -> None:
+        # Only noted: the caller's on_progress runs in the workers, where an
+        # exception it raises stops the run (inside the push it would stop the push).
         self.push = progress
-        self._progress()
 
     def _progress(self) -> None:
         if self.s.on_progress is not None:
@@ -502,7 +364,7 @@ class Runner:
                     task_errors=self.task_errors,
                     pushed=self.push.applied,
                     push_failed=self.push.failed,
-                    retries=self.task_retries + self.push.retries,
+                    retries=self.rows.task_retries + self.push.retries,
                 )
             )
 
@@ -512,23 +374,3 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-def _value(fields: Mapping[str, Any]) -> Any:
-    for key in ("score_value", "boolean_value", "categorical_value", "json_value"):
-        if key in fields:
-            return fields[key]
-    return None
-
-
-def _call_all(
-    calls: list[tuple[str, Callable[..., Any], tuple[Any, ...]]],
-) -> list[tuple[str, Any]]:
-    """Run plain evaluators one after another in one worker thread; an exception is a result."""
-    out: list[tuple[str, Any]] = []
-    for label, fn, args in calls:
-        try:
-            out.append((label, fn(*args)))
-        except Exception as exc:  # an evaluator's failure is its metric's error
-            out.append((label, exc))
-    return out
