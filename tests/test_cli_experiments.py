@@ -12,10 +12,13 @@ import io
 import os
 import sys
 import textwrap
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from llmobs_async._cli import main
 from llmobs_async._cli.output import RunBar
 from llmobs_async.experiments import RunProgress
 from llmobs_async.testing import FakeLLMObsServer
@@ -100,9 +103,36 @@ def _run_args(seeded: Seeded, *rest: str) -> tuple[str, ...]:
     )
 
 
+_TEST_MODULES = ("evals", "broken", "badsyntax", "importsmissing")
+
+
 async def _refused(fake: FakeLLMObsServer, seeded: Seeded, env: dict[str, str], *rest: str) -> Run:
-    """Run ``experiments run`` with ``rest``; it must be a usage error that sent nothing."""
-    run = await _cli(fake, *_run_args(seeded, *rest), env=env)
+    """Run ``experiments run`` with ``rest``; it must be a usage error that sent nothing.
+
+    Run in this process (in a thread, the fake answering on this loop): a usage
+    error never gets as far as Ctrl-C handling, and an interpreter started for
+    each of these cases would cost the suite seconds.
+    """
+    argv = [*_run_args(seeded, *rest), "--base-url", fake.base_url]
+    out, err = io.StringIO(), io.StringIO()
+
+    def call() -> int:
+        try:
+            return main(argv)
+        except SystemExit as exc:  # argparse's refusals
+            return int(exc.code or 0)
+
+    saved = list(sys.path)
+    sys.path.insert(0, env["PYTHONPATH"])
+    keys = {"DD_API_KEY": fake.api_key, "DD_APP_KEY": fake.app_key}
+    try:
+        with mock.patch.dict(os.environ, keys), redirect_stdout(out), redirect_stderr(err):
+            code = await asyncio.to_thread(call)
+    finally:
+        sys.path[:] = saved
+        for name in _TEST_MODULES:
+            sys.modules.pop(name, None)
+    run = Run(code, out.getvalue(), err.getvalue())
     assert run.code == 2, run
     assert "Traceback" not in run.err
     assert fake.requests == []

@@ -21,7 +21,7 @@ from llmobs_async.testing import FakeLLMObsServer, RecordedRequest
 
 from .conftest import Seeded
 from .test_cli import _cli
-from .test_cli_experiments import _refused, _run_args, write_evals
+from .test_cli_experiments import _run_args, write_evals
 
 
 @pytest.fixture
@@ -158,17 +158,11 @@ async def test_run_config_from_a_file(
 async def test_two_evaluators_with_one_name_are_refused_naming_the_option(
     fake: FakeLLMObsServer, seeded: Seeded, evals: dict[str, str]
 ) -> None:
-    run = await _refused(
-        fake,
-        seeded,
-        evals,
-        "--task",
-        "evals:answer",
-        "--evaluator",
-        "evals:exact",
-        "--evaluator",
-        "evals:exact",
-    )
+    # The runner's own check (in a subprocess: it runs where Ctrl-C is handled).
+    twice = ("--evaluator", "evals:exact", "--evaluator", "evals:exact")
+    run = await _cli(fake, *_run_args(seeded, "--task", "evals:answer", *twice), env=evals)
+    assert run.code == 2, run
+    assert fake.requests == []
     assert (
         "llmobs-async: error: --evaluator evals:exact: two evaluators are named 'exact'"
     ) in run.err

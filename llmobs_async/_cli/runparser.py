@@ -103,7 +103,7 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
         parents=[api],
         help="create an experiment and run a task and evaluators over a dataset",
         description="Create an experiment, run the task over every record of the dataset "
-        "(RUNS times each), score each output with the evaluators, push every span and "
+        "(--runs times each), score each output with the evaluators, push every span and "
         "metric, and print a summary. A task that fails after its retries is a row with an "
         "error, not a failed run. Ctrl-C marks the experiment interrupted and prints the "
         "'experiments resume' command that finishes it.",
@@ -122,7 +122,12 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="the task's config: a JSON object or @FILE; stored with the experiment",
     )
-    data.add_argument("--dataset-version", type=_count(0), metavar="V", help="(current)")
+    data.add_argument(
+        "--dataset-version",
+        type=_count(0),
+        metavar="V",
+        help="this version of the dataset (current)",
+    )
     data.add_argument("--runs", type=_count(1), metavar="N", help="times each record is run (1)")
     data.add_argument(
         "--sample-size", type=_count(1), metavar="N", help="only the first N records (all)"
