@@ -141,6 +141,9 @@ async def _drive(
                 await asyncio.wait([job])
         finally:
             bar.close()
+            if not job.done():  # never leave the run going behind an error of our own
+                job.cancel()
+                await asyncio.wait([job])
         if job.cancelled():
             account = stopped[0] if stopped else None
             if account is None:
