@@ -1,7 +1,7 @@
 """What the benchmarks share: server and worker processes, core pinning, the checkout's state.
 
 Every benchmark is a folder (``cpu/``, ``ratelimit/``, ``pager/``, ``chaos/``,
-``csv_import/``, ``update_paths/``) whose ``run.py`` is the command; each script
+``csv_import/``, ``update_paths/``, ``experiments/``) whose ``run.py`` is the command; each script
 that runs as a process puts ``benchmarks/`` on ``sys.path`` first, so modules are
 imported by folder (``from cpu.scenarios import make_record``) or from here.
 

@@ -376,6 +376,10 @@ class ExperimentMetric:
     trace_id: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
     """The trace of the span; ``""`` for a summary metric."""
     experiment_id: str | Unset = attrs.field(default=UNSET, validator=_optional_name)
+    status: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    """The evaluator's outcome as ddtrace 4 sends it: ``"OK"`` or ``"ERROR"``."""
+    eval_source_type: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
+    """Who computed the metric (ddtrace sends ``"managed"`` for a Datadog-run evaluator)."""
     score_value: float | Unset = attrs.field(default=UNSET, validator=_optional_float)
     categorical_value: str | Unset = attrs.field(default=UNSET, validator=_optional_str)
     boolean_value: bool | Unset = attrs.field(default=UNSET, validator=_optional_bool)
@@ -409,7 +413,9 @@ class ExperimentSpan:
     """One span (a task run on a record) pushed with ``experiments.events.create``.
 
     ``start_ns`` is epoch nanoseconds and ``duration`` nanoseconds; ``meta``
-    holds ``input``, ``output``, ``expected_output`` and ``error``.
+    holds ``input``, ``output``, ``expected_output`` and ``error``. The tag
+    ``dataset_record_id:<id>`` links the span to its record: the events list
+    answers it as the span's ``dataset_record_id``.
     """
 
     span_id: str = attrs.field(validator=_name)
@@ -418,7 +424,8 @@ class ExperimentSpan:
     project_id: str = attrs.field(validator=_name)
     dataset_id: str = attrs.field(validator=_name)
     start_ns: int = attrs.field(validator=_int(0))
-    duration: int = attrs.field(validator=_int(0))
+    duration: int = attrs.field(validator=_int(1))
+    """Nanoseconds, at least 1: the API refuses a span whose duration is 0."""
     status: SpanStatus = attrs.field(converter=_to_span_status)
     tags: Sequence[str] | Unset = attrs.field(default=UNSET, converter=_to_tuple, validator=_tags)
     meta: Mapping[str, JSONValue] | Unset = attrs.field(default=UNSET, validator=_optional_mapping)
@@ -612,6 +619,8 @@ class EvalMetric:
     metric_source: str | None = None
     """``"custom"`` for a metric on a span, ``"summary"`` for one on the whole experiment."""
     eval_source_type: str | None = None
+    status: str | None = None
+    """The evaluator's outcome (``"OK"``, ``"ERROR"``) where the push said it."""
     timestamp_ms: int | None = None
     score_value: float | None = None
     categorical_value: str | None = None

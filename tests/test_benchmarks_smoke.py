@@ -57,3 +57,22 @@ def test_pager_benchmark_smoke_pulls_every_record_with_each_client() -> None:
     assert all("all 2,000 ids, each once" in row for row in rows[:4]), output
     assert "all 200 ids, each once" in rows[4], output
     assert "DatasetRecord objects, created_at as datetime" in rows[2], output
+
+
+def test_experiments_benchmark_smoke_loses_nothing_under_faults() -> None:
+    """``benchmarks/experiments/run.py --smoke``: hand-rolled and runner rows, nothing lost.
+
+    300 records with 20% 503s, 10% 429s and 10% dropped connections on the events push;
+    the server's check finds one span per record and one metric per evaluator, once each.
+    """
+    completed, output = _smoke("experiments/run.py", timeout=120)
+    assert completed.returncode == 0, output
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in completed.stdout.splitlines()
+        if line.startswith(("| handrolled |", "| runner |"))
+    }
+    assert set(rows) == {"handrolled", "runner"}, output
+    for row in rows.values():
+        assert "| 300 |" in row and "| 0 / 0 | 0 / 0 |" in row, output
+    assert "ok   runner: 0 spans or metrics lost or duplicated" in completed.stdout, output

@@ -108,6 +108,23 @@ async def test_forever_fault_and_chaos_last_until_clear_faults(env: Env) -> None
     assert (await env.rename())[0] == 200
 
 
+async def test_chaos_match_faults_only_its_route_and_others_draw_nothing(env: Env) -> None:
+    experiment = jsonapi("experiments", VALID["experiments"])
+
+    def only_experiments() -> Chaos:
+        return Chaos(error_rate=0.5, seed=3, match=lambda r: "/experiments/" in r.path)
+
+    env.fake.chaos = only_experiments()
+    alone = [(await env.patch("experiments", experiment))[0] for _ in range(8)]
+    env.fake.chaos = only_experiments()
+    mixed = []
+    for _ in range(8):
+        assert (await env.rename())[0] == 200  # another route: never faulted
+        mixed.append((await env.patch("experiments", experiment))[0])
+    assert mixed == alone  # the same seed, the same faults: renames drew nothing
+    assert set(alone) == {200, 503}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [

@@ -128,6 +128,16 @@ BAD = {
     "span-trace": ({"spans": [span("s"), span("t", trace_id="")]}, f"{A}/spans/1/trace_id"),
     "span-start": ({"spans": [span("s", start_ns=1.5)]}, f"{A}/spans/0/start_ns"),
     "unknown": ({"metrics": [], "extra": 1}, f"{A}/extra"),
+    "span-duration-0": ({"spans": [span("s", duration=0)]}, f"{A}/spans/0/duration"),
+    "custom-metric-no-span": (
+        {"metrics": [metric("", metric_source="custom")]},
+        f"{A}/metrics/0/span_id",
+    ),
+    "metric-source": (
+        {"metrics": [metric("s", metric_source="x")]},
+        f"{A}/metrics/0/metric_source",
+    ),
+    "metric-status": ({"metrics": [metric("s", status=1)]}, f"{A}/metrics/0/status"),
 }
 
 
@@ -155,3 +165,78 @@ async def test_events_page_over_spans_and_unknown_experiments_are_404(api: Api, 
     assert pages == [(["s6", "s5", "s4"], 1), (["s3", "s2", "s1"], 0), (["s0"], 0)]
     assert (await api.get(f"{V3}/experiments/nope/events")).status == 404
     assert (await push(api, "nope", metrics=[metric("s")])).status == 404
+
+
+async def test_a_runner_s_push_reads_back_in_the_live_shapes(api: Api, eid: str) -> None:
+    tags = [f"experiment_id:{eid}", "dataset_record_id:rec-3", "run_iteration:2"]
+    failed = {"message": "boom", "type": "ValueError", "stack": "Traceback ..."}
+    await push(
+        api,
+        eid,
+        spans=[span("11", tags=tags, meta={"span.kind": "experiment", "input": 1}), span("12")],
+        metrics=[
+            metric("11", metric_source="custom", trace_id="t-11", status="OK", error=None),
+            metric("11", "judge", metric_source="custom", score_value=None, error=failed),
+            metric(
+                "",
+                "mean",
+                metric_source="summary",
+                trace_id="",
+                metric_type="json",
+                score_value=None,
+                json_value=[1, 2],
+            ),
+        ],
+    )
+    body = await api.ok("GET", f"{V3}/experiments/{eid}/events")
+    twelve, eleven = body["data"]["attributes"]["spans"]
+    assert eleven["dataset_record_id"] == "rec-3" and eleven["tags"] == tags
+    assert "dataset_record_id" not in twelve  # no tag, no record: null fields are left out
+    acc, judge = eleven["eval_metrics"]
+    assert (acc["metric_source"], acc["status"], acc["trace_id"]) == ("custom", "OK", "t-11")
+    assert "error" not in acc and judge["error"] == failed
+    [mean] = body["data"]["attributes"]["summary_metrics"]
+    assert (mean["metric_source"], mean["json_value"], mean["span_id"]) == ("summary", [1, 2], "")
+
+
+async def test_every_push_is_counted_so_duplicates_show(api: Api, eid: str) -> None:
+    batch = {"spans": [span("s1"), span("s2")], "metrics": [metric("s1"), metric("s2")]}
+    await push(api, eid, **batch)
+    events = api.fake.events(eid)
+    assert (events.duplicate_spans(), events.duplicate_metrics()) == ({}, {})
+    await push(api, eid, spans=[span("s2")], metrics=[metric("s2"), metric("", "avg")])
+    assert events.duplicate_spans() == {"s2": 2} and len(events.spans) == 2
+    assert list(events.duplicate_metrics()) == [("s2", "acc", "custom")]
+    assert len(events.metrics) == 4 and [m["label"] for m in events.metrics_of("")] == ["avg"]
+    assert [m["id"] for m in events.metrics_of("s2")] == [
+        m["id"] for m in events.duplicate_metrics()[("s2", "acc", "custom")]
+    ]
+
+
+async def test_a_row_run_twice_under_new_span_ids_shows_as_a_duplicate_row(
+    api: Api, eid: str
+) -> None:
+    def run(span_id: str, record: str, iteration: int) -> dict[str, Any]:
+        tags = [f"dataset_record_id:{record}", f"run_iteration:{iteration}"]
+        return span(span_id, tags=tags)
+
+    await push(api, eid, spans=[run("1", "r1", 1), run("2", "r1", 2), run("3", "r2", 1)])
+    await push(api, eid, spans=[run("4", "r1", 2), span("5")])  # r1 #2 again; 5: no record
+    events = api.fake.events(eid)
+    assert events.duplicate_spans() == {}  # every span id is new...
+    assert events.duplicate_rows() == {("r1", 2): ["2", "4"]}  # ...but one row ran twice
+    assert sorted(events.spans_by_row()) == [("r1", 1), ("r1", 2), ("r2", 1)]
+
+
+async def test_the_events_list_can_lag_the_pushes_as_the_live_index_does(
+    api: Api, eid: str
+) -> None:
+    async def listed() -> list[str]:
+        body = await api.ok("GET", f"{V3}/experiments/{eid}/events")
+        return [s["span_id"] for s in body["data"]["attributes"]["spans"]]
+
+    await push(api, eid, spans=[span("s1")])
+    api.fake.lag_event_lists(2)
+    await push(api, eid, spans=[span("s2")], metrics=[metric("s1")])
+    assert await listed() == ["s1"] and await listed() == ["s1"]  # two stale reads
+    assert await listed() == ["s2", "s1"] and len(api.fake.events(eid).spans) == 2

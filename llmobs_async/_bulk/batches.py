@@ -158,11 +158,17 @@ def error_key(error: LLMObsError) -> Hashable:
     return (type(error).__name__, str(error))
 
 
-async def each(records: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    """The items of a plain or an async iterable, as an async iterator."""
+def each(records: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """The items of a plain or an async iterable, as an async iterator.
+
+    An async iterable is iterated as it is: a generator around it would cost
+    a resumption per item (a bulk job's source may yield millions).
+    """
     if isinstance(records, AsyncIterable):
-        async for item in records:
-            yield item
-    else:
-        for item in records:
-            yield item
+        return aiter(records)
+    return _each(records)
+
+
+async def _each(records: Iterable[T]) -> AsyncIterator[T]:
+    for item in records:
+        yield item

@@ -11,7 +11,7 @@ label, so a re-send is safe where it matters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 
@@ -24,19 +24,44 @@ from .batches import marked, pointed_marked, walk_marked
 if TYPE_CHECKING:
     from .._routes import Compiled
 
-__all__ = ["EventsOperation", "event_id"]
+__all__ = ["EncodedEvent", "EventsOperation", "event_id"]
 
 _SPAN: Final = ord("S")
 _ARRAYS: Final = {"spans": _SPAN, "metrics": ord("M")}
 
 
+class EncodedEvent(NamedTuple):
+    """A span or metric its maker checked and encoded itself: sent as it is.
+
+    The experiment runner makes its spans and metrics from fields it built
+    (ids, times, tags) and values it checked (the task's output, each
+    evaluator's result), so going through the request models again would
+    only check them twice; this is what it streams into ``create_many``.
+    """
+
+    metric: bool
+    """A metric, or a span."""
+    id: str
+    """Its id in reports: the span id, or ``span_id/label``."""
+    json: bytes
+    """Its JSON, as the API takes it."""
+
+    def document(self) -> Any:
+        """The span or metric as a dict."""
+        return loads(self.json)
+
+
 def _encode(item: Any) -> bytes:
+    if type(item) is EncodedEvent:
+        return marked(b"M" if item.metric else b"S", item.json)
     metric, encoded = _wire_events.encode_item(item)
     return marked(b"M" if metric else b"S", encoded)
 
 
 def event_id(item: Any) -> str | None:
     """A span's ``span_id``, or a metric's ``span_id/label`` (``/label`` for a summary)."""
+    if type(item) is EncodedEvent:
+        return item.id
     if isinstance(item, ExperimentSpan):
         return item.span_id
     if isinstance(item, ExperimentMetric):

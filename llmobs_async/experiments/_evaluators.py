@@ -10,18 +10,17 @@ ones run in the run's bounded thread pool, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import math
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from typing import Any, Final
 
 import attrs
 
 from ..models import JSONValue, MetricType
+from ._threads import ThreadPool
 
 __all__ = [
     "Evaluator",
@@ -100,16 +99,15 @@ def is_async(function: Any) -> bool:
 
 
 async def call(
-    function: Callable[..., Any], executor: Executor, *args: Any, awaited: bool | None = None
+    function: Callable[..., Any], threads: ThreadPool, *args: Any, awaited: bool | None = None
 ) -> Any:
-    """Await ``function(*args)``, or run it in ``executor`` when it is a plain function.
+    """Await ``function(*args)``, or run it in one of ``threads`` when it is a plain function.
 
     ``awaited`` says which it is when known (asking costs more than the call).
     """
     if is_async(function) if awaited is None else awaited:
         return await function(*args)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(executor, functools.partial(function, *args))
+    result = await threads.run(function, *args)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine
         return await result
     return result
@@ -218,8 +216,7 @@ def metric_value(result: Any) -> dict[str, Any]:
             f"got {type(value).__name__}"
         )
     fields["metric_type"] = kind
-    if value is not None:
-        fields[_VALUE_FIELD[kind]] = value
+    fields[_VALUE_FIELD[kind]] = value  # None too: ddtrace sends "categorical_value": null
     return fields
 
 

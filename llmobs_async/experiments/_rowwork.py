@@ -15,25 +15,26 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from typing import Any, Final
 
 import attrs
 import backoff
 
 from .. import _json
-from ..errors import LLMObsError
-from ..models import Experiment, ExperimentMetric, ExperimentSpan, MetricSource, MetricType
+from .._bulk.events import EncodedEvent
+from ..errors import LLMObsError, ValidationError
+from ..models import Experiment, ExperimentMetric
 from . import _evaluators as ev
 from ._results import RunProgress
 from ._rows import ExperimentRow
+from ._threads import ThreadPool
 
 __all__ = ["Rows", "Settings", "Work", "row_ids"]
 
 _PLAIN: Final = (str, int, float, bool, type(None))
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Work:
     """One row to do: a record and a run iteration; ``scored`` when only evaluators are missing."""
 
@@ -84,10 +85,10 @@ def row_ids(experiment_id: str, record_id: str, run_iteration: int) -> tuple[str
 class Rows:
     """What one run does to each row; shared by its workers."""
 
-    def __init__(self, experiment: Experiment, settings: Settings, executor: Executor) -> None:
+    def __init__(self, experiment: Experiment, settings: Settings, threads: ThreadPool) -> None:
         self.experiment = experiment
         self.s = settings
-        self.executor = executor
+        self.threads = threads
         self.project_id = experiment.project_id or ""
         self.dataset_id = experiment.dataset_id or ""
         self.task_name = ev.name_of(settings.task)
@@ -109,13 +110,16 @@ class Rows:
         attempt = 0
         while True:
             try:
-                async with asyncio.timeout(self.s.task_timeout):
+                if self.s.task_timeout is None:
                     output = await ev.call(
-                        self.s.task, self.executor, *args, awaited=self.task_awaited
+                        self.s.task, self.threads, *args, awaited=self.task_awaited
                     )
-                if not isinstance(output, _PLAIN):
-                    _json.encode_json(output)  # an output the API cannot store is the task's error
-                return output, None
+                else:
+                    async with asyncio.timeout(self.s.task_timeout):
+                        output = await ev.call(
+                            self.s.task, self.threads, *args, awaited=self.task_awaited
+                        )
+                break
             except Exception as exc:
                 if isinstance(exc, TimeoutError) and not str(exc):
                     exc = TimeoutError(
@@ -126,21 +130,44 @@ class Rows:
                 attempt += 1
                 self.task_retries += 1
                 await asyncio.sleep(backoff.full_jitter(min(8.0, 0.5 * 2 ** (attempt - 1))))
+        if not isinstance(output, _PLAIN):
+            # An output the API cannot store is the task's error; running the task
+            # again would give the same output, so it is not retried.
+            try:
+                _json.encode_json(output)
+            except ValidationError as exc:
+                return None, ev.describe_error(exc.prefixed("output"))
+        return output, None
 
     async def evaluate(
-        self, evaluators: Sequence[ev.Evaluator], context: ev.EvaluatorContext
+        self, evaluators: Sequence[ev.Evaluator], work: Work, output: Any, ids: tuple[str, str]
     ) -> list[tuple[str, Any]]:
         """Each evaluator's result or exception: async ones at once, plain ones in one thread."""
+        context = None
+        if any(e.takes_context for e in evaluators):  # an object's evaluate(context)
+            context = ev.EvaluatorContext(
+                input_data=work.input,
+                output_data=output,
+                expected_output=work.expected_output,
+                metadata={**work.metadata, "experiment_config": dict(self.s.config)},
+                span_id=ids[0],
+                trace_id=ids[1],
+            )
+        args = (work.input, output, work.expected_output)
         results: dict[str, Any] = {}
-        plain = [(e.label, e.function, e.args(context)) for e in evaluators if not e.awaited]
+        plain = [
+            (e.label, e.function, (context,) if e.takes_context else args)
+            for e in evaluators
+            if not e.awaited
+        ]
         if plain:
-            loop = asyncio.get_running_loop()
-            for label, value in await loop.run_in_executor(self.executor, _call_all, plain):
+            for label, value in await self.threads.run(_call_all, plain):
                 results[label] = value
         awaited = [e for e in evaluators if e.awaited]
         if awaited:
             answers = await asyncio.gather(
-                *(e.function(*e.args(context)) for e in awaited), return_exceptions=True
+                *(e.function(*((context,) if e.takes_context else args)) for e in awaited),
+                return_exceptions=True,
             )
             for evaluator, value in zip(awaited, answers, strict=True):
                 if isinstance(value, BaseException) and not isinstance(value, Exception):
@@ -157,7 +184,8 @@ class Rows:
         duration: int,
         output: Any,
         error: dict[str, str] | None,
-    ) -> ExperimentSpan:
+    ) -> EncodedEvent:
+        """The row's span, checked and encoded (only the task's data needs checking)."""
         meta: dict[str, Any] = {
             "span.kind": "experiment",
             "input": work.input,
@@ -167,44 +195,55 @@ class Rows:
         }
         if error is not None:
             meta["error"] = error
-        return ExperimentSpan(
-            span_id=span_id,
-            trace_id=trace_id,
-            name=self.task_name,
-            project_id=self.project_id,
-            dataset_id=self.dataset_id,
-            start_ns=start_ns,
-            duration=max(duration, 1),  # the API requires a non-zero duration
-            status="error" if error else "ok",
-            tags=(
+        span = {
+            "span_id": span_id,
+            "trace_id": trace_id,
+            "name": self.task_name,
+            "project_id": self.project_id,
+            "dataset_id": self.dataset_id,
+            "start_ns": start_ns,
+            "duration": max(duration, 1),  # the API requires a non-zero duration
+            "status": "error" if error else "ok",
+            "tags": [
                 *self.base_tags,
                 f"dataset_record_id:{work.record_id}",
                 f"run_iteration:{work.run_iteration}",
                 *work.tags,
-            ),
-            meta=meta,
-        )
+            ],
+            "meta": meta,
+        }
+        return EncodedEvent(False, span_id, _json.encode_json(span))
 
     def metric(
         self, span_id: str, trace_id: str, label: str, result: Any
-    ) -> tuple[ExperimentMetric, Any]:
-        base: dict[str, Any] = {
+    ) -> tuple[EncodedEvent, Any, dict[str, str] | None]:
+        """The metric of one evaluator's result: encoded, its value, and its error if it has one.
+
+        A result no metric can hold (NaN, an object, an ``EvaluatorResult``
+        with a bad field) is the evaluator's error, like an exception.
+        """
+        metric: dict[str, Any] = {
             "span_id": span_id,
             "trace_id": trace_id,
             "label": label,
             "timestamp_ms": time.time_ns() // 1_000_000,
-            "metric_source": MetricSource.SUMMARY if not span_id else MetricSource.CUSTOM,
+            "metric_source": "custom" if span_id else "summary",
             "experiment_id": self.experiment.id,
         }
+        event_id = f"{span_id}/{label}"
         if not isinstance(result, BaseException):
             try:
                 fields = ev.metric_value(result)
-                return ExperimentMetric(**base, **fields), _value(fields)
+                if isinstance(result, ev.EvaluatorResult):
+                    ExperimentMetric(**metric, **fields)  # checks reasoning, assessment, tags...
+                fields["metric_type"] = fields["metric_type"].value
+                encoded = _json.encode_json({**metric, **fields})
+                return EncodedEvent(True, event_id, encoded), _value(fields), None
             except (TypeError, ValueError, LLMObsError) as exc:
                 result = exc
-        return ExperimentMetric(
-            **base, metric_type=MetricType.CATEGORICAL, error=ev.describe_error(result)
-        ), None
+        error = ev.describe_error(result)
+        metric.update(metric_type="categorical", error=error)
+        return EncodedEvent(True, event_id, _json.encode_json(metric)), None, error
 
 
 def _value(fields: Mapping[str, Any]) -> Any:

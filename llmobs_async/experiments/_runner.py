@@ -15,28 +15,30 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .._bulk.results import FLUSH, BulkInterruptedError, BulkProgress, BulkResult
+from .._bulk.results import BulkInterruptedError, BulkProgress, BulkResult
 from ..errors import LLMObsError
 from ..models import (
     Experiment,
     ExperimentStatus,
 )
 from . import _evaluators as ev
+from ._outbox import Outbox
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
 from ._rowwork import Rows, Settings, Work, row_ids
+from ._threads import ThreadPool
 
 if TYPE_CHECKING:
     from .._resources import Experiments
 
 __all__ = ["Runner"]
 
-_END: Final = object()
+PUSH_BATCH: Final = 1000
+"""Spans and metrics a push carries at most (and fewer when its JSON would pass 4 MB)."""
 FLUSH_EVERY: Final = 2.0
 """Seconds between pushes of a partial batch, so results of slow tasks show up as they come."""
 STATUS_TIMEOUT: Final = 10.0
@@ -63,12 +65,13 @@ class Runner:
         self.s = settings
         self.total = total
         # One thread per worker at most: a worker is in its task or its evaluators, never both.
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="llmobs-experiment"
-        )
-        self.rows = Rows(experiment, settings, self.executor)
+        self.threads = ThreadPool(settings.concurrency)
+        self.rows = Rows(experiment, settings, self.threads)
         self.evaluators = self.rows.evaluators
-        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=4 * settings.concurrency)
+        # Room for a few batches: workers wait only when the push falls that far behind.
+        self.out = Outbox(
+            capacity=max(PUSH_BATCH * 4, 8 * settings.concurrency), wake_at=PUSH_BATCH // 2
+        )
         self.done = self.task_errors = 0
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
@@ -85,7 +88,7 @@ class Runner:
         """
         pusher = asyncio.create_task(
             self.experiments.events.create_many(
-                self.experiment.id, self._items(), batch_size=1000, on_progress=self._pushed
+                self.experiment.id, self.out.read(), batch_size=PUSH_BATCH, on_progress=self._pushed
             )
         )
         ticker = asyncio.create_task(self._tick())
@@ -120,13 +123,17 @@ class Runner:
             interrupted = not isinstance(exc, Exception)  # cancelled, Ctrl-C
             status = ExperimentStatus.INTERRUPTED if interrupted else ExperimentStatus.FAILED
             run = self._result(status, pushed, summary, summary_errors, exc)
-            run = attrs.evolve(run, experiment=await self._final(run, exc))
+            try:
+                run = attrs.evolve(run, experiment=await self._final(run, exc))
+            except asyncio.CancelledError:
+                run.attach_to(exc)
+                raise exc from None
             if isinstance(exc, LLMObsError):
                 return run  # the API refused the run: the account says why
             run.attach_to(exc)
             raise
         finally:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.threads.shutdown()
         if error is None and pushed.stopped is not None:
             error = pushed.stopped
         if error is None and pushed.failed:
@@ -136,7 +143,11 @@ class Runner:
             )
         status = ExperimentStatus.COMPLETED if error is None else ExperimentStatus.FAILED
         run = self._result(status, pushed, summary, summary_errors, error)
-        return attrs.evolve(run, experiment=await self._final(run, error))
+        try:
+            return attrs.evolve(run, experiment=await self._final(run, error))
+        except asyncio.CancelledError as cancel:  # the run ended, then was cancelled
+            run.attach_to(cancel)
+            raise
 
     def _result(
         self,
@@ -161,7 +172,7 @@ class Runner:
         """End the push and return its account; after an interruption, wait ``grace`` at most."""
 
         async def finish() -> None:
-            await self.out.put(_END)
+            self.out.close()
             await asyncio.wait({pusher})
 
         if not pusher.done():
@@ -200,42 +211,59 @@ class Runner:
         await self.experiments.update(self.experiment.id, read_back=False, **fields)
 
     async def _final(self, run: ExperimentRun, error: BaseException | None) -> Experiment:
-        """Set the final status with a short, shielded request; the experiment as it ends."""
+        """Set the final status with a short, shielded request; the experiment as it ends.
+
+        A cancellation that arrives meanwhile (a second Ctrl-C) does not stop
+        the request: it is waited out (``STATUS_TIMEOUT`` at most), then the
+        cancellation is raised again, so the experiment is never left running.
+        """
         status = ExperimentStatus(run.experiment.status or ExperimentStatus.FAILED)
         reason = None if error is None else (str(error) or type(error).__name__)
         if status is ExperimentStatus.INTERRUPTED:
             reason = "interrupted"
         update = asyncio.ensure_future(self._status(status, reason))
-        try:
-            await asyncio.wait_for(asyncio.shield(update), STATUS_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError, LLMObsError):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STATUS_TIMEOUT
+        cancelled = False
+        while not update.done() and loop.time() < deadline:
+            try:
+                await asyncio.wait({update}, timeout=deadline - loop.time())
+            except asyncio.CancelledError:
+                cancelled = True
+        if not update.done():
             update.cancel()
+        if cancelled:
+            raise asyncio.CancelledError
+        if update.cancelled() or update.exception() is not None:
             return self.experiment  # the status could not be set: say what the API has
         return run.experiment
 
     # --- workers ---------------------------------------------------------------------
 
     async def _work(self, work: AsyncIterator[Work]) -> BaseException | None:
-        """Run every row with ``concurrency`` workers; the error that stopped reading, if any."""
-        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.s.concurrency)
+        """Run every row with ``concurrency`` workers; the error that stopped reading, if any.
+
+        The workers take rows from ``work`` themselves, one at a time under a
+        lock (a page of records is read by whichever worker needs it): no
+        queue between a reader and the workers, no task switch per row.
+        """
+        taking = asyncio.Lock()
         failure: list[BaseException] = []
 
-        async def read() -> None:
-            try:
-                async for item in work:
-                    await queue.put(item)
-            except Exception as exc:  # the records could not be read: finish what was read
-                failure.append(exc)
-            for _ in range(self.s.concurrency):
-                await queue.put(None)
-
         async def worker() -> None:
-            while (item := await queue.get()) is not None:
+            while not failure:
+                async with taking:
+                    try:
+                        item = await anext(work)
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:  # the records could not be read: finish the rest
+                        failure.append(exc)
+                        return
                 await self._row(item)
 
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(read())
                 for _ in range(self.s.concurrency):
                     group.create_task(worker())
         except BaseExceptionGroup as group_error:
@@ -268,16 +296,9 @@ class Runner:
             ]
         values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
         if evaluators:
-            context = ev.EvaluatorContext(
-                input_data=work.input,
-                output_data=output,
-                expected_output=work.expected_output,
-                metadata={**work.metadata, "experiment_config": dict(self.s.config)},
-                span_id=span_id,
-                trace_id=trace_id,
-            )
-            for label, result in await self.rows.evaluate(evaluators, context):
-                metric, value = self.rows.metric(span_id, trace_id, label, result)
+            ids = (span_id, trace_id)
+            for label, result in await self.rows.evaluate(evaluators, work, output, ids):
+                metric, value, _ = self.rows.metric(span_id, trace_id, label, result)
                 items.append(metric)
                 values[label] = value
         await self.out.put(items)
@@ -325,29 +346,21 @@ class Runner:
             label = ev.name_of(evaluator)
             fn, args = ev.summary_call(evaluator, context)
             try:
-                result: Any = await ev.call(fn, self.executor, *args)
+                result: Any = await ev.call(fn, self.threads, *args)
             except Exception as exc:
                 result = exc
-            metric, value = self.rows.metric("", "", label, result)
+            metric, value, error = self.rows.metric("", "", label, result)
             items.append(metric)
             summary[label] = value
-            if metric.error:
-                errors[label] = metric.error
+            if error is not None:
+                errors[label] = error
         await self.out.put(items)
         return summary, errors
-
-    async def _items(self) -> AsyncIterator[Any]:
-        while (items := await self.out.get()) is not _END:
-            if items is FLUSH:
-                yield FLUSH
-                continue
-            for item in items:
-                yield item
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            await self.out.put(FLUSH)
+            self.out.flush()
 
     def _pushed(self, progress: BulkProgress) -> None:
         # Only noted: the caller's on_progress runs in the workers, where an

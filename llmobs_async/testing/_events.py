@@ -38,8 +38,17 @@ METRIC_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "metadata": dict,
     "error": dict,
     "trace_id": str,
+    "experiment_id": str,
+    "status": str,
+    "eval_source_type": str,
     "tags": list,
 }
+RECORD_TAG = "dataset_record_id:"
+ITERATION_TAG = "run_iteration:"
+MetricKey = tuple[str, str, str]
+"""``(span_id, label, metric_source)``: what one metric per evaluator per span makes unique."""
+RowKey = tuple[str, int]
+"""``(dataset_record_id, run_iteration)``: one row of an experiment, one span."""
 
 
 @attrs.define
@@ -51,12 +60,22 @@ class ExperimentEvents:
     endpoint) makes a stub span holding ``span_id`` and ``trace_id``, so that
     no metric is lost from the listing. Metrics with ``metric_source``
     ``"summary"`` or an empty ``span_id`` are summary metrics.
+
+    Every push is counted, so a test can check that nothing was lost or sent
+    twice (a retried push whose first answer was lost lands twice, as live)::
+
+        events = fake.events(experiment_id)
+        assert len(events.spans) == rows and events.duplicate_spans() == {}
+        assert events.duplicate_rows() == {}  # one span per (record, run_iteration)
+        assert len(events.metrics) == rows * 2 and events.duplicate_metrics() == {}
     """
 
     spans: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     """Spans by ``span_id``, as pushed (the last push of a ``span_id`` wins)."""
     metrics: list[dict[str, Any]] = attrs.field(factory=list)
-    """Every metric, in push order, with the ``id`` the fake gave it."""
+    """Every metric, in push order, with the ``id`` the fake gave it (duplicates kept)."""
+    span_pushes: dict[str, int] = attrs.field(factory=dict)
+    """How many times each ``span_id`` was pushed (a metric's stub span is not a push)."""
     _by_span: dict[str, list[dict[str, Any]]] = attrs.field(init=False, factory=dict)
     _summary: list[dict[str, Any]] = attrs.field(init=False, factory=list)
     _order: SeqIndex[str] = attrs.field(init=False, factory=SeqIndex)
@@ -64,6 +83,10 @@ class ExperimentEvents:
     def add_span(self, span: Mapping[str, Any]) -> None:
         """Store a checked span."""
         span_id = span["span_id"]
+        self.span_pushes[span_id] = self.span_pushes.get(span_id, 0) + 1
+        self._put_span(span_id, span)
+
+    def _put_span(self, span_id: str, span: Mapping[str, Any]) -> None:
         if span_id not in self.spans:
             self._order.add(len(self._order) + 1, span_id)
         self.spans[span_id] = dict(span)
@@ -83,7 +106,7 @@ class ExperimentEvents:
             self._summary.append(stored)
             return
         if span_id not in self.spans:
-            self.add_span({"span_id": span_id, "trace_id": metric.get("trace_id")})
+            self._put_span(span_id, {"span_id": span_id, "trace_id": metric.get("trace_id")})
         self._by_span.setdefault(span_id, []).append(stored)
 
     def page(self, before: int | None, limit: int) -> tuple[list[dict[str, Any]], int | None]:
@@ -95,10 +118,53 @@ class ExperimentEvents:
         """The summary metrics, as the API answers them."""
         return [_metric_doc(m) for m in self._summary]
 
+    def metrics_of(self, span_id: str) -> list[dict[str, Any]]:
+        """The metrics stored for one span (``""``: the summary metrics), in push order."""
+        return list(self._by_span.get(span_id, ())) if span_id else list(self._summary)
+
+    def duplicate_spans(self) -> dict[str, int]:
+        """The span ids pushed more than once, with how many times."""
+        return {span_id: n for span_id, n in self.span_pushes.items() if n > 1}
+
+    def duplicate_metrics(self) -> dict[MetricKey, list[dict[str, Any]]]:
+        """The metrics sharing ``(span_id, label, metric_source)`` with another, by that key."""
+        seen: dict[MetricKey, list[dict[str, Any]]] = {}
+        for metric in self.metrics:
+            key = (metric["span_id"], metric["label"], metric["metric_source"])
+            seen.setdefault(key, []).append(metric)
+        return {key: found for key, found in seen.items() if len(found) > 1}
+
+    def spans_by_row(self) -> dict[RowKey, list[str]]:
+        """Span ids by ``(dataset_record_id, run_iteration)``, read from the spans' tags.
+
+        Spans without a ``dataset_record_id:`` tag are left out; one without a
+        ``run_iteration:`` tag is iteration 1 (a value that is no number reads as 0).
+        """
+        rows: dict[RowKey, list[str]] = {}
+        for span_id, span in self.spans.items():
+            record_id = _tag(span, RECORD_TAG)
+            if record_id is not None:
+                iteration = _tag(span, ITERATION_TAG) or "1"
+                key = (record_id, int(iteration) if iteration.isdigit() else 0)
+                rows.setdefault(key, []).append(span_id)
+        return rows
+
+    def duplicate_rows(self) -> dict[RowKey, list[str]]:
+        """The rows with more than one span (a task run twice under new span ids)."""
+        return {key: ids for key, ids in self.spans_by_row().items() if len(ids) > 1}
+
     def _span_doc(self, span_id: str) -> dict[str, Any]:
         metrics = [_metric_doc(m) for m in self._by_span.get(span_id, ())]
-        doc = {"id": span_id, **self.spans[span_id], "eval_metrics": metrics}
+        span = self.spans[span_id]
+        # The live API answers the record a span ran on as a field, read from its tag.
+        record_id = _tag(span, RECORD_TAG)
+        doc = {"id": span_id, **span, "dataset_record_id": record_id, "eval_metrics": metrics}
         return answer_attributes("events", {k: v for k, v in doc.items() if v is not None})
+
+
+def _tag(span: Mapping[str, Any], prefix: str) -> str | None:
+    """The value of the span's first tag ``prefix<value>``, if it has one."""
+    return next((t[len(prefix) :] for t in span.get("tags") or () if t.startswith(prefix)), None)
 
 
 def _metric_doc(metric: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +199,8 @@ def _check_metric(metric: Any, pointer: str, now_ms: float) -> None:
         required(metric, key, pointer)
     if not isinstance(metric.get("span_id"), str):  # "" is allowed: a summary metric
         raise bad_request("span_id must be a string", f"{pointer}/span_id")
+    if metric.get("metric_source") == "custom" and not metric["span_id"]:
+        raise bad_request("span_id is required for a custom metric", f"{pointer}/span_id")
     nonempty_str(metric, "label", pointer)
     if metric.get("metric_type") not in METRIC_TYPES:
         detail = f"metric_type must be one of {', '.join(METRIC_TYPES)}"
@@ -169,6 +237,8 @@ def _check_span(span: Any, pointer: str) -> None:
         kinds = int if key == "start_ns" else _NUMBER
         if not isinstance(value, kinds) or isinstance(value, bool) or value < 0:
             raise bad_request(f"{key} must be a non-negative number", f"{pointer}/{key}")
+    if span["duration"] == 0:  # ddtrace: "backend requires non-zero (Go `required` tag)"
+        raise bad_request("duration is required and must not be 0", f"{pointer}/duration")
     if span.get("status") not in SPAN_STATUSES:
         raise bad_request("status must be ok or error", f"{pointer}/status")
     if span.get("tags") is not None:

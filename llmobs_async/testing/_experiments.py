@@ -214,7 +214,11 @@ def list_events(store: FakeStore, experiment_id: str, query: MultiMapping[str]) 
     store.experiment(experiment_id)
     scope = f"events/{experiment_id}"
     before, limit = page_request(query, scope, "events")
-    events = store.events.get(experiment_id) or ExperimentEvents()
+    shown = store.events
+    if store.event_list_lag is not None:  # the live list is index-backed: it lags the pushes
+        shown, reads = store.event_list_lag
+        store.event_list_lag = (shown, reads - 1) if reads > 1 else None
+    events = shown.get(experiment_id) or ExperimentEvents()
     spans, next_seq = events.page(before, limit)
     summary = events.summary_metrics() if before is None else []
     attributes = {"spans": spans, "summary_metrics": summary}

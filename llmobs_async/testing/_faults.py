@@ -101,6 +101,10 @@ class Chaos:
     ``rate_limit_rate`` answers 429 with a ``reset`` in the rate-limit
     headers (advertising ``limit`` requests per ``period`` seconds, which a
     pacing client will keep to afterwards), ``drop_rate`` drops the connection.
+    ``match`` scopes the chaos to some requests (e.g. only the events push,
+    ``match=lambda r: r.url_path.endswith("/events")``); the others pass
+    untouched and draw nothing, so the faults a seed gives stay the same
+    however many unmatched requests come in between.
     """
 
     error_rate: float = 0.0
@@ -110,13 +114,16 @@ class Chaos:
     limit: int = 1000
     period: float = 1.0
     seed: int = 0
+    match: Callable[[RecordedRequest], bool] | None = None
     _random: random.Random = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._random = random.Random(self.seed)
 
-    def draw(self) -> Fault | None:
-        """Pick this request's fault, if any."""
+    def draw(self, request: RecordedRequest | None = None) -> Fault | None:
+        """Pick this request's fault, if any (none when ``match`` leaves ``request`` out)."""
+        if self.match is not None and (request is None or not self.match(request)):
+            return None
         roll = self._random.random()
         if roll < self.drop_rate:
             return Fault(drop=True)

@@ -7,7 +7,7 @@ import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -35,6 +35,13 @@ from ._routes import ROUTES, UPLOAD, Call
 from ._store import FakeStore
 from ._upload import Multipart
 from ._wire import ApiFault, Reply
+
+
+class SeededDataset(NamedTuple):
+    """The ids :meth:`FakeLLMObsServer.seed_dataset` made: what ``experiments.run`` takes."""
+
+    project_id: str
+    dataset_id: str
 
 
 class FakeLLMObsServer:
@@ -185,6 +192,16 @@ class FakeLLMObsServer:
         snapshot = copy.deepcopy(self.store.experiments)
         self.store.experiment_list_lag = (snapshot, reads) if reads > 0 else None
 
+    def lag_event_lists(self, reads: int) -> None:
+        """Make the next ``reads`` events lists (pages) show the events as they are now.
+
+        As :meth:`lag_experiment_lists`: spans and metrics pushed after this
+        call show from the ``reads + 1``-th read on. ``0`` ends the lag.
+        :meth:`events` always shows everything pushed.
+        """
+        snapshot = copy.deepcopy(self.store.events)
+        self.store.event_list_lag = (snapshot, reads) if reads > 0 else None
+
     def events(self, experiment_id: str) -> ExperimentEvents:
         """The spans and metrics pushed to an experiment."""
         return self.store.events_of(experiment_id)
@@ -211,6 +228,30 @@ class FakeLLMObsServer:
         generated records take about a second.
         """
         return self.store.add_dataset(project_id=project_id, id=id, records=records, **attributes)
+
+    def seed_dataset(
+        self,
+        records: Iterable[Mapping[str, Any]] | int = 10,
+        *,
+        project_name: str = "My LLM Project",
+        **attributes: Any,
+    ) -> SeededDataset:
+        """Seed a dataset and its project in one call, without HTTP; return both ids.
+
+        The project is found by ``project_name`` or made (as the API's
+        get-or-create); ``records`` and ``attributes`` are those of
+        :meth:`add_dataset`: record dicts (``id``, ``input``,
+        ``expected_output``, ``metadata``, ``tags``) or a count to generate::
+
+            project_id, dataset_id = fake.seed_dataset(
+                [{"id": "q1", "input": {"question": "2+2?"}, "expected_output": "4"}]
+            )
+        """
+        project_id = next(
+            (pid for pid, p in self.projects.items() if p.get("name") == project_name), None
+        ) or self.add_project(name=project_name)
+        dataset_id = self.add_dataset(project_id=project_id, records=records, **attributes)
+        return SeededDataset(project_id, dataset_id)
 
     def add_records(self, dataset_id: str, records: Iterable[Mapping[str, Any]]) -> None:
         """Seed records (``id`` optional) into a dataset, as one new version."""
@@ -384,7 +425,7 @@ class FakeLLMObsServer:
             await asyncio.sleep(self.latency)
         fault = next((f for f in self._faults if f.take(seen)), None)
         if fault is None and self.chaos is not None:
-            fault = self.chaos.draw()
+            fault = self.chaos.draw(seen)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)

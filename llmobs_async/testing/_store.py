@@ -74,6 +74,8 @@ class FakeStore:
     """Answer an experiment PATCH with the resource (200 with an empty body otherwise, as live)."""
     experiment_list_lag: tuple[dict[str, dict[str, Any]], int] | None = None
     """A lagging experiments list: the experiments it still shows, and for how many more reads."""
+    event_list_lag: tuple[dict[str, ExperimentEvents], int] | None = None
+    """A lagging events list: the events it still shows, and for how many more reads."""
     _seq: Iterator[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
     project_index: SeqIndex[str] = attrs.field(init=False, factory=SeqIndex)
     dataset_index: dict[str, SeqIndex[str]] = attrs.field(init=False, factory=dict)

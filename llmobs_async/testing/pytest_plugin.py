@@ -8,6 +8,12 @@ entry point), so a test needs no conftest::
         await llmobs_client.projects.update(project_id, description="nightly")
         assert llmobs_fake.projects[project_id]["description"] == "nightly"
 
+A whole experiment needs no more: seed a dataset without HTTP with
+``llmobs_fake.seed_dataset(records)`` (it returns the project and dataset
+ids), run the experiment through ``llmobs_client``, and check what reached
+the API with ``llmobs_fake.events(experiment_id)`` (every span and metric
+pushed, ``duplicate_spans()``, ``duplicate_metrics()``).
+
 The fixtures are async, made with pytest-asyncio, so they work in its
 ``auto`` and ``strict`` modes (in ``strict`` mode, mark the test
 ``@pytest.mark.asyncio``). Without pytest-asyncio installed the plugin

@@ -97,6 +97,11 @@ async def test_a_bad_span_or_an_empty_push_is_refused_before_sending(
             seeded.experiment_id, spans=[{**span(seeded, 0), "status": "meh"}]
         )
     assert caught.value.field == "spans[0].status"
+    with pytest.raises(errors.ValidationError) as caught:  # the API requires a non-zero duration
+        await client.experiments.events.create(
+            seeded.experiment_id, spans=[{**span(seeded, 0), "duration": 0}]
+        )
+    assert caught.value.field == "spans[0].duration"
     with pytest.raises(errors.ValidationError, match="at least one"):
         await client.experiments.events.create(seeded.experiment_id)
     assert fake.requests == []
@@ -179,3 +184,30 @@ async def test_ddtrace_s_recorded_summary_push_is_sent_as_is_and_listed_as_a_sum
     )
     assert summary.span_id == "" and summary.trace_id == ""
     assert f"experiment_id:{eid}" in summary.tags
+
+
+async def test_a_span_reads_back_with_its_record_and_its_metrics_errors(
+    fake: FakeLLMObsServer, client: LLMObsClient, seeded: Seeded
+) -> None:
+    eid = seeded.experiment_id
+    failed = {"message": "judge timed out", "type": "TimeoutError", "stack": "Traceback ..."}
+    run_span = {**span(seeded, 1), "tags": [f"experiment_id:{eid}", "dataset_record_id:rec-4"]}
+    await client.experiments.events.create(
+        eid,
+        spans=[run_span],
+        metrics=[
+            models.ExperimentMetric(
+                span_id="s1", trace_id="t1", label="judge", metric_type="score",
+                timestamp_ms=NOW_MS, metric_source="custom", error=failed, status="ERROR",
+            ),
+            models.ExperimentMetric(
+                span_id="s1", trace_id="t1", label="exact", metric_type="boolean",
+                timestamp_ms=NOW_MS, metric_source="custom", boolean_value=True, error=None,
+            ),
+        ],
+    )  # fmt: skip
+    [row] = [s async for s in client.experiments.events.list(eid)]
+    assert (row.span_id, row.dataset_record_id) == ("s1", "rec-4")
+    judge, exact = row.eval_metrics
+    assert (judge.extra, judge.status, judge.score_value) == ({"error": failed}, "ERROR", None)
+    assert (exact.extra, exact.boolean_value, exact.metric_source) == ({}, True, "custom")

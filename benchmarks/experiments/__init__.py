@@ -1,0 +1,1 @@
+"""The experiments benchmark: see run.py."""
