@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import sys
 import textwrap
@@ -125,6 +126,8 @@ async def _refused(fake: FakeLLMObsServer, seeded: Seeded, env: dict[str, str], 
     saved = list(sys.path)
     sys.path.insert(0, env["PYTHONPATH"])
     keys = {"DD_API_KEY": fake.api_key, "DD_APP_KEY": fake.app_key}
+    library = logging.getLogger("llmobs_async")  # main() sets it up for the command line
+    logger_state = (list(library.handlers), library.propagate, library.level)
     try:
         with mock.patch.dict(os.environ, keys), redirect_stdout(out), redirect_stderr(err):
             code = await asyncio.to_thread(call)
@@ -132,6 +135,7 @@ async def _refused(fake: FakeLLMObsServer, seeded: Seeded, env: dict[str, str], 
         sys.path[:] = saved
         for name in _TEST_MODULES:
             sys.modules.pop(name, None)
+        library.handlers[:], library.propagate, library.level = logger_state
     run = Run(code, out.getvalue(), err.getvalue())
     assert run.code == 2, run
     assert "Traceback" not in run.err
