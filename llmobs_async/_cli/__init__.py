@@ -4,9 +4,12 @@ Exit codes: 0 everything applied, 1 something failed, 2 usage or configuration
 error, 130 interrupted. Credentials come from DD_API_KEY and DD_APP_KEY only
 (never from arguments, which end up in shell history), and are never printed.
 
-``parser`` holds the grammar; the commands live in ``commands`` (single
-calls, the fake, the demo), ``workflow`` (datasets, experiments), ``pull``
-(``records list``) and ``records`` (the bulk ``records update/create``).
+``parser`` holds the grammar (``runparser`` that of the runner's
+commands); the commands live in ``commands`` (single calls, the fake, the
+demo), ``workflow`` (datasets, experiments), ``pull`` (``records list``),
+``records`` (the bulk ``records update/create``), ``experiments``
+(``experiments run/resume``, with ``callables`` importing the task and
+evaluators and ``tally`` counting their values) and ``compare``.
 Nothing imports this module but the console script.
 """
 

@@ -122,11 +122,14 @@ def quoted(value: str) -> str:
 
 
 @contextlib.contextmanager
-def on_ctrl_c(first: Callable[[], object], *, again: str = "quitting at once") -> Iterator[None]:
+def on_ctrl_c(
+    first: Callable[[], object], *, again: str | Callable[[], str] = "quitting at once"
+) -> Iterator[None]:
     """Call ``first`` on the first Ctrl-C; quit at once (exit 130) on the second, saying ``again``.
 
     Installed on the running loop, so ``first`` runs between two steps of the
-    command, never in the middle of writing a page or a summary.
+    command, never in the middle of writing a page or a summary. ``again``
+    may be a function, for words known only by then.
     """
     count = 0
 
@@ -136,7 +139,8 @@ def on_ctrl_c(first: Callable[[], object], *, again: str = "quitting at once") -
         if count == 1:
             first()
             return
-        sys.stderr.write(f"\nllmobs-async: interrupted again: {again}\n")
+        said = again() if callable(again) else again
+        sys.stderr.write(f"\nllmobs-async: interrupted again: {said}\n")
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)
 

@@ -13,6 +13,7 @@ import attrs
 import orjson
 
 from .._bulk.results import BulkProgress
+from ..experiments import RunProgress
 from ..models import Author, DatasetRecord
 
 
@@ -195,4 +196,68 @@ class CountBar:
         rate = self._count / max(now - self._started, 1e-6)
         line = f"{self._what} {self._count:,} records  {self._pages:,} pages  {rate:,.0f} rec/s"
         self._stream.write("\r" + line + "\x1b[K")
+        self._stream.flush()
+
+
+class RunBar:
+    """Draws an experiment run's ``RunProgress`` on stderr.
+
+    On a terminal: one line redrawn ~10 times a second. Elsewhere (a CI log),
+    when asked for with ``--progress``: a new line at most once a second,
+    the first at once. Disabled (draws nothing) when ``enabled`` is false.
+    """
+
+    def __init__(self, stream: TextIO, *, enabled: bool, terminal: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._terminal = terminal
+        self._every = 0.1 if terminal else 1.0
+        self._started = time.monotonic()
+        self._last_draw = -1.0
+        self._last: RunProgress | None = None
+        self._drawn = self._closed = False
+
+    def __call__(self, progress: RunProgress) -> None:
+        """Take an update (a ``RunProgress``); redraw if enough time has passed."""
+        self._last = progress
+        now = time.monotonic()
+        due = self._last_draw < 0 or now - self._last_draw >= self._every
+        if self._enabled and due and not self._closed:
+            self._last_draw = now
+            self._draw(progress, now)
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The experiment of the last update, if there was one."""
+        return None if self._last is None else self._last.experiment_id
+
+    def close(self) -> None:
+        """Draw the final state and end the line (once)."""
+        if self._enabled and self._last is not None and not self._closed:
+            self._draw(self._last, time.monotonic())
+        if self._drawn and self._terminal and not self._closed:
+            self._stream.write("\n")
+            self._stream.flush()
+        self._closed = True
+
+    def _draw(self, p: RunProgress, now: float) -> None:
+        self._drawn = True
+        elapsed = max(now - self._started, 1e-6)
+        rate = p.done / elapsed
+        if p.total:
+            width = 24
+            filled = min(width, int(width * p.done / p.total))
+            line = f"[{'#' * filled}{'.' * (width - filled)}] {p.done:,}/{p.total:,} rows"
+            if rate > 0:
+                line += f"  ETA {_duration((p.total - p.done) / rate)}"
+        else:
+            line = f"{p.done:,} rows"
+        line += (
+            f"  {rate:,.1f} rows/s  task errors {p.task_errors:,}  pushed {p.pushed:,}"
+            f"  push failed {p.push_failed:,}  retries {p.retries:,}"
+        )
+        if self._terminal:
+            self._stream.write("\r" + line + "\x1b[K")
+        else:
+            self._stream.write(f"llmobs-async: {line}\n")
         self._stream.flush()

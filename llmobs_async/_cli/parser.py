@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..models import ExperimentStatus
-from . import commands, csvin, pull, records, workflow
+from . import commands, csvin, pull, records, runparser, workflow
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -217,6 +217,7 @@ def _experiments(commands_: Any, api: argparse.ArgumentParser) -> None:
     get = group.add_parser("get", parents=[api], help="one experiment, as JSON")
     get.add_argument("id", metavar="EXPERIMENT_ID")
     get.set_defaults(run=workflow.experiments_get)
+    runparser.add(group, api)
 
 
 def build() -> argparse.ArgumentParser:
