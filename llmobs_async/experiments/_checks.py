@@ -37,6 +37,10 @@ def _callable(field: str, value: object, *arities: int) -> None:
         raise ValidationError(
             field, f"must be a function or have an evaluate() method; got {value!r}"
         )
+    if inspect.isclass(value) and callable(getattr(value, "evaluate", None)):
+        raise ValidationError(
+            field, f"is the class {value.__name__}: pass an instance, {value.__name__}(...)"
+        )
     function: Any = value
     if ev.Evaluator.of(value).takes_context:
         function, arities = value.evaluate, (1,)  # type: ignore[attr-defined]

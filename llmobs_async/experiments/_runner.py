@@ -78,6 +78,7 @@ class Runner:
             capacity=max(PUSH_BATCH * 4, 8 * settings.concurrency), wake_at=PUSH_BATCH // 2
         )
         self.done = self.task_errors = 0
+        self.stored_status = experiment.status  # as the API has it, as far as we know
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
         self.kept: list[tuple[int, int, Any, Any, Any, Any, dict[str, Any]]] = []
@@ -242,6 +243,7 @@ class Runner:
         if error:
             fields["error"] = error[:1000]
         await self.experiments.update(self.experiment.id, read_back=False, **fields)
+        self.stored_status = status
 
     async def _final(self, run: ExperimentRun, error: BaseException | None) -> Experiment:
         """Set the final status with a short, shielded request; the experiment as it ends.
@@ -268,7 +270,8 @@ class Runner:
         if cancelled:
             raise asyncio.CancelledError
         if update.cancelled() or update.exception() is not None:
-            return self.experiment  # the status could not be set: say what the API has
+            # The status could not be set: say what the API has (the last status set).
+            return attrs.evolve(self.experiment, status=self.stored_status)
         return run.experiment
 
     # --- workers ---------------------------------------------------------------------

@@ -58,6 +58,7 @@ def two_arguments(input_data: Any, output_data: Any) -> bool:
         ({"evaluators": [two_arguments]}, "evaluators[0]"),
         ({"evaluators": [TwoArgumentEvaluate()]}, "evaluators[0]"),
         ({"summary_evaluators": [two_arguments]}, "summary_evaluators[0]"),
+        ({"evaluators": [TwoArgumentEvaluate]}, "evaluators[0]"),  # the class, not an instance
         ({"tags": "team:ml"}, "tags"),
         ({"tags": [1]}, "tags"),
     ],
