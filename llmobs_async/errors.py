@@ -12,13 +12,15 @@ failures back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._text import printable
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BODY_SNIPPET_BYTES",
@@ -112,6 +114,24 @@ class LLMObsError(Exception):
             for k, v in vars(self).items()
         }
         return (_restore, (type(self), self.args), state)
+
+
+def _carried_on(exc: BaseException, attribute: str, kind: type[_T]) -> _T | None:
+    """The ``kind`` left on ``exc`` as ``attribute``, or on the short chain of its causes.
+
+    How a job's account rides on the exception that ended it (``BulkResult``,
+    ``ExperimentRun``): the exception may be the one left on, or one it caused
+    (a ``TimeoutError`` raised from the cancellation).
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain: the exception, its cause, their context
+        if seen is None:
+            return None
+        found = getattr(seen, attribute, None)
+        if isinstance(found, kind):
+            return found
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _restore(cls: type[LLMObsError], args: tuple[Any, ...]) -> LLMObsError:

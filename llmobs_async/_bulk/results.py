@@ -11,7 +11,7 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
-from ..errors import BulkUpdateError, LLMObsError
+from ..errors import BulkUpdateError, LLMObsError, _carried_on
 from ..models import RecordCreate, RecordUpdate
 
 __all__ = [
@@ -179,15 +179,7 @@ class BulkResult:
             except TimeoutError as exc:
                 result = BulkResult.from_exception(exc)
         """
-        seen: BaseException | None = exc
-        for _ in range(8):  # a short chain: the exception, its cause, their context
-            if seen is None:
-                return None
-            found = getattr(seen, _RESULT_ATTRIBUTE, None)
-            if isinstance(found, BulkResult):
-                return found
-            seen = seen.__cause__ or seen.__context__
-        return None
+        return _carried_on(exc, _RESULT_ATTRIBUTE, BulkResult)
 
 
 def attach_result(exc: BaseException, result: BulkResult) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Final
 import attrs
 
 from .._bulk.results import BulkResult
+from ..errors import _carried_on
 from ..models import Experiment, ExperimentStatus
 from ._rows import ExperimentRow
 
@@ -78,15 +79,7 @@ class ExperimentRun:
         The experiment is then ``interrupted`` (or ``failed``); its id is in
         ``run.experiment.id``, for :meth:`Experiments.resume`.
         """
-        seen: BaseException | None = exc
-        for _ in range(8):
-            if seen is None:
-                return None
-            found = getattr(seen, _RUN_ATTRIBUTE, None)
-            if isinstance(found, ExperimentRun):
-                return found
-            seen = seen.__cause__ or seen.__context__
-        return None
+        return _carried_on(exc, _RUN_ATTRIBUTE, ExperimentRun)
 
     def attach_to(self, exc: BaseException) -> None:
         """Leave this account on ``exc`` for :meth:`from_exception`."""
