@@ -5,9 +5,12 @@
 above the resources: it uses the client's public calls (the records
 paginator, ``events.create_many``, ``update``), so everything it sends goes
 through the one request loop, the rate gate and the bulk accounting.
-Modules: ``_evaluators`` (calling ddtrace-style tasks and evaluators, values
-to metrics), ``_runner`` (the run loop), ``_rows`` (rows read back),
-``_results`` (``ExperimentRun``, ``RunProgress``), ``_compare``, ``_namespace``.
+Modules: ``_namespace`` (the methods), ``_checks`` (their arguments),
+``_runner`` (the run loop), ``_rowwork`` (one row: task, evaluators, span and
+metrics), ``_evaluators`` (calling ddtrace-style functions, values to
+metrics), ``_threads`` (the run's threads), ``_outbox`` (rows to the push),
+``_rows`` (rows read back), ``_results`` (``ExperimentRun``,
+``RunProgress``), ``_compare``.
 """
 
 from ._compare import Comparison, MetricAggregate, MetricComparison

@@ -4,9 +4,9 @@ One :class:`Runner` serves ``run`` and ``resume``: it is given the rows to do
 as an async iterator of :class:`Work` (read from the records paginator as
 the workers need them, so memory stays bounded) and the rows already done.
 ``concurrency`` workers take rows one by one; each row's span and metrics go
-into a bounded queue that ``events.create_many`` drains in batches while
-the run goes, so a slow push holds the workers back instead of growing memory,
-and every item ends acknowledged or in ``pushed.failed``.
+into a bounded buffer (:mod:`._outbox`) that ``events.create_many`` reads in
+batches while the run goes, so a slow push holds the workers back instead of
+growing memory, and every item ends acknowledged or in ``pushed.failed``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from ..errors import (
     APIStatusError,
     LLMObsError,
 )
-from ..models import (
-    Experiment,
-    ExperimentStatus,
-)
+from ..models import Experiment, ExperimentStatus
 from . import _evaluators as ev
 from ._outbox import Outbox
 from ._results import ExperimentRun, RunProgress
