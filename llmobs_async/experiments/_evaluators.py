@@ -130,12 +130,6 @@ class Evaluator:
         function = evaluator.evaluate if _is_object(evaluator) else evaluator
         return cls(name_of(evaluator), function, function is not evaluator, is_async(function))
 
-    def args(self, context: EvaluatorContext) -> tuple[Any, ...]:
-        """The arguments of one row's call."""
-        if self.takes_context:
-            return (context,)
-        return (context.input_data, context.output_data, context.expected_output)
-
 
 def wants_metadata(task: Callable[..., Any]) -> bool:
     """ddtrace passes the record's metadata to a task with a parameter named ``metadata``."""

@@ -212,14 +212,7 @@ async def _work(
         tags = tuple(t for t in record.tags if ":" in t and not t.startswith(_OWN_TAGS))
         for iteration in range(1, runs + 1):
             row = done.get(RowKey(record.id, iteration))
-            scored = skip = None
-            if row is not None and row.status == "ok":
-                missing = [
-                    label
-                    for label in labels
-                    if label not in row.evaluations or label in row.evaluation_errors
-                ]
-                scored, skip = row, not missing
+            scored = row if row is not None and row.status == "ok" else None  # its task ran
             yield Work(
                 index=index,
                 record_id=record.id,
@@ -229,6 +222,6 @@ async def _work(
                 metadata=record.metadata,
                 tags=tags,
                 scored=scored,
-                skip=bool(skip),
+                skip=scored is not None and not scored.unscored(labels),
             )
         index += 1

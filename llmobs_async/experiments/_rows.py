@@ -53,6 +53,14 @@ class ExperimentRow:
     start_ns: int | None = None
     duration: float | None = None
 
+    def unscored(self, labels: Iterable[str]) -> list[str]:
+        """Of ``labels``, those this row has no value for: never scored, or the evaluator failed."""
+        return [
+            label
+            for label in labels
+            if label not in self.evaluations or label in self.evaluation_errors
+        ]
+
     @property
     def key(self) -> RowKey:
         """``(record_id, run_iteration)``: how rows of two experiments are matched."""

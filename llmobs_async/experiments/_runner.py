@@ -322,11 +322,8 @@ class Runner:
         else:
             span_id, trace_id, output, error = scored.span_id, scored.trace_id, scored.output, None
             items = []
-            evaluators = [
-                e
-                for e in self.evaluators
-                if e.label not in scored.evaluations or e.label in scored.evaluation_errors
-            ]
+            missing = scored.unscored(e.label for e in self.evaluators)
+            evaluators = [e for e in self.evaluators if e.label in missing]
         values: dict[str, Any] = dict(scored.evaluations) if scored is not None else {}
         if evaluators:
             ids = (span_id, trace_id)
