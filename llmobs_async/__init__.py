@@ -24,6 +24,7 @@ from ._options import RequestOptions
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._response import APIResponse
 from ._version import __version__
+from .errors import IncompleteExperimentError
 from .experiments import (
     Comparison,
     EvaluatorResult,
@@ -52,6 +53,7 @@ __all__ = [
     "EventsPage",
     "ExperimentRow",
     "ExperimentRun",
+    "IncompleteExperimentError",
     "LLMObsClient",
     "Page",
     "RedisRateLimitStore",

@@ -34,6 +34,7 @@ __all__ = [
     "ConflictError",
     "ErrorItem",
     "ErrorSource",
+    "IncompleteExperimentError",
     "LLMObsError",
     "NotFoundError",
     "PaginationError",
@@ -265,6 +266,29 @@ class ReadBackError(LLMObsError):
         self.experiment_id = experiment_id
         self.written = written
         self.read = read
+
+
+class IncompleteExperimentError(LLMObsError):
+    """``experiments.summarize`` found rows of the experiment missing (shards not done yet).
+
+    Nothing was pushed and the experiment's status was left as it was: run
+    the shards that lack rows (a restarted shard skips the rows it did), or
+    summarize again with a longer ``wait``.
+
+    Attributes:
+        experiment_id: the experiment summarized.
+        missing: every ``(record_id, run_iteration)`` row not found, as
+            ``RowKey`` tuples (the message names only the first few).
+        expected: how many rows the experiment should have.
+    """
+
+    def __init__(
+        self, message: str, *, experiment_id: str, missing: list[Any], expected: int
+    ) -> None:
+        super().__init__(message)
+        self.experiment_id = experiment_id
+        self.missing = missing
+        self.expected = expected
 
 
 class APIStatusError(LLMObsError):

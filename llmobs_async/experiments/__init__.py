@@ -1,6 +1,7 @@
 """The experiment runner: run a task over a dataset, score it, resume a broken run, compare two.
 
-``client.experiments.run(...)``, ``resume(...)``, ``compare(...)`` and
+``client.experiments.run(...)`` (whole, or one shard of an experiment made
+beforehand), ``resume(...)``, ``summarize(...)``, ``compare(...)`` and
 ``rows(...)`` live on :class:`Experiments` (``client.experiments``), a layer
 above the resources: it uses the client's public calls (the records
 paginator, ``events.create_many``, ``update``), so everything it sends goes
@@ -9,7 +10,8 @@ Modules: ``_namespace`` (the methods), ``_checks`` (their arguments),
 ``_runner`` (the run loop), ``_rowwork`` (one row: task, evaluators, span and
 metrics), ``_evaluators`` (calling ddtrace-style functions, values to
 metrics), ``_threads`` (the run's threads), ``_outbox`` (rows to the push),
-``_rows`` (rows read back), ``_results`` (``ExperimentRun``,
+``_rows`` (rows read back), ``_summarize`` (the summary evaluators, and
+``summarize``), ``_results`` (``ExperimentRun``,
 ``RunProgress``), ``_compare``.
 """
 
@@ -18,6 +20,7 @@ from ._evaluators import EvaluatorContext, EvaluatorResult, SummaryEvaluatorCont
 from ._namespace import Experiments
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow, RowKey
+from ._rowwork import shard_of
 
 __all__ = [
     "Comparison",
@@ -31,4 +34,5 @@ __all__ = [
     "RowKey",
     "RunProgress",
     "SummaryEvaluatorContext",
+    "shard_of",
 ]

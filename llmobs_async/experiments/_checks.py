@@ -18,7 +18,7 @@ from . import _evaluators as ev
 from ._results import RunProgress
 from ._rowwork import Settings
 
-__all__ = ["count", "settings"]
+__all__ = ["count", "evaluator_list", "settings", "shard", "wait"]
 
 
 def count(field: str, value: object, least: int) -> int:
@@ -60,6 +60,41 @@ def _callable(field: str, value: object, *arities: int) -> None:
     )
 
 
+def evaluator_list(field: str, group: object) -> None:
+    """Check a list of evaluators (``evaluators``) or of summary evaluators."""
+    if isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence):
+        raise ValidationError(field, "must be a list")
+    seen: set[str] = set()
+    for index, evaluator in enumerate(group):
+        _callable(f"{field}[{index}]", evaluator, *((3,) if field == "evaluators" else (4, 1)))
+        label = ev.name_of(evaluator)
+        if label in seen:
+            raise ValidationError(
+                f"{field}[{index}]", f"two evaluators are named {label!r}: labels must differ"
+            )
+        seen.add(label)
+
+
+def shard(value: object) -> tuple[int, int] | None:
+    """``shard=(i, n)``: two integers, ``n >= 1`` and ``0 <= i < n``; or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list) and len(value) == 2:
+        i, n = value
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (i, n)) and 0 <= i < n:
+            return i, n
+    raise ValidationError(
+        "shard", f"must be (i, n): two integers with n >= 1 and 0 <= i < n; got {value!r}"
+    )
+
+
+def wait(value: object) -> float:
+    """``wait``: a finite number of seconds, ``>= 0``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValidationError("wait", f"must be a finite number of seconds >= 0; got {value!r}")
+    return float(value)
+
+
 def settings(
     task: Any,
     evaluators: Sequence[Any],
@@ -75,18 +110,8 @@ def settings(
     if not callable(task):
         raise ValidationError("task", f"must be a function; got {task!r}")
     _callable("task", task, 3 if ev.wants_metadata(task) else 2)
-    for field, group in (("evaluators", evaluators), ("summary_evaluators", summary_evaluators)):
-        if isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence):
-            raise ValidationError(field, "must be a list")
-        seen: set[str] = set()
-        for index, evaluator in enumerate(group):
-            _callable(f"{field}[{index}]", evaluator, *((3,) if field == "evaluators" else (4, 1)))
-            label = ev.name_of(evaluator)
-            if label in seen:
-                raise ValidationError(
-                    f"{field}[{index}]", f"two evaluators are named {label!r}: labels must differ"
-                )
-            seen.add(label)
+    evaluator_list("evaluators", evaluators)
+    evaluator_list("summary_evaluators", summary_evaluators)
     if not isinstance(config, Mapping):
         raise ValidationError("config", "must be a mapping")
     try:

@@ -29,7 +29,7 @@ from ._results import RunProgress
 from ._rows import ExperimentRow
 from ._threads import ThreadPool
 
-__all__ = ["Rows", "Settings", "Work", "row_ids"]
+__all__ = ["Rows", "Settings", "Work", "encode_metric", "row_ids", "shard_of"]
 
 _PLAIN: Final = (str, int, float, bool, type(None))
 
@@ -80,6 +80,22 @@ def row_ids(experiment_id: str, record_id: str, run_iteration: int) -> tuple[str
     ).digest()
     span = int.from_bytes(digest[:8], "big") >> 1
     return str(span or 1), digest[8:].hex()
+
+
+def shard_of(record_id: str, n: int) -> int:
+    """The shard (``0`` to ``n - 1``) that runs record ``record_id`` in a run split ``n`` ways.
+
+    A stable hash of the record id alone (the first 8 bytes of its BLAKE2b
+    digest, big-endian, modulo ``n``): every process, machine and Python
+    version splits a dataset the same way, whatever order the records are
+    read in. Every run iteration of a record is in its record's shard.
+    ``experiments.run(experiment_id=..., shard=(i, n))`` runs the records
+    with ``shard_of(record.id, n) == i``::
+
+        sizes = Counter(shard_of(r.id, 8) async for r in client.records.list(p, d))
+    """
+    digest = hashlib.blake2b(record_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
 
 
 class Rows:
@@ -217,33 +233,41 @@ class Rows:
     def metric(
         self, span_id: str, trace_id: str, label: str, result: Any
     ) -> tuple[EncodedEvent, Any, dict[str, str] | None]:
-        """The metric of one evaluator's result: encoded, its value, and its error if it has one.
+        """The metric of one evaluator's result (see :func:`encode_metric`)."""
+        return encode_metric(self.experiment.id, span_id, trace_id, label, result)
 
-        A result no metric can hold (NaN, an object, an ``EvaluatorResult``
-        with a bad field) is the evaluator's error, like an exception.
-        """
-        metric: dict[str, Any] = {
-            "span_id": span_id,
-            "trace_id": trace_id,
-            "label": label,
-            "timestamp_ms": time.time_ns() // 1_000_000,
-            "metric_source": "custom" if span_id else "summary",
-            "experiment_id": self.experiment.id,
-        }
-        event_id = f"{span_id}/{label}"
-        if not isinstance(result, BaseException):
-            try:
-                fields = ev.metric_value(result)
-                if ev.is_result(result):
-                    ExperimentMetric(**metric, **fields)  # checks reasoning, assessment, tags...
-                fields["metric_type"] = fields["metric_type"].value
-                encoded = _json.encode_json({**metric, **fields})
-                return EncodedEvent(True, event_id, encoded), _value(fields), None
-            except (TypeError, ValueError, LLMObsError) as exc:
-                result = exc
-        error = ev.describe_error(result)
-        metric.update(metric_type="categorical", error=error)
-        return EncodedEvent(True, event_id, _json.encode_json(metric)), None, error
+
+def encode_metric(
+    experiment_id: str, span_id: str, trace_id: str, label: str, result: Any
+) -> tuple[EncodedEvent, Any, dict[str, str] | None]:
+    """The metric of one evaluator's result: encoded, its value, and its error if it has one.
+
+    A result no metric can hold (NaN, an object, an ``EvaluatorResult``
+    with a bad field) is the evaluator's error, like an exception. An empty
+    ``span_id`` makes a summary metric.
+    """
+    metric: dict[str, Any] = {
+        "span_id": span_id,
+        "trace_id": trace_id,
+        "label": label,
+        "timestamp_ms": time.time_ns() // 1_000_000,
+        "metric_source": "custom" if span_id else "summary",
+        "experiment_id": experiment_id,
+    }
+    event_id = f"{span_id}/{label}"
+    if not isinstance(result, BaseException):
+        try:
+            fields = ev.metric_value(result)
+            if ev.is_result(result):
+                ExperimentMetric(**metric, **fields)  # checks reasoning, assessment, tags...
+            fields["metric_type"] = fields["metric_type"].value
+            encoded = _json.encode_json({**metric, **fields})
+            return EncodedEvent(True, event_id, encoded), _value(fields), None
+        except (TypeError, ValueError, LLMObsError) as exc:
+            result = exc
+    error = ev.describe_error(result)
+    metric.update(metric_type="categorical", error=error)
+    return EncodedEvent(True, event_id, _json.encode_json(metric)), None, error
 
 
 def _value(fields: Mapping[str, Any]) -> Any:

@@ -27,11 +27,11 @@ from ..errors import (
     LLMObsError,
 )
 from ..models import Experiment, ExperimentStatus
-from . import _evaluators as ev
 from ._outbox import Outbox
 from ._results import ExperimentRun, RunProgress
 from ._rows import ExperimentRow
 from ._rowwork import Rows, Settings, Work, row_ids
+from ._summarize import Kept, evaluate_summary
 from ._threads import ThreadPool
 
 if TYPE_CHECKING:
@@ -60,8 +60,11 @@ class Runner:
         *,
         total: int | None,
         read_rows: Callable[[str], AsyncIterator[ExperimentRow]],
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.experiments = experiments
+        # A shard leaves the experiment running when it ends well: summarize completes it.
+        self.shard = shard
         self.read_rows = read_rows
         self.experiment = experiment
         self.s = settings
@@ -78,7 +81,7 @@ class Runner:
         self.stored_status = experiment.status  # as the API has it, as far as we know
         self.push = BulkProgress(submitted=0, applied=0, failed=0, retries=0)
         # Only what the summary evaluators need is kept: nothing when there are none.
-        self.kept: list[tuple[int, int, Any, Any, Any, Any, dict[str, Any]]] = []
+        self.kept: list[Kept] = []
 
     # --- the run ---------------------------------------------------------------------
 
@@ -147,6 +150,8 @@ class Runner:
                 f"recorded; first: {pushed.failed[0].error}"
             )
         status = ExperimentStatus.COMPLETED if error is None else ExperimentStatus.FAILED
+        if self.shard is not None and error is None:
+            status = ExperimentStatus.RUNNING
         run = self._result(status, pushed, summary, summary_errors, error)
         try:
             return attrs.evolve(run, experiment=await self._final(run, error))
@@ -253,6 +258,10 @@ class Runner:
         reason = None if error is None else (str(error) or type(error).__name__)
         if status is ExperimentStatus.INTERRUPTED:
             reason = "interrupted"
+        if status is ExperimentStatus.RUNNING:
+            return run.experiment  # a shard that ended well: running, as its start set it
+        if self.shard is not None:
+            reason = f"shard {self.shard[0]}/{self.shard[1]}: {reason}"
         update = asyncio.ensure_future(self._status(status, reason))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STATUS_TIMEOUT
@@ -357,33 +366,14 @@ class Runner:
     async def _summarize(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if not self.s.summary_evaluators:
             return {}, {}
-        self.kept.sort(key=lambda kept: (kept[0], kept[1]))
-        by_label: dict[str, list[Any]] = {e.label: [] for e in self.evaluators}
-        for *_, values in self.kept:
-            for label in by_label:
-                by_label[label].append(values.get(label))
-        context = ev.SummaryEvaluatorContext(
-            inputs=[k[2] for k in self.kept],
-            outputs=[k[3] for k in self.kept],
-            expected_outputs=[k[4] for k in self.kept],
-            evaluation_results=by_label,
-            metadata=[{**k[5], "experiment_config": dict(self.s.config)} for k in self.kept],
+        summary, errors, items = await evaluate_summary(
+            self.s.summary_evaluators,
+            self.kept,
+            [e.label for e in self.evaluators],
+            self.s.config,
+            self.threads,
+            self.rows.metric,
         )
-        summary: dict[str, Any] = {}
-        errors: dict[str, Any] = {}
-        items: list[Any] = []
-        for evaluator in self.s.summary_evaluators:
-            label = ev.name_of(evaluator)
-            fn, args = ev.summary_call(evaluator, context)
-            try:
-                result: Any = await ev.call(fn, self.threads, *args)
-            except Exception as exc:
-                result = exc
-            metric, value, error = self.rows.metric("", "", label, result)
-            items.append(metric)
-            summary[label] = value
-            if error is not None:
-                errors[label] = error
         await self.out.put(items)
         return summary, errors
 
