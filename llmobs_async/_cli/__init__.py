@@ -9,7 +9,9 @@ commands); the commands live in ``commands`` (single calls, the fake, the
 demo), ``workflow`` (datasets, experiments), ``pull`` (``records list``),
 ``records`` (the bulk ``records update/create``), ``experiments``
 (``experiments run/resume``, with ``callables`` importing the task and
-evaluators and ``tally`` counting their values) and ``compare``.
+evaluators, ``tally`` counting their values and ``again`` the command lines
+a run prints to type next), ``sharded`` (``experiments create/summarize``,
+the ends of a sharded run) and ``compare``.
 Nothing imports this module but the console script.
 """
 

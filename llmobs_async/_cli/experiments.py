@@ -25,8 +25,9 @@ from .._client import LLMObsClient
 from ..errors import LLMObsError
 from ..experiments import ExperimentRun
 from ..experiments._compare import compare_rows
+from .again import check_join, format_shard, resume_command, summarize_command
 from .callables import load, load_all
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, make_client, on_ctrl_c, quoted, say
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, make_client, on_ctrl_c, say
 from .compare import describe, plain
 from .output import RunBar, to_jsonable
 from .tally import Tally, observe
@@ -35,11 +36,6 @@ Aggregates = dict[str, tuple[str | None, Any]]
 """Each evaluator's label: its metric type and its aggregate (a ``MetricAggregate`` or a Tally)."""
 _RUN_ONLY = ("dataset_version", "config", "description", "runs", "sample_size")
 _HOW = ("concurrency", "max_task_retries", "task_timeout")
-_RESUME_OPTIONS = (
-    ("--concurrency", "concurrency"),
-    ("--max-task-retries", "max_task_retries"),
-    ("--task-timeout", "task_timeout"),
-)
 
 
 def _code(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,7 +49,13 @@ def _code(args: argparse.Namespace) -> dict[str, Any]:
     }
     # The runner names its arguments, and an evaluator by its place in the list.
     args.cli_names = {name: "--" + name.replace("_", "-") for name in _RUN_ONLY + _HOW}
-    args.cli_names.update(task="--task", tags="--tag")
+    args.cli_names.update(
+        task="--task",
+        tags="--tag",
+        experiment_id="--experiment-id",
+        shard="--shard",
+        summary_evaluators="--summary-evaluator",
+    )
     for field, option, specs in (
         ("evaluators", "--evaluator", args.evaluator),
         ("summary_evaluators", "--summary-evaluator", args.summary_evaluator),
@@ -68,15 +70,23 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 async def experiments_run(args: argparse.Namespace) -> int:
-    """``experiments run``: create an experiment, run it, summarise; the exit code."""
+    """``experiments run``: create (or join) an experiment, run it, summarise; the exit code."""
     code = _code(args)
-    code["evaluators"], tallies = observe(code["evaluators"])
+    check_join(args, _RUN_ONLY)
+    joined = args.experiment_id is not None
+    tallies: dict[str, Tally] | None = None
+    if not joined or args.shard is not None:  # a whole join's aggregates are read back
+        code["evaluators"], tallies = observe(code["evaluators"])
     options = _given(args, _RUN_ONLY + _HOW)
     if args.tag:
         options["tags"] = list(args.tag)
     client = make_client(args)
 
     def start(bar: RunBar) -> Awaitable[ExperimentRun]:
+        if joined:
+            return client.experiments.run(
+                experiment_id=args.experiment_id, shard=args.shard, **code, on_progress=bar
+            )
         return client.experiments.run(
             args.project_id, args.dataset_id, args.name, **code, **options, on_progress=bar
         )
@@ -152,7 +162,7 @@ async def _drive(
         else:
             result = job.result()  # an error before the experiment existed is raised here
         if tallies is None:
-            aggregates = await _read_back(result) if result.ok else {}
+            aggregates = await read_back(result) if result.ok else {}
         else:
             for tally in tallies.values():
                 tally.add_error(result.task_errors)  # rows never scored
@@ -185,7 +195,7 @@ def _not_started(args: argparse.Namespace, bar: RunBar) -> int:
     return EXIT_INTERRUPTED
 
 
-async def _read_back(run: ExperimentRun) -> Aggregates:
+async def read_back(run: ExperimentRun) -> Aggregates:
     """Each evaluator's aggregate over every row of the experiment, read back from the API."""
     try:
         rows = {row.key: row async for row in run.rows()}
@@ -197,25 +207,13 @@ async def _read_back(run: ExperimentRun) -> Aggregates:
     return {label: (m.metric_type, m.candidate) for label, m in metrics.items()}
 
 
-def resume_command(args: argparse.Namespace, experiment_id: str) -> str:
-    """The ``experiments resume`` line that finishes this run, every needed option in it."""
-    words = ["llmobs-async", "experiments", "resume", experiment_id, "--task", args.task]
-    for spec in args.evaluator or ():
-        words += ["--evaluator", spec]
-    for spec in args.summary_evaluator or ():
-        words += ["--summary-evaluator", spec]
-    for option, name in _RESUME_OPTIONS:
-        value = getattr(args, name)
-        if value is not None:
-            words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
-    if args.site is not None:
-        words += ["--site", args.site]
-    if args.base_url is not None:
-        words += ["--base-url", args.base_url]
-    if args.max_retries != 5:
-        words += ["--max-retries", str(args.max_retries)]
-    words += [flag for flag, on in (("--json", args.json), ("--progress", args.progress)) if on]
-    return " ".join(quoted(word) for word in words)
+def _shard_done(args: argparse.Namespace, run: ExperimentRun) -> bool:
+    """A shard that ended well: every row of its recorded, the experiment left running."""
+    return (
+        getattr(args, "shard", None) is not None
+        and run.error is None
+        and _status(run) == ("running")
+    )
 
 
 def _status(run: ExperimentRun) -> str:
@@ -227,12 +225,16 @@ def _exit_code(args: argparse.Namespace, run: ExperimentRun, *, interrupted: boo
     """0 completed, 130 interrupted (Ctrl-C, even if the status could not be set), else 1."""
     status = _status(run)
     experiment_id = run.experiment.id
-    if status == "completed":
+    if status == "completed" or _shard_done(args, run):
         return EXIT_OK
+    shard = getattr(args, "shard", None)
+    finish = "finish it with:"
+    if shard is not None:
+        finish = f"run shard {format_shard(shard)} again (it skips the rows done) with:"
     if status == "interrupted":
-        say(f"experiment {experiment_id} is marked interrupted; finish it with:")
+        say(f"experiment {experiment_id} is marked interrupted; {finish}")
     elif interrupted:
-        say(f"interrupted; experiment {experiment_id} could not be marked so; finish it with:")
+        say(f"interrupted; experiment {experiment_id} could not be marked so; {finish}")
     else:
         why = f": {run.error}" if run.error is not None else ""
         say(f"experiment {experiment_id} {status}{why}")
@@ -274,20 +276,25 @@ def _report(
             "rows_done": run.rows_done,
             "task_errors": run.task_errors,
             "pushed": pushed,
-            "summary": to_jsonable(dict(run.summary)),
-            "summary_errors": to_jsonable(dict(run.summary_errors)),
-            "evaluators": {
-                label: {"metric_type": kind, **plain(aggregate)}
-                for label, (kind, aggregate) in sorted(aggregates.items())
-            },
+            **scores_doc(run, aggregates),
             "error": _error(run),
             "seconds": round(elapsed, 3),
         }
-        if status != "completed":
+        if getattr(args, "shard", None) is not None:
+            doc["shard"] = format_shard(args.shard)
+            if _shard_done(args, run):
+                doc["summarize"] = summarize_command(args, experiment.id)
+        if status != "completed" and not _shard_done(args, run):
             doc["resume"] = resume_command(args, experiment.id)
         print(json.dumps(doc, ensure_ascii=False, default=str), flush=True)
     else:
         _print_text(run, status, pushed, aggregates, elapsed)
+        if _shard_done(args, run):
+            print(
+                f"shard       {format_shard(args.shard)} done; once every shard is done, "
+                f"complete the experiment with: {summarize_command(args, experiment.id)}",
+                flush=True,
+            )
     for failure in run.pushed.failed[:5]:
         say(f"not recorded: {len(failure.records):,} item(s): {failure.error}")
 
@@ -307,6 +314,12 @@ def _print_text(
         f"{pushed['failed_spans']:,} spans and {pushed['failed_metrics']:,} metrics "
         f"not recorded; {pushed['retries']:,} retries",
     ]
+    print("\n".join(lines + score_lines(run, aggregates)), flush=True)
+
+
+def score_lines(run: ExperimentRun, aggregates: Aggregates) -> list[str]:
+    """The summary's lines of the evaluators' aggregates and the summary evaluators' values."""
+    lines = []
     width = max((len(label) for label in [*aggregates, *run.summary]), default=0)
     head = "evaluators  "
     for label, (kind, aggregate) in sorted(aggregates.items()):
@@ -318,7 +331,19 @@ def _print_text(
         shown = _short(value) if error is None else f"error: {_error_text(error)}"
         lines.append(f"{head}{label:<{width}}  {shown}")
         head = " " * len(head)
-    print("\n".join(lines), flush=True)
+    return lines
+
+
+def scores_doc(run: ExperimentRun, aggregates: Aggregates) -> dict[str, Any]:
+    """The same in JSON: ``summary``, ``summary_errors`` and ``evaluators``."""
+    return {
+        "summary": to_jsonable(dict(run.summary)),
+        "summary_errors": to_jsonable(dict(run.summary_errors)),
+        "evaluators": {
+            label: {"metric_type": kind, **plain(aggregate)}
+            for label, (kind, aggregate) in sorted(aggregates.items())
+        },
+    }
 
 
 def _error(run: ExperimentRun) -> str | None:

@@ -1,4 +1,4 @@
-"""The grammar of ``experiments run``, ``experiments resume`` and ``experiments compare``.
+"""The grammar of ``experiments run``, ``resume``, ``create``, ``summarize`` and ``compare``.
 
 Kept apart from :mod:`.parser` (which calls :func:`add`) because the runner's
 options are many. An option the user leaves out is ``None`` and is not
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import compare, experiments
+from . import compare, experiments, sharded
 from .callables import config_option
 
 
@@ -30,14 +30,32 @@ def _count(low: int) -> Any:
     return parse
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(*, zero: bool) -> Any:
+    """An argparse type: a finite number of seconds, > 0 (or >= 0 with ``zero``)."""
+    least = ">= 0" if zero else "> 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value >= 0.0 if zero else value > 0.0) or not value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a number of seconds {least}; got {text}")
+        return value
+
+    return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard I/N``: shard I (from 0) of N."""
+    i, slash, n = text.partition("/")
     try:
-        value = float(text)
+        shard = int(i), int(n)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0; got {text}")
-    return value
+        shard = (-1, 0)
+    if not slash or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"must be I/N with 0 <= I < N, e.g. 3/8; got {text!r}")
+    return shard
 
 
 def _callables(parser: argparse.ArgumentParser, *, task_required: bool = True) -> None:
@@ -80,7 +98,7 @@ def _how(parser: argparse.ArgumentParser) -> None:
     )
     how.add_argument(
         "--task-timeout",
-        type=_positive_seconds,
+        type=_seconds(zero=False),
         metavar="SECONDS",
         help="a task running longer fails with a timeout (none)",
     )
@@ -101,19 +119,35 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
     run = group.add_parser(
         "run",
         parents=[api],
-        help="create an experiment and run a task and evaluators over a dataset",
+        help="create an experiment (or join one: --experiment-id, --shard) and run a task "
+        "and evaluators over a dataset",
         description="Create an experiment, run the task over every record of the dataset "
         "(--runs times each), score each output with the evaluators, push every span and "
         "metric, and print a summary. A task that fails after its retries is a row with an "
         "error, not a failed run. Ctrl-C marks the experiment interrupted and prints the "
-        "'experiments resume' command that finishes it.",
-        epilog="Exit status: 0 completed (task errors included: they are rows), 1 the "
-        "experiment failed (a span or metric was not recorded, or the run could not "
-        "finish), 2 usage error (nothing was sent), 130 interrupted.",
+        "'experiments resume' command that finishes it. With --experiment-id (an experiment "
+        "made with 'experiments create') the run joins it instead and runs only the rows it "
+        "lacks; with --shard I/N too, only the records of shard I of N: N workers share one "
+        "experiment, and 'experiments summarize' completes it.",
+        epilog="Exit status: 0 completed (task errors included: they are rows; a shard: "
+        "its rows recorded), 1 the experiment failed (a span or metric was not recorded, or "
+        "the run could not finish), 2 usage error (nothing was sent), 130 interrupted.",
     )
-    run.add_argument("--project-id", required=True)
-    run.add_argument("--dataset-id", required=True)
-    run.add_argument("--name", required=True, help="the experiment's name")
+    run.add_argument("--project-id")
+    run.add_argument("--dataset-id")
+    run.add_argument("--name", help="the experiment's name")
+    join = run.add_argument_group("or join an experiment made with 'experiments create'")
+    join.add_argument(
+        "--experiment-id",
+        metavar="ID",
+        help="run the rows this experiment lacks, with its dataset version, config and runs",
+    )
+    join.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="only the records of shard I of N (from 0/N): a stable hash of the record id",
+    )
     _callables(run)
     data = run.add_argument_group("the experiment")
     data.add_argument(
@@ -154,6 +188,8 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
     _how(resume)
     resume.set_defaults(run=experiments.experiments_resume)
 
+    _sharded(group, api)
+
     cmp = group.add_parser(
         "compare",
         parents=[api],
@@ -182,3 +218,68 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
     )
     cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
     cmp.set_defaults(run=compare.experiments_compare)
+
+
+def _sharded(group: Any, api: argparse.ArgumentParser) -> None:
+    """``create`` and ``summarize``: the two ends of a sharded run."""
+    new = group.add_parser(
+        "create",
+        parents=[api],
+        help="make an experiment for shards to join; print its id",
+        description="Make an experiment on a dataset (its version pinned) and print its id, "
+        "for 'experiments run --experiment-id ID --shard I/N' in each worker and "
+        "'experiments summarize ID' at the end: EXP=$(llmobs-async experiments create ...).",
+    )
+    new.add_argument("--project-id", required=True)
+    new.add_argument("--dataset-id", required=True)
+    new.add_argument("--name", required=True, help="the experiment's name")
+    new.add_argument(
+        "--config",
+        type=config_option,
+        metavar="JSON",
+        help="the task's config: a JSON object or @FILE",
+    )
+    new.add_argument(
+        "--dataset-version",
+        type=_count(0),
+        metavar="V",
+        help="this version of the dataset (the current one, pinned)",
+    )
+    new.add_argument("--runs", type=_count(1), metavar="N", help="times each record is run (1)")
+    new.add_argument(
+        "--sample-size", type=_count(1), metavar="N", help="only the first N records (all)"
+    )
+    new.add_argument("--description")
+    new.add_argument(
+        "--tag", action="append", metavar="KEY:VALUE", help="a tag of every span (repeat)"
+    )
+    new.add_argument("--json", action="store_true", help="print the experiment as JSON")
+    new.set_defaults(run=sharded.experiments_create)
+
+    done = group.add_parser(
+        "summarize",
+        parents=[api],
+        help="complete an experiment run by shards: check every row, push the summary",
+        description="Check that every row of EXPERIMENT_ID is stored (every record of its "
+        "dataset version, sample and runs), run the summary evaluators over them in record "
+        "order, push their metrics and mark the experiment completed.",
+        epilog="Exit status: 0 completed, 1 rows are missing (how many, and a few of them, are "
+        "printed; nothing is pushed) or the summary could not be recorded, 2 usage error.",
+    )
+    done.add_argument("id", metavar="EXPERIMENT_ID")
+    done.add_argument(
+        "--summary-evaluator",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="a summary evaluator: fn(inputs, outputs, expected_outputs, "
+        "evaluators_results) (repeat for more)",
+    )
+    done.add_argument(
+        "--wait",
+        type=_seconds(zero=True),
+        default=0.0,
+        metavar="SECONDS",
+        help="while rows are missing, read them again for up to this long (0)",
+    )
+    done.add_argument("--json", action="store_true", help="print the summary as JSON")
+    done.set_defaults(run=sharded.experiments_summarize)
