@@ -108,13 +108,20 @@ _TEST_MODULES = ("evals", "broken", "badsyntax", "importsmissing")
 
 
 async def _refused(fake: FakeLLMObsServer, seeded: Seeded, env: dict[str, str], *rest: str) -> Run:
-    """Run ``experiments run`` with ``rest``; it must be a usage error that sent nothing.
+    """Run ``experiments run`` with ``rest``; it must be a usage error that sent nothing."""
+    run = await refused(fake, env, *_run_args(seeded, *rest))
+    assert fake.experiments.keys() == {seeded.experiment_id}  # none created
+    return run
+
+
+async def refused(fake: FakeLLMObsServer, env: dict[str, str], *args: str) -> Run:
+    """Run ``llmobs-async *args``; it must be a usage error (exit 2) that sent nothing.
 
     Run in this process (in a thread, the fake answering on this loop): a usage
     error never gets as far as Ctrl-C handling, and an interpreter started for
     each of these cases would cost the suite seconds.
     """
-    argv = [*_run_args(seeded, *rest), "--base-url", fake.base_url]
+    argv = [*args, "--base-url", fake.base_url]
     out, err = io.StringIO(), io.StringIO()
 
     def call() -> int:
@@ -140,7 +147,6 @@ async def _refused(fake: FakeLLMObsServer, seeded: Seeded, env: dict[str, str], 
     assert run.code == 2, run
     assert "Traceback" not in run.err
     assert fake.requests == []
-    assert fake.experiments.keys() == {seeded.experiment_id}  # none created
     return run
 
 

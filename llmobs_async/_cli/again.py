@@ -99,7 +99,14 @@ def check_join(args: argparse.Namespace, made_with: tuple[str, ...]) -> None:
                 )
         return
     given = [option for option, value in new.items() if value is not None]
-    given += [f"--{n.replace('_', '-')}" for n in (*made_with, "tag") if getattr(args, n)]
+    given += [
+        f"--{n.replace('_', '-')}" for n in (*made_with, "tag") if getattr(args, n) is not None
+    ]
+    if args.shard is not None and args.summary_evaluator:
+        raise ValidationError(
+            "--summary-evaluator",
+            "not with --shard: a shard sees only its rows: pass them to 'experiments summarize'",
+        )
     if given:
         raise ValidationError(
             given[0],
