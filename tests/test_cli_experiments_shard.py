@@ -181,3 +181,14 @@ async def test_bad_summarize_options_are_usage_errors(
 ) -> None:
     run: Run = await refused(fake, evals, "experiments", "summarize", "e", *args)
     assert said in run.err, run
+
+
+async def test_create_json_prints_the_experiment_with_its_sample_and_version(
+    fake: FakeLLMObsServer, seeded: Seeded
+) -> None:
+    args = _create_args(seeded.project_id, seeded.dataset_id, "--sample-size", "3", "--json")
+    made = await _cli(fake, *args, "--dataset-version", "1", "--description", "nightly CI")
+    assert made.code == 0, made
+    doc = json.loads(made.out)
+    assert doc["id"] in fake.experiments and doc["description"] == "nightly CI"
+    assert (doc["dataset_version"], doc["metadata"]) == (1, {"sample_size": 3})
