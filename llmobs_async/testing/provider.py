@@ -26,8 +26,8 @@ class FakeProvider:
 
     Windows of ``limit[1]`` seconds start when the server starts; beyond
     ``limit[0]`` calls in one window it answers 429 with ``retry-after``
-    (seconds to the window's end, rounded up) and an error body in the
-    provider's shape. Each call takes ``service_time`` seconds (a real sleep;
+    (seconds to the window's end, rounded up; ``retry-after-ms`` too, as
+    OpenAI sends) and an error body in the provider's shape. Each call takes ``service_time`` seconds (a real sleep;
     calls run concurrently)::
 
         async with FakeProvider(limit=(120, 10.0), service_time=0.05) as provider:
@@ -170,7 +170,10 @@ class FakeProvider:
                     }
                 }
             )
-            headers = {"retry-after": str(max(1, math.ceil(refused)))}
+            headers = {
+                "retry-after": str(max(1, math.ceil(refused))),
+                "retry-after-ms": str(max(1, math.ceil(refused * 1000))),
+            }
             return web.json_response(body, status=429, headers=headers)
         try:
             payload = await request.json()
