@@ -115,6 +115,33 @@ async def test_the_tokens_limit_bounds_tokens(
     assert limiter.stats.acquired == 6
 
 
+async def test_first_in_first_out_a_small_one_does_not_pass_a_big_one(
+    client: LLMObsClient,
+) -> None:
+    """20 tokens wait for room; 5 tokens queued behind them go after, though they would fit."""
+    limiter = client.rate_limiter("f", requests=100, per=0.3, tokens=30)
+    order: list[str] = []
+    queued = {"big": asyncio.Event(), "small": asyncio.Event()}
+
+    async def take(label: str, tokens: int) -> None:
+        # Set before acquire: the waiter is queued before this task first yields,
+        # so whoever waits on the event resumes after the waiter is in line.
+        queued[label].set()
+        async with limiter.acquire(tokens=tokens):
+            order.append(label)
+
+    async with limiter.acquire(tokens=20):
+        pass
+    big = asyncio.create_task(take("big", 20))
+    await queued["big"].wait()
+    small = asyncio.create_task(take("small", 5))
+    await queued["small"].wait()
+    async with asyncio.timeout(10):
+        await asyncio.gather(big, small)
+    assert order == ["big", "small"]
+    assert limiter.stats.tokens == 45
+
+
 async def test_tokens_are_ignored_without_a_token_limit(client: LLMObsClient) -> None:
     limiter = client.rate_limiter("n", requests=5, per=1)
     async with limiter.acquire(tokens=10**9):
@@ -260,8 +287,7 @@ async def test_closing_the_client_fails_the_waiters() -> None:
             pass
 
     task = asyncio.create_task(second())
-    await entered.wait()
-    await asyncio.sleep(0)  # let it queue
+    await entered.wait()  # set just before acquire queues it, without yielding between
     await client.close()
     with pytest.raises(errors.LLMObsError, match="closed"):
         await asyncio.wait_for(task, 5)

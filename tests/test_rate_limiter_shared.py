@@ -88,6 +88,34 @@ async def test_two_clients_share_one_limit(
     assert 0 < ttl <= 70_000  # two periods (at least 10 s) plus a minute of no use
 
 
+async def test_two_clients_share_one_tokens_limit(
+    redis_server: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """30 tokens per window for both together: no window of the provider serves more."""
+    stores = [RedisRateLimitStore(redis_server.url) for _ in range(2)]
+    clients = [make_client(store) for store in stores]
+    limiters = [c.rate_limiter("tok", requests=100, per=0.4, tokens=30) for c in clients]
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]}
+
+    async def one(limiter: RateLimiter) -> None:
+        async with (
+            limiter.acquire(tokens=10),
+            http.post(f"{provider.url}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status == 200
+
+    try:
+        async with FakeProvider(limit=(100, 0.4), service_time=0.0) as provider:
+            await asyncio.gather(*(one(lim) for lim in limiters for _ in range(3)))
+    finally:
+        for client, store in zip(clients, stores, strict=True):
+            await client.close()
+            await store.aclose()
+    assert provider.calls == 6
+    assert provider.max_tokens_per_window <= 30
+    assert sum(lim.stats.tokens for lim in limiters) == 60
+
+
 async def test_without_the_store_two_clients_exceed_the_limit(http: aiohttp.ClientSession) -> None:
     """The control: each client paces alone at the whole limit; together they get 429s."""
     clients = [make_client(None) for _ in range(2)]

@@ -27,8 +27,8 @@ class FakeProvider:
     Windows of ``limit[1]`` seconds start when the server starts; beyond
     ``limit[0]`` calls in one window it answers 429 with ``retry-after``
     (seconds to the window's end, rounded up; ``retry-after-ms`` too, as
-    OpenAI sends) and an error body in the provider's shape. Each call takes ``service_time`` seconds (a real sleep;
-    calls run concurrently)::
+    OpenAI sends) and an error body in the provider's shape. Each call takes
+    ``service_time`` seconds (a real sleep; calls run concurrently)::
 
         async with FakeProvider(limit=(120, 10.0), service_time=0.05) as provider:
             ...  # POST f"{provider.url}/v1/chat/completions"
