@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from llmobs_async import LLMObsClient, RateLimiter, RateLimiterStats, errors
-from llmobs_async._ratelimit.limiter import wait_from
+from llmobs_async._ratelimit.headers import wait_from
 from llmobs_async.testing import FakeProvider
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ..errors import LLMObsError, ValidationError
-from .headers import retry_after_seconds
+from .headers import wait_from
 from .redis_store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -253,6 +253,9 @@ class RateLimiter:
                         await kick.wait()
                 except TimeoutError:
                     pass
+        except Exception as exc:  # a bug here must not leave the waiters hanging
+            self._fail_waiters(exc)
+            raise
         finally:
             self._pump = None
 
@@ -312,11 +315,12 @@ class RateLimiter:
         self._closed = True
         if self._pump is not None:
             self._pump.cancel()
+        self._fail_waiters(LLMObsError("the client is closed; create a new LLMObsClient"))
+
+    def _fail_waiters(self, exc: Exception) -> None:
         for waiter in self._queue:
             if not waiter.future.done():
-                waiter.future.set_exception(
-                    LLMObsError("the client is closed; create a new LLMObsClient")
-                )
+                waiter.future.set_exception(exc)
         self._queue.clear()
 
 
@@ -356,19 +360,6 @@ def _headers(exc: BaseException) -> Mapping[str, str] | None:
         if headers is not None and callable(getattr(headers, "items", None)):
             return headers  # type: ignore[no-any-return]
     return None
-
-
-def wait_from(retry_after: float | None, headers: Mapping[str, str] | None) -> float:
-    """Seconds to pause: ``retry-after-ms``, ``retry-after``, ``retry_after``, else 1."""
-    if headers is not None:
-        lower = {str(k).lower(): str(v) for k, v in headers.items()}
-        ms = retry_after_seconds(lower.get("retry-after-ms"))
-        if ms is not None:
-            return ms / 1000
-        seconds = retry_after_seconds(lower.get("retry-after"))
-        if seconds is not None:
-            return seconds
-    return 1.0 if retry_after is None else float(retry_after)
 
 
 def limiter_for(
