@@ -226,6 +226,40 @@ async def test_redis_killed_mid_run_falls_back_to_the_share(
     assert "unavailable" in warnings[0].getMessage()
 
 
+async def test_the_store_is_tried_again_after_its_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis down, then up again on the same port: the limiter goes back to the store."""
+    own = RedisServer()
+    port = own.port
+    store = RedisRateLimitStore(own.url, retry_after=0.1)
+    restarted: RedisServer | None = None
+    try:
+        with caplog.at_level(logging.INFO, logger="llmobs_async"):
+            async with make_client(store) as client:
+                limiter = client.rate_limiter("r", requests=2, per=0.1)
+                async with limiter.acquire():
+                    pass
+                own.kill()
+                async with limiter.acquire():
+                    pass  # the store fails: paced here
+                assert len(store_warnings(caplog)) == 1
+                restarted = RedisServer(port=port)
+                before = store.round_trips
+                async with asyncio.timeout(20):
+                    while "answers again" not in caplog.text:
+                        async with limiter.acquire():
+                            pass
+                assert store.round_trips > before
+                assert restarted.command("EXISTS", "llmobs_async:rl:limiter:{r}:who").strip() == "1"
+    finally:
+        own.stop()
+        if restarted is not None:
+            restarted.stop()
+        await store.aclose()
+    assert len(store_warnings(caplog)) == 1
+
+
 async def test_the_password_never_shows(
     http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:

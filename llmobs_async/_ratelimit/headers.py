@@ -2,8 +2,8 @@
 
 Datadog sends ``X-RateLimit-Reset`` as seconds from the answer (not an epoch
 timestamp); an LLM provider's 429 (for a task's rate limiter) says its wait in
-``retry-after-ms`` or ``Retry-After``. Anything negative, non-finite or unparsable counts as absent, and
-an HTTP date without a zone is UTC.
+``retry-after-ms`` or ``Retry-After``. Anything negative, non-finite or
+unparsable counts as absent, and an HTTP date without a zone is UTC.
 """
 
 from __future__ import annotations

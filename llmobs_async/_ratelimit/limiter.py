@@ -303,7 +303,7 @@ class RateLimiter:
             own_n, own_t = own_n + 1, own_t + waiter.tokens
         else:
             return None
-        frees = [when + self._span for when, _ in list(self._mine)[:1]]
+        frees = [self._mine[0][0] + self._span] if self._mine else []
         if other_n or other_t:
             frees.append(other_until)
         if shared and self._store is not None:
