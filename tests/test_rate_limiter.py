@@ -8,7 +8,6 @@ bound is (a loaded machine makes waits longer, never shorter).
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import pytest
 from llmobs_async import LLMObsClient, RateLimiter, RateLimiterStats, errors
 from llmobs_async._ratelimit.headers import wait_from
 from llmobs_async.testing import FakeProvider
+from llmobs_async.testing.provider import main as provider_main
 
 
 @pytest.fixture
@@ -192,9 +192,9 @@ async def test_a_provider_429_inside_acquire_backs_off(
     openai-like (status_code) or aiohttp-like (status): the next call is not refused
     again, and the error still propagates.
     """
-    limiter = client.rate_limiter("e", requests=100, per=0.5)  # laxer than the provider
+    limiter = client.rate_limiter("e", requests=100, per=0.3)  # laxer than the provider
     statuses: list[int | str] = []
-    async with FakeProvider(limit=(2, 0.5), service_time=0.0) as provider:
+    async with FakeProvider(limit=(2, 0.3), service_time=0.0) as provider:
         for _ in range(4):
             try:
                 statuses.append(await chat(http, provider, limiter, error=error))
@@ -361,14 +361,12 @@ async def test_fake_provider_command_line(http: aiohttp.ClientSession) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--limit", "120"], ["--limit", "0/10"], ["--service-time", "-1"]]
+    "argv", [["--limit", "120"], ["--limit", "0/10"], ["--service-time", "-1"], ["--port", "70000"]]
 )
-def test_fake_provider_command_line_refuses_bad_options(argv: list[str]) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "llmobs_async.testing.provider", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2
-    assert "must be" in out.stderr
+def test_fake_provider_command_line_refuses_bad_options(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        provider_main(argv)
+    assert caught.value.code == 2
+    assert "must be" in capsys.readouterr().err
