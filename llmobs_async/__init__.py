@@ -21,6 +21,7 @@ from ._bulk.upload import CsvUploadResult
 from ._client import LLMObsClient
 from ._config import SITES
 from ._options import RequestOptions
+from ._ratelimit.limiter import RateLimiter, RateLimiterStats
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._response import APIResponse
 from ._version import __version__
@@ -56,6 +57,8 @@ __all__ = [
     "IncompleteExperimentError",
     "LLMObsClient",
     "Page",
+    "RateLimiter",
+    "RateLimiterStats",
     "RedisRateLimitStore",
     "RequestOptions",
     "RunProgress",

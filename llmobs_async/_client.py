@@ -14,6 +14,7 @@ from . import _config
 from ._pool import SessionPool
 from ._ratelimit import shared
 from ._ratelimit.gate import key_fingerprint
+from ._ratelimit.limiter import RateLimiter, limiter_for
 from ._ratelimit.redis_store import RedisRateLimitStore
 from ._resources import Datasets, Projects, Records
 from ._retry import RetryPolicy
@@ -190,6 +191,26 @@ class LLMObsClient:
             retry=retry,
         )
         return view
+
+    def rate_limiter(
+        self, name: str, *, requests: int, per: float, tokens: int | None = None
+    ) -> RateLimiter:
+        """A rate limit for the task's own calls (e.g. to an LLM provider), by name.
+
+        At most ``requests`` acquisitions, and at most ``tokens`` tokens, start in
+        any ``per`` seconds (a sliding window)::
+
+            limiter = client.rate_limiter("openai:gpt-4o", requests=500, per=60, tokens=30_000)
+            async with limiter.acquire(tokens=estimate):
+                response = await openai_client.chat.completions.create(...)
+
+        With the client's ``rate_limit_store`` it is one budget for every process
+        (and machine) using the same Redis and name; without, the whole limit is
+        this process's. The same name returns the same limiter, on this client
+        and every view made by :meth:`with_options`; the same name with other
+        limits raises ``ValidationError``. See :class:`~llmobs_async.RateLimiter`.
+        """
+        return limiter_for(self._pool.limiters, self._pool.store, name, requests, per, tokens)
 
     async def close(self) -> None:
         """Close the sessions the client opened. Safe to call twice.

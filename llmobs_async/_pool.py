@@ -17,6 +17,7 @@ from ._ratelimit.gate import Limits
 from .errors import LLMObsError
 
 if TYPE_CHECKING:
+    from ._ratelimit.limiter import RateLimiter
     from ._ratelimit.shared import SharedStore
 
 RECENT_ORGS: Final = 64
@@ -39,6 +40,7 @@ class SessionPool:
         "_recent",
         "_sessions",
         "_store",
+        "limiters",
         "max_concurrency",
         "semaphore",
     )
@@ -61,6 +63,8 @@ class SessionPool:
             weakref.WeakValueDictionary()
         )
         self._recent: OrderedDict[tuple[str, str], Limits] = OrderedDict()
+        self.limiters: dict[str, RateLimiter] = {}
+        """The task rate limiters (``LLMObsClient.rate_limiter``) by name: one per name."""
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -95,6 +99,11 @@ class SessionPool:
             self._sessions[origin] = session
         return session
 
+    @property
+    def store(self) -> SharedStore | None:
+        """The rate-limit store, or None."""
+        return self._store[0]
+
     def user_agent(self, ours: str) -> str:
         """``ours``, after the caller's session's own ``User-Agent`` if it sets one."""
         theirs = None if self._external is None else self._external.headers.get("User-Agent")
@@ -124,6 +133,8 @@ class SessionPool:
     async def close(self) -> None:
         """Close the sessions this pool created (not a caller-supplied one)."""
         self._closed = True
+        for limiter in self.limiters.values():
+            limiter.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()

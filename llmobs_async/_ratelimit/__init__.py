@@ -4,6 +4,8 @@
 (reading ``X-RateLimit-*`` and ``Retry-After``), ``share`` (how much of an
 org's limit is ours) and ``waitqueue`` (the FIFO line of waiters);
 ``shared`` plans the budget in a store, ``redis_store`` (with its script,
-``redis_store.lua``) is that store on Redis. Nothing here imports the
+``redis_store.lua``) is that store on Redis. ``limiter`` (with
+``limiter.lua``) is the task's own rate limiter, ``LLMObsClient.rate_limiter``,
+in-process or through the same store. Nothing here imports the
 transport, the bulk engine or the resources: they import this.
 """

@@ -1,8 +1,9 @@
 """Reading ``X-RateLimit-*`` and ``Retry-After``: once, and the same way everywhere.
 
 Datadog sends ``X-RateLimit-Reset`` as seconds from the answer (not an epoch
-timestamp). Anything negative, non-finite or unparsable counts as absent, and
-an HTTP date without a zone is UTC.
+timestamp); an LLM provider's 429 (for a task's rate limiter) says its wait in
+``retry-after-ms`` or ``Retry-After``. Anything negative, non-finite or
+unparsable counts as absent, and an HTTP date without a zone is UTC.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def wait_from(retry_after: float | None, headers: Mapping[str, str] | None) -> float:
+    """Seconds to pause: ``retry-after-ms``, ``retry-after``, ``retry_after``, else 1."""
+    if headers is not None:
+        lower = {str(k).lower(): str(v) for k, v in headers.items()}
+        ms = retry_after_seconds(lower.get("retry-after-ms"))
+        if ms is not None:
+            return ms / 1000
+        seconds = retry_after_seconds(lower.get("retry-after"))
+        if seconds is not None:
+            return seconds
+    return 1.0 if retry_after is None else float(retry_after)
 
 
 def _to_int(value: str | None) -> int | None:

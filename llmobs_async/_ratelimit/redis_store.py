@@ -1,7 +1,10 @@
 """The Redis store: one org's rate budget shared by every process that uses the same Redis.
 
-Every decision is one ``EVALSHA`` of ``redis_store.lua`` (loaded on first use,
-and again whenever Redis answers ``NOSCRIPT``), atomic and on Redis's clock.
+Every decision is one ``EVALSHA`` of a script (loaded on first use, and again
+whenever Redis answers ``NOSCRIPT``), atomic and on Redis's clock: the gate's
+``redis_store.lua`` (:meth:`RedisRateLimitStore.run`) or the task limiter's
+``limiter.lua`` (:meth:`RedisRateLimitStore.run_limiter`). Both share the
+store's connections and its failure handling.
 The ``redis`` package is imported only when a store is made: the library
 works without the ``llmobs-async[redis]`` extra.
 
@@ -37,6 +40,9 @@ class StoreUnavailable(Exception):
 
 
 _REPLY_LENGTH: Final = 7
+_GATE_SCRIPT: Final = "redis_store.lua"
+_LIMITER_SCRIPT: Final = "limiter.lua"
+_LIMITER_REPLY_LENGTH: Final = 5
 
 
 class RedisRateLimitStore:
@@ -92,7 +98,7 @@ class RedisRateLimitStore:
         self.retry_after = retry_after
         self.round_trips = 0
         """Calls made to Redis, for benchmarks and monitoring (a NOSCRIPT reload counts 2 more)."""
-        self._sha: str | None = None
+        self._sha: dict[str, str] = {}
         self._failed_at: float | None = None
         self._closed = False
 
@@ -112,34 +118,11 @@ class RedisRateLimitStore:
         return self._failed_at is None or time.monotonic() - self._failed_at >= self.retry_after
 
     async def run(self, keys: Sequence[str], args: Sequence[str | int | bytes]) -> list[int | str]:
-        """One decision: the script's seven values (see ``redis_store.lua``).
+        """One decision of the gate: the script's seven values (see ``redis_store.lua``).
 
         Raises StoreUnavailable when Redis fails or answers nonsense.
         """
-        from redis.exceptions import NoScriptError
-
-        if self._closed:
-            raise StoreUnavailable
-        try:
-            async with asyncio.timeout(self.timeout):
-                client = self._connect()
-                try:
-                    if self._sha is None:
-                        raise NoScriptError("not loaded yet")
-                    self.round_trips += 1
-                    result = await client.evalsha(self._sha, len(keys), *keys, *args)
-                except NoScriptError:
-                    self.round_trips += 2
-                    self._sha = await client.script_load(_script())
-                    result = await client.evalsha(self._sha, len(keys), *keys, *args)
-        except Exception as exc:  # whatever went wrong, the job goes on without the store
-            self._fail(exc)
-            raise StoreUnavailable from None
-        if self._failed_at is not None:
-            self._failed_at = None
-            logger.info(
-                "rate-limit store %s answers again; sharing the budget again", self.location
-            )
+        result = await self._eval(_GATE_SCRIPT, keys, args)
         if (
             not isinstance(result, list)
             or len(result) != _REPLY_LENGTH
@@ -149,6 +132,55 @@ class RedisRateLimitStore:
             self._fail(TypeError("the rate-limit script's answer is not what it returns"))
             raise StoreUnavailable
         return [*result[:-1], result[-1].decode()]
+
+    async def run_limiter(self, keys: Sequence[str], args: Sequence[str | int]) -> list[int]:
+        """One decision of a task's rate limiter: five integers (see ``limiter.lua``).
+
+        Raises StoreUnavailable when Redis fails or answers nonsense.
+        """
+        result = await self._eval(_LIMITER_SCRIPT, keys, args)
+        if (
+            not isinstance(result, list)
+            or len(result) != _LIMITER_REPLY_LENGTH
+            or not all(isinstance(value, int) for value in result)
+        ):
+            self._fail(TypeError("the rate limiter's script answer is not what it returns"))
+            raise StoreUnavailable
+        return result
+
+    def limiter_key(self, name: str, kind: str) -> str:
+        """The key of one part (``kind``) of a task limiter's state; braces: one cluster slot."""
+        return f"{self.prefix}:limiter:{{{name}}}:{kind}"
+
+    async def _eval(
+        self, script: str, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> object:
+        from redis.exceptions import NoScriptError
+
+        if self._closed:
+            raise StoreUnavailable
+        try:
+            async with asyncio.timeout(self.timeout):
+                client = self._connect()
+                try:
+                    sha = self._sha.get(script)
+                    if sha is None:
+                        raise NoScriptError("not loaded yet")
+                    self.round_trips += 1
+                    result = await client.evalsha(sha, len(keys), *keys, *args)
+                except NoScriptError:
+                    self.round_trips += 2
+                    self._sha[script] = sha = await client.script_load(_script(script))
+                    result = await client.evalsha(sha, len(keys), *keys, *args)
+        except Exception as exc:  # whatever went wrong, the job goes on without the store
+            self._fail(exc)
+            raise StoreUnavailable from None
+        if self._failed_at is not None:
+            self._failed_at = None
+            logger.info(
+                "rate-limit store %s answers again; sharing the budget again", self.location
+            )
+        return result
 
     async def aclose(self) -> None:
         """Close the connections this store opened (not those of a client you passed)."""
@@ -189,8 +221,8 @@ class RedisRateLimitStore:
 
 
 @functools.cache
-def _script() -> str:
-    return (importlib.resources.files(__package__) / "redis_store.lua").read_text("utf-8")
+def _script(name: str) -> str:
+    return (importlib.resources.files(__package__) / name).read_text("utf-8")
 
 
 def _from_url(url: str, timeout: float) -> Redis:

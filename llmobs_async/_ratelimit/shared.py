@@ -41,7 +41,12 @@ _ANSWER, _UNSENT, _LOST = 1, 2, 3
 
 
 class SharedStore(Protocol):
-    """What a store offers the gate (Redis is the one implementation)."""
+    """What a store offers the gate and the task limiters (Redis is the one implementation)."""
+
+    location: str
+    """Where the store is, without credentials: what reprs and logs may show."""
+    retry_after: float
+    """Seconds the store is left alone after a failure."""
 
     def key(self, origin: str, fingerprint: str, kind: str, name: str) -> str:
         """The key of one named limit (``kind`` "limit") or not-yet-named route ("route")."""
@@ -51,6 +56,12 @@ class SharedStore(Protocol):
 
     async def run(self, keys: list[str], args: list[str | int | bytes]) -> list[int | str]:
         """One decision: seven values (see ``redis_store.lua``); StoreUnavailable when down."""
+
+    def limiter_key(self, name: str, kind: str) -> str:
+        """The key of one part of a task limiter's state."""
+
+    async def run_limiter(self, keys: list[str], args: list[str | int]) -> list[int]:
+        """One decision of a task limiter: five ints (see ``limiter.lua``)."""
 
     async def aclose(self) -> None:
         """Release the store's connections."""

@@ -12,7 +12,9 @@ span and metric pushed to an experiment, duplicates included (an
 the fixtures ``llmobs_fake`` and ``llmobs_client`` are ready to use
 (:mod:`llmobs_async.testing.pytest_plugin`). Recorded requests carry the
 ``key_fingerprint`` of their API key (never the key), so a test can tell
-tenants apart.
+tenants apart. ``FakeProvider`` is an LLM provider (OpenAI and Anthropic
+shapes) that enforces a fixed-window rate limit, for a task's rate limiter
+(:meth:`LLMObsClient.rate_limiter <llmobs_async.LLMObsClient.rate_limiter>`).
 """
 
 from .._ratelimit.gate import key_fingerprint
@@ -20,12 +22,14 @@ from ._events import ExperimentEvents
 from ._faults import Chaos, Fault, FixedWindowLimit, RecordedRequest
 from ._records import FakeDataset
 from ._server import FakeLLMObsServer, SeededDataset
+from .provider import FakeProvider
 
 __all__ = [
     "Chaos",
     "ExperimentEvents",
     "FakeDataset",
     "FakeLLMObsServer",
+    "FakeProvider",
     "Fault",
     "FixedWindowLimit",
     "RecordedRequest",
