@@ -7,6 +7,7 @@ variables removed from its environment so it starts its own fake API.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import client_for
+from .redisserver import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -50,7 +52,7 @@ def _run(*args: str, code: int = 0) -> str:
 
 def test_every_example_is_run_here() -> None:
     run_here = {"bulk_job.py", "eval_pipeline.py", "multi_tenant.py", "web_app.py"}
-    run_here |= {"ci_gate.py", "test_with_fake.py"}
+    run_here |= {"ci_gate.py", "test_with_fake.py", "sharded_run.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == run_here
 
 
@@ -177,3 +179,26 @@ def test_pytest_example_passes(mode: str) -> None:
         f"asyncio_mode={mode}",
     )
     assert "6 passed" in out
+
+
+def test_sharded_run_8_workers_one_experiment_one_provider_budget(
+    redis_server: RedisServer,
+) -> None:
+    """Issue 17's worked example: 8 CLI processes ``--shard i/8`` over 2,000 records.
+
+    A real redis-server carries the task's limiter; the fake provider answers 429 beyond
+    400 calls a second. Every record's row is stored once, the summary completes the
+    experiment, and the provider saw its limit kept.
+    """
+    out = _run(
+        "examples/sharded_run.py", "--workers", "8", "--records", "2000", "--limit", "400/1",
+        "--service-time", "0.01", "--redis", redis_server.url, "--json",
+    )  # fmt: skip
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["rows"] == 2000 and figures["rows_ok"] == 2000, figures
+    assert figures["records_missing"] == 0 and figures["rows_twice"] == 0, figures
+    assert figures["shards_exit"] == [0] * 8 and figures["summarize_exit"] == 0, figures
+    assert figures["status"] == "completed", figures
+    assert figures["provider_429"] <= 20, figures  # under 1%: the windows' edges, not a storm
+    assert "verdict: OK" in out
+    assert "$ llmobs-async experiments run" in out and "--shard 7/8" in out

@@ -27,17 +27,15 @@ import math
 import secrets
 from collections import deque
 from collections.abc import Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import attrs
 
 from ..errors import LLMObsError, ValidationError
 from .headers import wait_from
-from .redis_store import StoreUnavailable
-
-if TYPE_CHECKING:
-    from .shared import SharedStore
+from .permit import Permit
+from .redis_store import RedisRateLimitStore, StoreUnavailable
+from .shared import SharedStore, resolve
 
 BATCH: Final = 64
 """The most waiters one store call asks permits for."""
@@ -75,7 +73,10 @@ class _Waiter:
 class RateLimiter:
     """A rate limit for calls the task makes itself, e.g. to an LLM provider.
 
-    Made by :meth:`LLMObsClient.rate_limiter <llmobs_async.LLMObsClient.rate_limiter>`::
+    Made by :meth:`LLMObsClient.rate_limiter <llmobs_async.LLMObsClient.rate_limiter>`
+    (sharing the client's store), or on its own where there is no client, as in a
+    task module the command line imports (``RateLimiter(name, requests=..., per=...)``,
+    sharing ``LLMOBS_RATE_LIMIT_STORE``)::
 
         limiter = client.rate_limiter("openai:gpt-4o", requests=500, per=60, tokens=30_000)
         async with limiter.acquire(tokens=estimate):
@@ -91,7 +92,42 @@ class RateLimiter:
     """
 
     def __init__(
-        self, name: str, *, requests: int, per: float, tokens: int | None, store: SharedStore | None
+        self,
+        name: str,
+        *,
+        requests: int,
+        per: float,
+        tokens: int | None = None,
+        store: str | RedisRateLimitStore | None = None,
+    ) -> None:
+        """A limiter of its own, for code that has no client (a task module of the CLI).
+
+        ``store`` is a Redis URL (closed by :meth:`aclose`), a
+        :class:`RedisRateLimitStore`, or None: ``LLMOBS_RATE_LIMIT_STORE`` if set,
+        else this process alone. Processes whose limiters have the same name and
+        store share one budget, whether made here or by ``client.rate_limiter``.
+        """
+        check_limits(name, requests, per, tokens)
+        resolved, owned = resolve(store)
+        self._setup(name, requests, float(per), tokens, resolved, owned)
+
+    @classmethod
+    def _of_client(
+        cls, name: str, requests: int, per: float, tokens: int | None, store: SharedStore | None
+    ) -> RateLimiter:
+        """A client's limiter: its store as it is (resolved and closed by the client)."""
+        limiter = cls.__new__(cls)
+        limiter._setup(name, requests, per, tokens, store, False)
+        return limiter
+
+    def _setup(
+        self,
+        name: str,
+        requests: int,
+        per: float,
+        tokens: int | None,
+        store: SharedStore | None,
+        owned: bool,
     ) -> None:
         self.name = name
         """The limiter's name: processes using the same name and store share it."""
@@ -102,6 +138,7 @@ class RateLimiter:
         self.tokens = tokens
         """Tokens allowed in any ``per`` seconds, or None: no token limit."""
         self._store = store
+        self._owns_store = owned
         self._span = per + margin(per)
         self._keys = (
             []
@@ -317,6 +354,12 @@ class RateLimiter:
             self._pump.cancel()
         self._fail_waiters(LLMObsError("the client is closed; create a new LLMObsClient"))
 
+    async def aclose(self) -> None:
+        """Close a limiter made with ``RateLimiter(...)``: its pump, and a store it made."""
+        self.close()
+        if self._owns_store and self._store is not None:
+            await self._store.aclose()
+
     def _fail_waiters(self, exc: Exception) -> None:
         for waiter in self._queue:
             if not waiter.future.done():
@@ -324,53 +367,33 @@ class RateLimiter:
         self._queue.clear()
 
 
-class Permit:
-    """``async with limiter.acquire(tokens=n):``: waits on entry; a 429 inside backs off."""
-
-    __slots__ = ("_limiter", "_tokens")
-
-    def __init__(self, limiter: RateLimiter, tokens: int) -> None:
-        self._limiter = limiter
-        self._tokens = tokens
-
-    async def __aenter__(self) -> None:
-        await self._limiter._acquire(self._tokens)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None and _status(exc) == 429:
-            await self._limiter.back_off(headers=_headers(exc))
-
-
-def _status(exc: BaseException) -> object:
-    status = getattr(exc, "status_code", None)
-    return status if status is not None else getattr(exc, "status", None)
-
-
-def _headers(exc: BaseException) -> Mapping[str, str] | None:
-    """The answer's headers of an openai/anthropic/httpx/aiohttp-like error, if it has them."""
-    for headers in (
-        getattr(getattr(exc, "response", None), "headers", None),
-        getattr(exc, "headers", None),
-    ):
-        if headers is not None and callable(getattr(headers, "items", None)):
-            return headers  # type: ignore[no-any-return]
-    return None
-
-
 def limiter_for(
     registry: dict[str, RateLimiter],
     store: SharedStore | None,
-    name: object,
-    requests: object,
-    per: object,
-    tokens: object,
+    name: str,
+    requests: int,
+    per: float,
+    tokens: int | None,
 ) -> RateLimiter:
     """The limiter called ``name`` in ``registry``, made on first use; validated."""
+    check_limits(name, requests, per, tokens)
+    limiter = registry.get(name)
+    if limiter is None:
+        limiter = registry[name] = RateLimiter._of_client(name, requests, float(per), tokens, store)
+        return limiter
+    made = f"requests={limiter.requests}, per={limiter.per:g}, tokens={limiter.tokens}"
+    for field, value, given in (
+        ("requests", limiter.requests, requests),
+        ("per", limiter.per, float(per)),
+        ("tokens", limiter.tokens, tokens),
+    ):
+        if value != given:
+            raise ValidationError(field, f"the limiter {name!r} was already made with {made}")
+    return limiter
+
+
+def check_limits(name: object, requests: object, per: object, tokens: object) -> None:
+    """Refuse limits that cannot work, naming the field, before anything waits on them."""
     if not isinstance(name, str) or not name or len(name) > NAME_MAX or not name.isprintable():
         raise ValidationError(
             "name", f"must be a non-empty printable string of at most {NAME_MAX} characters"
@@ -383,18 +406,3 @@ def limiter_for(
         isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1
     ):
         raise ValidationError("tokens", f"must be None or an int >= 1; got {tokens!r}")
-    limiter = registry.get(name)
-    if limiter is None:
-        limiter = registry[name] = RateLimiter(
-            name, requests=requests, per=float(per), tokens=tokens, store=store
-        )
-        return limiter
-    made = f"requests={limiter.requests}, per={limiter.per:g}, tokens={limiter.tokens}"
-    for field, value, given in (
-        ("requests", limiter.requests, requests),
-        ("per", limiter.per, float(per)),
-        ("tokens", limiter.tokens, tokens),
-    ):
-        if value != given:
-            raise ValidationError(field, f"the limiter {name!r} was already made with {made}")
-    return limiter
