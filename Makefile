@@ -80,6 +80,7 @@ bench: $(VENV)/.installed-dev redis $(DDTRACE)/.installed
 	$(BIN)/python benchmarks/chaos/run.py
 	$(BIN)/python benchmarks/pager/run.py --check
 	$(BIN)/python benchmarks/experiments/run.py --check
+	$(BIN)/python benchmarks/shards/run.py --check
 
 clean:
 	rm -rf $(VENV) $(LOWEST) $(DDTRACE) .mypy_cache .pytest_cache .ruff_cache site

@@ -9,10 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _smoke(script: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run ``benchmarks/<script> --smoke``; return the run and all it printed."""
+def _smoke(script: str, timeout: float, *more: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``benchmarks/<script> --smoke [MORE]``; return the run and all it printed."""
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *more],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -76,3 +76,18 @@ def test_experiments_benchmark_smoke_loses_nothing_under_faults() -> None:
     for row in rows.values():
         assert "| 300 |" in row and "| 0 / 0 | 0 / 0 |" in row, output
     assert "ok   runner: 0 spans or metrics lost or duplicated" in completed.stdout, output
+
+
+def test_shards_benchmark_smoke_keeps_every_row_once() -> None:
+    """``benchmarks/shards/run.py --smoke --procs 2``: 2 shared workers and the control.
+
+    240 records at 120 calls per 1 s: every record's row once in both rows; the shared row
+    gets no 429 and keeps the provider's window, the control is only reported.
+    """
+    completed, output = _smoke("shards/run.py", 120, "--procs", "2")
+    assert completed.returncode == 0, output
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| 2 |")]
+    control = [line for line in completed.stdout.splitlines() if line.startswith("| 8 |")]
+    assert len(rows) == 1 and len(control) == 1, output
+    assert "| 240 (240) | 0 / 0 |" in rows[0] and "| 0 (0.0%) |" in rows[0], output
+    assert "| 0 / 0 |" in control[0] and "each alone (control)" in control[0], output

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from llmobs_async import LLMObsClient, RateLimiter, RedisRateLimitStore
+from llmobs_async.errors import ValidationError
 from llmobs_async.testing import FakeProvider
 
 from .redisserver import RedisServer
@@ -284,3 +285,44 @@ async def test_the_password_never_shows(
     assert PASSWORD not in shown
     assert PASSWORD not in caplog.text
     assert len(store_warnings(caplog)) == 1  # the wrong password: one warning
+
+
+async def test_a_limiter_of_its_own_shares_with_a_clients_limiter(
+    redis_server: RedisServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RateLimiter(name, ...)`` with no client (a CLI task module) reads the store from
+    LLMOBS_RATE_LIMIT_STORE and shares one budget with ``client.rate_limiter(name)``."""
+    monkeypatch.setenv("LLMOBS_RATE_LIMIT_STORE", redis_server.url)
+    alone = RateLimiter("shared-gpt", requests=10, per=0.5)
+    client = make_client(RedisRateLimitStore(redis_server.url))
+    try:
+        async with FakeProvider(limit=(10, 0.5), service_time=0.01) as provider:
+            results = await asyncio.gather(
+                calls(http, provider, alone, 10),
+                calls(http, provider, client.rate_limiter("shared-gpt", requests=10, per=0.5), 10),
+            )
+    finally:
+        await alone.aclose()
+        await client.close()
+        await client._pool.store.aclose()  # type: ignore[union-attr]
+    assert results == [[200] * 10] * 2
+    assert provider.rate_limited == 0 and provider.max_per_window <= 10
+
+
+async def test_a_limiter_of_its_own_without_a_store_paces_alone(
+    http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No variable, no store: the whole limit in this process; bad limits name the field."""
+    monkeypatch.delenv("LLMOBS_RATE_LIMIT_STORE", raising=False)
+    limiter = RateLimiter("alone", requests=5, per=0.3)
+    assert "store" not in repr(limiter)
+    async with FakeProvider(limit=(5, 0.3), service_time=0.0) as provider:
+        assert await calls(http, provider, limiter, 12) == [200] * 12
+    await limiter.aclose()
+    assert provider.rate_limited == 0 and provider.max_per_window <= 5
+    with pytest.raises(ValidationError) as caught:
+        RateLimiter("alone", requests=0, per=1)
+    assert caught.value.field == "requests"
+    with pytest.raises(ValidationError) as caught:
+        RateLimiter("alone", requests=1, per=1, store="http://nope")
+    assert caught.value.field == "rate_limit_store"
