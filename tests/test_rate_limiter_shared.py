@@ -290,8 +290,11 @@ async def test_the_password_never_shows(
 async def test_a_limiter_of_its_own_shares_with_a_clients_limiter(
     redis_server: RedisServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``RateLimiter(name, ...)`` with no client (a CLI task module) reads the store from
-    LLMOBS_RATE_LIMIT_STORE and shares one budget with ``client.rate_limiter(name)``."""
+    """A limiter made on its own shares one budget with ``client.rate_limiter(name)``.
+
+    ``RateLimiter(name, ...)`` with no client (a CLI task module) reads the store from
+    LLMOBS_RATE_LIMIT_STORE.
+    """
     monkeypatch.setenv("LLMOBS_RATE_LIMIT_STORE", redis_server.url)
     alone = RateLimiter("shared-gpt", requests=10, per=0.5)
     client = make_client(RedisRateLimitStore(redis_server.url))
