@@ -168,7 +168,11 @@ class Runner:
         error: BaseException | None,
     ) -> ExperimentRun:
         return ExperimentRun(
-            experiment=attrs.evolve(self.experiment, status=status),
+            experiment=attrs.evolve(
+                self.experiment,
+                status=status,
+                error=None if status is ExperimentStatus.COMPLETED else self.experiment.error,
+            ),
             summary=summary,
             summary_errors=summary_errors,
             pushed=pushed,
@@ -244,6 +248,8 @@ class Runner:
         fields: dict[str, Any] = {"status": status}
         if error:
             fields["error"] = error[:1000]
+        elif status is ExperimentStatus.COMPLETED and self.experiment.error:
+            fields["error"] = ""  # an earlier run's (or shard's) reason no longer holds
         await self.experiments.update(self.experiment.id, read_back=False, **fields)
         self.stored_status = status
 

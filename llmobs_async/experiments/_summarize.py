@@ -141,9 +141,11 @@ async def summarize(
     fields: dict[str, Any] = {"status": status}
     if error is not None:
         fields["error"] = str(error)[:1000]
+    elif experiment.error:
+        fields["error"] = ""  # a shard's earlier failure, since run again
     await experiments.update(experiment.id, read_back=False, **fields)
     return ExperimentRun(
-        experiment=attrs.evolve(experiment, status=status, error=fields.get("error")),
+        experiment=attrs.evolve(experiment, status=status, error=fields.get("error") or None),
         summary=summary,
         summary_errors=summary_errors,
         pushed=pushed,

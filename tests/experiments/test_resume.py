@@ -280,5 +280,7 @@ async def test_resume_finishes_a_run_that_failed_on_a_401(
 
     again = await client.experiments.resume(first.experiment.id, task=counted, evaluators=[exact])
     assert calls == 6 and again.ok
-    assert only_experiment(fake)[1]["status"] == "completed"
+    stored = only_experiment(fake)[1]
+    assert stored["status"] == "completed"
+    assert stored["error"] == "" and again.experiment.error is None  # the 401's reason cleared
     assert sorted(spans_by_pair(fake, first.experiment.id)) == [(f"rec-{i}", 1) for i in range(6)]

@@ -207,6 +207,12 @@ async def test_a_restarted_shard_skips_its_done_rows_and_redoes_failed_ones(
     assert fake.events(eid).duplicate_rows() == {}
     assert {key for key in fake.events(eid).spans_by_row()} == {(rid, 1) for rid in mine}
 
+    # The other shard, then summarize: completed, and the restarted shard's reason cleared.
+    await wait(client.experiments.run(experiment_id=eid, shard=(1, 2), task=counting(Counter())))
+    done = await wait(client.experiments.summarize(eid))
+    assert (stored["status"], stored["error"]) == ("completed", "")
+    assert done.experiment.error is None
+
 
 async def test_summarize_refuses_while_a_shard_is_missing_and_sends_nothing(
     fake: FakeLLMObsServer, client: LLMObsClient
