@@ -18,6 +18,7 @@ from llmobs_async.experiments import shard_of
 from llmobs_async.testing import FakeLLMObsServer
 
 from .conftest import Seeded
+from .redisserver import free_port
 from .test_cli import Run, _cli
 from .test_cli_experiments import refused, write_evals
 from .test_cli_experiments_run import _rows_in_fake, _start, _until
@@ -192,3 +193,38 @@ async def test_create_json_prints_the_experiment_with_its_sample_and_version(
     doc = json.loads(made.out)
     assert doc["id"] in fake.experiments and doc["description"] == "nightly CI"
     assert (doc["dataset_version"], doc["metadata"]) == (1, {"sample_size": 3})
+
+
+LIMITED = """
+from llmobs_async import RateLimiter
+
+limiter = RateLimiter("provider", requests=1000, per=1)
+
+
+async def answer(input_data, config):
+    async with limiter.acquire():
+        return "ok"
+"""
+
+
+async def test_a_shard_whose_store_is_down_warns_once_and_finishes(
+    fake: FakeLLMObsServer, seeded: Seeded, tmp_path: Path
+) -> None:
+    """One warning when the store is down, however many parts of the process use it.
+
+    ``LLMOBS_RATE_LIMIT_STORE`` names a Redis that is not there: the client's gate and the
+    task module's own limiter both pace alone; one warning (no password), exit 0.
+    """
+    (tmp_path / "limited.py").write_text(LIMITED)
+    env = {
+        "PYTHONPATH": str(tmp_path),
+        "LLMOBS_RATE_LIMIT_STORE": f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0",
+    }
+    eid = await _create(fake, seeded.project_id, seeded.dataset_id)
+    run = await _cli(fake, *_shard(eid, "0/1", "--task", "limited:answer", "-q"), env=env)
+    assert run.code == 0, run
+    warnings = [line for line in run.err.splitlines() if "is unavailable" in line]
+    assert len(warnings) == 1, run.err
+    assert "rate-limit store redis://127.0.0.1:" in warnings[0]
+    assert "hunter2" not in run.out + run.err
+    assert len(_rows_in_fake(fake, eid)) == 10

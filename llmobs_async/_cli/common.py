@@ -90,13 +90,15 @@ def configure_logging(verbose: int) -> None:
     """The CLI owns its output: the library's log shows only under -v."""
     library = logging.getLogger("llmobs_async")
     library.propagate = False
-    if not verbose:
-        # A handler, even a null one, keeps logging's last-resort stderr printer away.
-        library.addHandler(logging.NullHandler())
-        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("llmobs-async: %(message)s"))
     library.addHandler(handler)
+    if not verbose:
+        # Except one warning: the shared rate-limit store is down, so this process paces
+        # alone at its share. Nothing else the command prints would tell the user.
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(lambda record: record.module == "redis_store")
+        return
     library.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
 
 

@@ -40,6 +40,9 @@ class StoreUnavailable(Exception):
 
 
 _REPLY_LENGTH: Final = 7
+_DOWN: set[str] = set()
+"""Redis locations this process has warned are down: one warning per location, however
+many stores use it (a CLI's client and the task module's own limiter each have one)."""
 _GATE_SCRIPT: Final = "redis_store.lua"
 _LIMITER_SCRIPT: Final = "limiter.lua"
 _LIMITER_REPLY_LENGTH: Final = 5
@@ -177,6 +180,7 @@ class RedisRateLimitStore:
             raise StoreUnavailable from None
         if self._failed_at is not None:
             self._failed_at = None
+            _DOWN.discard(self.location)
             logger.info(
                 "rate-limit store %s answers again; sharing the budget again", self.location
             )
@@ -185,6 +189,8 @@ class RedisRateLimitStore:
     async def aclose(self) -> None:
         """Close the connections this store opened (not those of a client you passed)."""
         self._closed = True
+        if self._failed_at is not None:
+            _DOWN.discard(self.location)  # a store made later for it warns again
         client, self._client = self._client, None
         if client is not None and self._owns_client:
             await client.aclose()
@@ -197,8 +203,9 @@ class RedisRateLimitStore:
         return self._client
 
     def _fail(self, exc: BaseException) -> None:
-        first = self._failed_at is None
+        first = self._failed_at is None and self.location not in _DOWN
         self._failed_at = time.monotonic()
+        _DOWN.add(self.location)
         if first:
             logger.warning(
                 "rate-limit store %s is unavailable (%s); this process paces itself on its "
