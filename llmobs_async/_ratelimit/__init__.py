@@ -6,6 +6,7 @@ org's limit is ours) and ``waitqueue`` (the FIFO line of waiters);
 ``shared`` plans the budget in a store, ``redis_store`` (with its script,
 ``redis_store.lua``) is that store on Redis. ``limiter`` (with
 ``limiter.lua``) is the task's own rate limiter, ``LLMObsClient.rate_limiter``,
-in-process or through the same store. Nothing here imports the
+in-process or through the same store; ``permit`` is its ``acquire()``, which
+recognizes a provider's 429. Nothing here imports the
 transport, the bulk engine or the resources: they import this.
 """

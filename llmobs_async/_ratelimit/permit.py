@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .limiter import RateLimiter
+
+class Limiter(Protocol):
+    """What a permit needs of its limiter (:class:`~.limiter.RateLimiter`)."""
+
+    async def _acquire(self, tokens: int) -> None: ...
+
+    async def back_off(
+        self, retry_after: float | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None: ...
 
 
 class Permit:
@@ -20,7 +27,7 @@ class Permit:
 
     __slots__ = ("_limiter", "_tokens")
 
-    def __init__(self, limiter: RateLimiter, tokens: int) -> None:
+    def __init__(self, limiter: Limiter, tokens: int) -> None:
         self._limiter = limiter
         self._tokens = tokens
 
