@@ -152,6 +152,7 @@ class RateLimiter:
         self._sharers = 1
         self._others = (0, 0, 0.0)  # others' requests, tokens in the window at the last answer
         self._pump: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._kick: asyncio.Event | None = None
         self._closed = False
         self._acquired = self._granted_tokens = self._backed_off = 0
@@ -165,6 +166,11 @@ class RateLimiter:
         )
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this limiter was last used on (``with acquire()`` waits there)."""
+        return self._loop
+
+    @property
     def stats(self) -> RateLimiterStats:
         """Permits, tokens, seconds waited and pauses of this limiter in this process."""
         return RateLimiterStats(
@@ -176,6 +182,9 @@ class RateLimiter:
 
     def acquire(self, tokens: int = 0) -> Permit:
         """Wait for a permit (and ``tokens`` tokens): ``async with limiter.acquire(tokens=n):``.
+
+        In a plain task of ``experiments.run`` (run in the run's threads),
+        ``with limiter.acquire(tokens=n):`` waits the same way.
 
         The permit is spent on entry; leaving never gives it back (the call was
         made). A provider 429 raised in the block backs off (see :meth:`back_off`)
@@ -225,7 +234,7 @@ class RateLimiter:
     async def _acquire(self, tokens: int) -> None:
         if self._closed:
             raise LLMObsError("the client is closed; create a new LLMObsClient")
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), tokens, loop.time())
         self._queue.append(waiter)
         if self._pump is None:

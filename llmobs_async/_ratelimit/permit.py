@@ -7,13 +7,20 @@ anthropic's ``RateLimitError``, httpx's and aiohttp's errors all fit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol
 
+from .._threadloop import home
+
 
 class Limiter(Protocol):
     """What a permit needs of its limiter (:class:`~.limiter.RateLimiter`)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the limiter was last used on, if any."""
 
     async def _acquire(self, tokens: int) -> None: ...
 
@@ -23,13 +30,45 @@ class Limiter(Protocol):
 
 
 class Permit:
-    """``async with limiter.acquire(tokens=n):``: waits on entry; a 429 inside backs off."""
+    """``async with limiter.acquire(tokens=n):``: waits on entry; a 429 inside backs off.
 
-    __slots__ = ("_limiter", "_tokens")
+    ``with limiter.acquire(tokens=n):`` does the same from a plain function running in
+    a thread for an event loop (a plain task of the experiment runner, or code the
+    loop handed to ``run_in_executor`` once the limiter has been used on it): the
+    thread blocks while the loop waits for the permit.
+    """
+
+    __slots__ = ("_limiter", "_loop", "_tokens")
 
     def __init__(self, limiter: Limiter, tokens: int) -> None:
         self._limiter = limiter
         self._tokens = tokens
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> None:
+        self._loop = loop = home() or self._limiter.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            raise RuntimeError("in async code, use `async with limiter.acquire():`")
+        if loop is None or loop.is_closed():
+            raise RuntimeError(
+                "`with limiter.acquire():` runs in a thread working for an event loop (a "
+                "plain task of experiments.run); elsewhere use `async with` on the loop"
+            )
+        asyncio.run_coroutine_threadsafe(self._limiter._acquire(self._tokens), loop).result()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and _status(exc) == 429 and self._loop is not None:
+            pause = self._limiter.back_off(headers=_headers(exc))
+            asyncio.run_coroutine_threadsafe(pause, self._loop).result()
 
     async def __aenter__(self) -> None:
         await self._limiter._acquire(self._tokens)

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._threadloop import serve
+
 __all__ = ["ThreadPool"]
 
 _STOP = None
@@ -63,6 +65,7 @@ class ThreadPool:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not _STOP:
             loop, future, function, args = job
+            serve(loop)  # a plain task's `with limiter.acquire():` waits on this loop
             if future.cancelled():  # its row was cancelled while the job waited
                 loop.call_soon_threadsafe(self._done, future, None, None)
                 continue
