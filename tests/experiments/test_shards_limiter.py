@@ -132,9 +132,8 @@ async def test_a_plain_task_paces_with_with_acquire_in_the_runs_threads(
 async def test_with_acquire_refuses_where_it_cannot_wait(client: LLMObsClient) -> None:
     """On the loop itself, or in a thread that works for no loop: a clear error, no hang."""
     limiter = client.rate_limiter("nowhere", requests=1, per=1)
-    with pytest.raises(RuntimeError, match="async with"):
-        with limiter.acquire():
-            pass
+    with pytest.raises(RuntimeError, match="async with"), limiter.acquire():
+        pass
     fresh = client.rate_limiter("fresh", requests=1, per=1)
 
     def in_a_plain_thread() -> None:
