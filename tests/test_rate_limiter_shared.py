@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from llmobs_async import LLMObsClient, RateLimiter, RedisRateLimitStore
-from llmobs_async.errors import ValidationError
+from llmobs_async.errors import LLMObsError, ValidationError
 from llmobs_async.testing import FakeProvider
 
 from .redisserver import RedisServer
@@ -323,6 +323,9 @@ async def test_a_limiter_of_its_own_without_a_store_paces_alone(
         assert await calls(http, provider, limiter, 12) == [200] * 12
     await limiter.aclose()
     assert provider.rate_limited == 0 and provider.max_per_window <= 5
+    with pytest.raises(LLMObsError, match="'alone' is closed"):
+        async with limiter.acquire():
+            pass
     with pytest.raises(ValidationError) as caught:
         RateLimiter("alone", requests=0, per=1)
     assert caught.value.field == "requests"

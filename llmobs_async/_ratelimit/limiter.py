@@ -233,7 +233,7 @@ class RateLimiter:
 
     async def _acquire(self, tokens: int) -> None:
         if self._closed:
-            raise LLMObsError("the client is closed; create a new LLMObsClient")
+            raise LLMObsError(self._closed_reason())
         self._loop = loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), tokens, loop.time())
         self._queue.append(waiter)
@@ -361,7 +361,10 @@ class RateLimiter:
         self._closed = True
         if self._pump is not None:
             self._pump.cancel()
-        self._fail_waiters(LLMObsError("the client is closed; create a new LLMObsClient"))
+        self._fail_waiters(LLMObsError(self._closed_reason()))
+
+    def _closed_reason(self) -> str:
+        return f"the rate limiter {self.name!r} is closed (its client was, or aclose())"
 
     async def aclose(self) -> None:
         """Close a limiter made with ``RateLimiter(...)``: its pump, and a store it made."""
