@@ -85,6 +85,28 @@ def test_python_blocks_compile(page: str, code: str) -> None:
     compile(code, page, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
+def test_the_kubernetes_jobs_are_indexed_jobs_running_one_shard_per_pod() -> None:
+    """The Job manifests parse, and each pod runs shard JOB_COMPLETION_INDEX of completions."""
+    import yaml  # mkdocs's dependency: in the dev extra
+
+    jobs = [
+        yaml.safe_load(code)
+        for page in [README, *PAGES]
+        for lang, code in CODE.findall(page.read_text())
+        if lang == "yaml" and "kind: Job" in code
+    ]
+    assert len(jobs) >= 2  # the README's and docs/scaling.md's
+    for job in jobs:
+        spec = job["spec"]
+        assert spec["completionMode"] == "Indexed" and spec["template"]["spec"]["restartPolicy"]
+        (container,) = spec["template"]["spec"]["containers"]
+        command = " ".join(container["command"])
+        assert f"--shard $JOB_COMPLETION_INDEX/{spec['completions']}" in command
+        assert "--experiment-id $" in command
+        names = {e["name"] for e in container["env"]}
+        assert "LLMOBS_RATE_LIMIT_STORE" in names
+
+
 async def test_client_calls_in_the_pages_exist() -> None:
     client = LLMObsClient(api_key="k", app_key="a", base_url="http://127.0.0.1:1")
     calls = re.compile(r"client\.(\w+)\.(\w+)(?:\.(\w+))?\(")
