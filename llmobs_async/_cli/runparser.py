@@ -149,27 +149,7 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
         help="only the records of shard I of N (from 0/N): a stable hash of the record id",
     )
     _callables(run)
-    data = run.add_argument_group("the experiment")
-    data.add_argument(
-        "--config",
-        type=config_option,
-        metavar="JSON",
-        help="the task's config: a JSON object or @FILE; stored with the experiment",
-    )
-    data.add_argument(
-        "--dataset-version",
-        type=_count(0),
-        metavar="V",
-        help="this version of the dataset (current)",
-    )
-    data.add_argument("--runs", type=_count(1), metavar="N", help="times each record is run (1)")
-    data.add_argument(
-        "--sample-size", type=_count(1), metavar="N", help="only the first N records (all)"
-    )
-    data.add_argument("--description")
-    data.add_argument(
-        "--tag", action="append", metavar="KEY:VALUE", help="a tag of the experiment (repeat)"
-    )
+    _definition(run.add_argument_group("the experiment (not with --experiment-id)"))
     _how(run)
     run.set_defaults(run=experiments.experiments_run)
 
@@ -220,6 +200,30 @@ def add(group: Any, api: argparse.ArgumentParser) -> None:
     cmp.set_defaults(run=compare.experiments_compare)
 
 
+def _definition(group: Any) -> None:
+    """What an experiment is made with, by ``run`` or ``create`` (a joined run has its own)."""
+    group.add_argument(
+        "--config",
+        type=config_option,
+        metavar="JSON",
+        help="the task's config: a JSON object or @FILE; stored with the experiment",
+    )
+    group.add_argument(
+        "--dataset-version",
+        type=_count(0),
+        metavar="V",
+        help="this version of the dataset (the current one, pinned)",
+    )
+    group.add_argument("--runs", type=_count(1), metavar="N", help="times each record is run (1)")
+    group.add_argument(
+        "--sample-size", type=_count(1), metavar="N", help="only the first N records (all)"
+    )
+    group.add_argument("--description")
+    group.add_argument(
+        "--tag", action="append", metavar="KEY:VALUE", help="a tag of every span (repeat)"
+    )
+
+
 def _sharded(group: Any, api: argparse.ArgumentParser) -> None:
     """``create`` and ``summarize``: the two ends of a sharded run."""
     new = group.add_parser(
@@ -233,26 +237,7 @@ def _sharded(group: Any, api: argparse.ArgumentParser) -> None:
     new.add_argument("--project-id", required=True)
     new.add_argument("--dataset-id", required=True)
     new.add_argument("--name", required=True, help="the experiment's name")
-    new.add_argument(
-        "--config",
-        type=config_option,
-        metavar="JSON",
-        help="the task's config: a JSON object or @FILE",
-    )
-    new.add_argument(
-        "--dataset-version",
-        type=_count(0),
-        metavar="V",
-        help="this version of the dataset (the current one, pinned)",
-    )
-    new.add_argument("--runs", type=_count(1), metavar="N", help="times each record is run (1)")
-    new.add_argument(
-        "--sample-size", type=_count(1), metavar="N", help="only the first N records (all)"
-    )
-    new.add_argument("--description")
-    new.add_argument(
-        "--tag", action="append", metavar="KEY:VALUE", help="a tag of every span (repeat)"
-    )
+    _definition(new)
     new.add_argument("--json", action="store_true", help="print the experiment as JSON")
     new.set_defaults(run=sharded.experiments_create)
 
