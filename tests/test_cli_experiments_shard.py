@@ -98,7 +98,7 @@ async def test_summarize_while_a_shard_is_missing_exits_1_and_names_rows(
     assert "resume" not in doc
     missing = sum(1 for n in range(4, 10) if shard_of(f"rec-{n}", 2) == 1)  # newest 6 first
 
-    early = await _cli(fake, "experiments", "summarize", eid, "--json")
+    early = await _cli(fake, "experiments", "summarize", eid, "--json", "--wait", "0")
     assert early.code == 1, early
     said = json.loads(early.out)
     assert (said["status"], said["missing"], said["expected"]) == ("incomplete", missing, 6)

@@ -262,9 +262,10 @@ def _sharded(group: Any, api: argparse.ArgumentParser) -> None:
     done.add_argument(
         "--wait",
         type=_seconds(zero=True),
-        default=0.0,
+        default=30.0,
         metavar="SECONDS",
-        help="while rows are missing, read them again for up to this long (0)",
+        help="while rows are missing, read them again for up to this long (30: the "
+        "events list can lag the pushes by seconds)",
     )
     done.add_argument("--json", action="store_true", help="print the summary as JSON")
     done.set_defaults(run=sharded.experiments_summarize)

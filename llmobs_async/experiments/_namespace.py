@@ -206,14 +206,16 @@ class Experiments(_Experiments):
         /,
         *,
         summary_evaluators: Sequence[Any] = (),
-        wait: float = 0.0,
+        wait: float = 30.0,
     ) -> ExperimentRun:
         """Complete an experiment whose rows were run by shards: summary, status ``completed``.
 
         Reads the experiment and its records (its pinned version, its
         ``sample_size`` and ``run_count``) and the rows stored. While rows are
         missing (shards still running, or the events list lagging) it reads
-        them again, every 1 s growing to 5 s, for up to ``wait`` seconds; if
+        them again, every 1 s growing to 5 s, for up to ``wait`` seconds (30 by
+        default: the live events list can lag the pushes by seconds, so a
+        summarize right after the shards end would otherwise miss rows); if
         some are still missing it raises
         :class:`~llmobs_async.errors.IncompleteExperimentError` (listing them)
         and leaves the experiment as it is. Otherwise the summary evaluators

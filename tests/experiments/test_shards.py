@@ -226,7 +226,7 @@ async def test_summarize_refuses_while_a_shard_is_missing_and_sends_nothing(
     pushes = len(events_pushes(fake))
     patches = len([r for r in fake.requests if r.method == "PATCH"])
     with pytest.raises(IncompleteExperimentError) as caught:
-        await wait(client.experiments.summarize(eid, summary_evaluators=[Seen()]))
+        await wait(client.experiments.summarize(eid, summary_evaluators=[Seen()], wait=0))
     missing = {RowKey(rid, n) for rid in in_shard(1, 3, data.records) for n in (1, 2)}
     error = caught.value
     assert set(error.missing) == missing and len(error.missing) == len(missing)
